@@ -1,0 +1,73 @@
+import { readdir, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ContentType } from '../config/load.js';
+import { writeFileAtomic } from './atomic-file.js';
+
+export class CursorError extends Error {
+  constructor(
+    readonly file: string,
+    readonly resetCommand: string,
+    detail: string,
+  ) {
+    super(`cursor file ${file} is unreadable (${detail}); inspect it, or start over from the lookback with: ${resetCommand}`);
+    this.name = 'CursorError';
+  }
+}
+
+/**
+ * One JSON file per connector × content type under stateDir/cursors. A cursor records what the
+ * pipeline has acknowledged; it is written only after delivery and never guessed: a corrupt file
+ * stops that task with an error rather than silently restarting from the lookback.
+ */
+export class CursorStore {
+  readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'cursors');
+  }
+
+  file(connector: string, content: ContentType): string {
+    return join(this.dir, `${encodeURIComponent(connector)}.${content}.json`);
+  }
+
+  async load<T>(connector: string, content: ContentType, check: (v: unknown) => v is T): Promise<T | undefined> {
+    const file = this.file(connector, content);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new CursorError(file, resetCommand(connector, content), (e as NodeJS.ErrnoException).code ?? String(e));
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      throw new CursorError(file, resetCommand(connector, content), `not JSON: ${(e as Error).message}`);
+    }
+    if (!check(value)) throw new CursorError(file, resetCommand(connector, content), 'not a cursor of this content type');
+    return value;
+  }
+
+  async save(connector: string, content: ContentType, cursor: unknown): Promise<void> {
+    await writeFileAtomic(this.file(connector, content), JSON.stringify(cursor));
+  }
+
+  /** Deletes the cursor(s); returns the files removed. */
+  async reset(connector: string, content?: ContentType): Promise<string[]> {
+    const removed: string[] = [];
+    const prefix = `${encodeURIComponent(connector)}.`;
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    for (const name of names) {
+      if (!name.startsWith(prefix) || !name.endsWith('.json')) continue;
+      if (content && name !== `${prefix}${content}.json`) continue;
+      await unlink(join(this.dir, name));
+      removed.push(join(this.dir, name));
+    }
+    return removed;
+  }
+}
+
+export function resetCommand(connector: string, content: ContentType): string {
+  return `defender-fluent run --config <file> --reset-cursor ${connector}:${content}`;
+}

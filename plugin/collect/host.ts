@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import { DefenderApiError } from '../defender/errors.js';
+import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
+
+export interface HostCursor {
+  v: 1;
+  /** when the last full refresh was delivered */
+  lastFullRefresh: string;
+  /** machine id → digest of the machine as last delivered */
+  digests: Record<string, string>;
+}
+
+export function isHostCursor(v: unknown): v is HostCursor {
+  const c = v as HostCursor;
+  return !!c && c.v === 1 && typeof c.lastFullRefresh === 'string' && !!c.digests && typeof c.digests === 'object' && !Array.isArray(c.digests);
+}
+
+const digest = (m: Record<string, unknown>): string => createHash('sha1').update(JSON.stringify(m)).digest('base64');
+
+/**
+ * The machine list is a snapshot: read it whole every interval, deliver the machines whose content
+ * changed since the last delivery, and everything every hostFullRefreshHours. A 404 on the first
+ * page means the tenant has no machines.
+ */
+export class HostCollector implements CollectorTask {
+  readonly content = 'host' as const;
+
+  constructor(private readonly pageSize = 10_000) {}
+
+  async poll(ctx: TaskContext): Promise<PollResult> {
+    const { connector, cursors } = ctx;
+    const cursor = await cursors.load(connector.name, 'host', isHostCursor);
+    const now = ctx.clock.now();
+    const full = !cursor || now - Date.parse(cursor.lastFullRefresh) >= connector.hostFullRefreshHours * 3600_000;
+    const previous = full ? {} : cursor!.digests;
+    const digests: Record<string, string> = {};
+    const result: PollResult = { pages: 0, records: 0, cursor: '' };
+    let skip = 0;
+    for (;;) {
+      throwIfStopped(ctx.signal);
+      let value: unknown;
+      try {
+        ({
+          body: { value },
+        } = await ctx.client.request<{ value?: unknown }>({ path: '/api/machines', query: { $top: this.pageSize, $skip: skip } }));
+      } catch (e) {
+        // "404 when there are no recent machines" (get-machines.md); past the first page it is an error.
+        if (e instanceof DefenderApiError && e.status === 404 && skip === 0) value = [];
+        else throw e;
+      }
+      if (!Array.isArray(value)) throw new DefenderApiError('GET /api/machines: response has no "value" array', { errorClass: 'malformed' });
+      const changed: Record<string, unknown>[] = [];
+      let repeated = 0;
+      for (const m of value as Record<string, unknown>[]) {
+        if (!m || typeof m !== 'object' || typeof m.id !== 'string') throw new DefenderApiError('GET /api/machines: a machine without id', { errorClass: 'malformed' });
+        if (digests[m.id] !== undefined) repeated++;
+        const d = digest(m);
+        digests[m.id] = d;
+        if (previous[m.id] !== d) changed.push(m);
+      }
+      if (value.length > 0 && repeated === value.length) {
+        throw new DefenderApiError(`GET /api/machines: page at $skip=${skip} repeats machines already read (paging loop)`, { errorClass: 'paging' });
+      }
+      if (changed.length) await ctx.emit(changed);
+      result.pages++;
+      result.records += changed.length;
+      ctx.progress?.({ pages: result.pages, records: result.records, cursor: `${Object.keys(digests).length} machines` });
+      if (value.length < this.pageSize) break;
+      skip += this.pageSize;
+    }
+    const lastFullRefresh = full ? new Date(now).toISOString() : cursor!.lastFullRefresh;
+    await cursors.save(connector.name, 'host', { v: 1, lastFullRefresh, digests } satisfies HostCursor);
+    result.cursor = `${Object.keys(digests).length} machines, full refresh ${lastFullRefresh}`;
+    return result;
+  }
+}

@@ -1,0 +1,49 @@
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export class LockedError extends Error {
+  constructor(
+    readonly file: string,
+    readonly pid: number,
+  ) {
+    super(`another process (pid ${pid}) holds ${file}; two collectors must not share one stateDir`);
+    this.name = 'LockedError';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * An exclusive lock file holding the owner's pid. A lock left by a dead process (crash, SIGKILL) is
+ * taken over; a live owner makes acquire throw LockedError.
+ */
+export async function acquireLock(dir: string, name: string): Promise<{ file: string; release(): Promise<void> }> {
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, name);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fh = await open(file, 'wx', 0o600);
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      return {
+        file,
+        release: async () => {
+          await unlink(file).catch(() => undefined);
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new LockedError(file, pid);
+      await unlink(file).catch(() => undefined);
+    }
+  }
+  throw new Error(`could not acquire ${file}`);
+}

@@ -1,0 +1,53 @@
+import type { Connector, ContentType } from '../config/load.js';
+import type { Clock } from '../defender/budget.js';
+import type { OutRecord, Sink } from '../output/sink.js';
+import type { RecordMapper } from '../transform/mapper.js';
+
+/** Returns the name of the log filter that drops this record, or undefined to keep it. */
+export type RecordFilter = (content: ContentType, record: Record<string, unknown>) => string | undefined;
+
+export interface TaskCounters {
+  collected: number;
+  filtered: number;
+  /** records delivered marked with transform_error */
+  failed: number;
+  filteredBy: Record<string, number>;
+}
+
+export const newCounters = (): TaskCounters => ({ collected: 0, filtered: 0, failed: 0, filteredBy: {} });
+
+/**
+ * entities → records (current transforms) → log filters → sink. The mapper is looked up per batch
+ * so that a transform reload applies from the next batch on.
+ */
+export function makeEmitter(opts: {
+  connector: Connector;
+  content: ContentType;
+  sink: Sink;
+  mapper: () => RecordMapper;
+  filter?: RecordFilter;
+  tagPrefix: string;
+  clock: Clock;
+  counters: TaskCounters;
+}): (entities: Record<string, unknown>[]) => Promise<void> {
+  const { connector, content, sink, filter, counters } = opts;
+  return async (entities) => {
+    const mapper = opts.mapper();
+    const ctx = { connector: connector.name, tenant: connector.tenant, tagPrefix: opts.tagPrefix, writeTime: opts.clock.now() };
+    const out: OutRecord[] = [];
+    for (const entity of entities) {
+      for (const r of mapper.map(content, entity, ctx)) {
+        const dropper = filter?.(content, r.record);
+        if (dropper !== undefined) {
+          counters.filtered++;
+          counters.filteredBy[dropper] = (counters.filteredBy[dropper] ?? 0) + 1;
+          continue;
+        }
+        if (r.record.transform_error !== undefined) counters.failed++;
+        out.push(r);
+      }
+    }
+    counters.collected += entities.length;
+    if (out.length) await sink.deliver(out);
+  };
+}

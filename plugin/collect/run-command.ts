@@ -1,0 +1,105 @@
+import type { ContentType } from '../config/load.js';
+import { contentTypes } from '../config/load.js';
+import { loadConfigOrReport } from '../config/report.js';
+import { createLogger } from '../log.js';
+import { formatProblem } from '../schema-check.js';
+import { StdoutSink } from '../output/stdout.js';
+import { RawMapper } from '../transform/raw.js';
+import { Collector } from './collector.js';
+import { CursorStore } from './cursor-store.js';
+import { acquireLock, LockedError } from './lock.js';
+
+export interface RunOptions {
+  config: string;
+  once?: boolean;
+  /** connector or connector:content, repeatable */
+  resetCursor?: string[];
+  /** overrides output.type (in_exec runs `run --once --output stdout`) */
+  output?: 'stdout';
+}
+
+function parseReset(spec: string, names: string[]): { connector: string; content?: ContentType } | string {
+  const i = spec.lastIndexOf(':');
+  const connector = i === -1 ? spec : spec.slice(0, i);
+  const content = i === -1 ? undefined : spec.slice(i + 1);
+  if (!names.includes(connector)) return `--reset-cursor ${spec}: no connector named "${connector}" (known: ${names.join(', ')})`;
+  if (content !== undefined && !contentTypes.includes(content as ContentType)) return `--reset-cursor ${spec}: content must be one of ${contentTypes.join(', ')}`;
+  return { connector, content: content as ContentType | undefined };
+}
+
+/** `defender-fluent run`: the collector. Returns the exit code. */
+export async function runCommand(opts: RunOptions): Promise<number> {
+  const loaded = loadConfigOrReport(opts.config);
+  if (!loaded) return 2;
+  const { config } = loaded;
+  const logger = createLogger(config.logLevel);
+  for (const w of loaded.warnings) logger.warn(formatProblem(w));
+
+  let lock;
+  try {
+    lock = await acquireLock(config.stateDir, 'collector.lock');
+  } catch (e) {
+    if (e instanceof LockedError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  try {
+    const cursors = new CursorStore(config.stateDir);
+    for (const spec of opts.resetCursor ?? []) {
+      const parsed = parseReset(spec, config.connectors.map((c) => c.name));
+      if (typeof parsed === 'string') {
+        process.stderr.write(`error: ${parsed}\n`);
+        return 2;
+      }
+      const removed = await cursors.reset(parsed.connector, parsed.content);
+      logger.warn({ removed }, `cursor reset for ${spec}: the next poll starts from the lookback`);
+    }
+
+    const output = opts.output === 'stdout' ? { type: 'stdout' as const, tagPrefix: config.output.tagPrefix } : config.output;
+    const sink = output.type === 'stdout' ? new StdoutSink() : new StdoutSink();
+    const mapper = new RawMapper();
+    const collector = new Collector({ config: { ...config, output }, sink, mapper: () => mapper, logger });
+    const shutdownMs = config.shutdownTimeoutSeconds * 1000;
+
+    let signals = 0;
+    let requestStop!: () => void;
+    const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        logger.warn(`${sig} again: exiting now; unacknowledged work is not committed`);
+        process.exit(130);
+      }
+      logger.info(`${sig}: stopping; waiting up to ${config.shutdownTimeoutSeconds}s for acknowledgements`);
+      requestStop();
+    };
+    // Stop polling, let in-flight batches be acknowledged (and their cursors committed) until the
+    // deadline, then close the sink, which fails what is still unacknowledged: its cursor stays put.
+    const shutdown = async (): Promise<void> => {
+      const stopped = collector.stop();
+      await Promise.race([stopped, new Promise<void>((r) => setTimeout(r, shutdownMs).unref())]);
+      await sink.close(0);
+      await stopped;
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    try {
+      if (opts.once) {
+        const failed = await Promise.race([collector.runOnce(), stopRequested.then(() => shutdown()).then(() => 0)]);
+        await sink.close(shutdownMs);
+        return failed ? 1 : 0;
+      }
+      collector.start();
+      await stopRequested;
+      await shutdown();
+      return 0;
+    } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
+  } finally {
+    await lock.release();
+  }
+}

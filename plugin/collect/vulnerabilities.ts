@@ -1,0 +1,165 @@
+import { DefenderApiError } from '../defender/errors.js';
+import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
+
+const fullPath = '/api/machines/SoftwareVulnerabilitiesByMachine';
+const deltaPath = '/api/machines/SoftwareVulnerabilityChangesByMachine';
+/** the delta API refuses a sinceTime older than 14 days; keep an hour of slack */
+const deltaReachMs = 14 * 24 * 3600_000 - 3600_000;
+
+export interface VulnerabilitiesCursor {
+  v: 1;
+  /** start of the last completed full export; undefined until one completes */
+  baselineAt?: string;
+  /** the delta position: the latest eventTimestamp delivered (or the baseline start) */
+  since?: string;
+  /** id|eventTimestamp|status of delta records delivered at exactly `since` */
+  boundary?: string[];
+  /** a run in progress: the page to resume with after a restart */
+  progress?: { kind: 'full' | 'delta'; startedAt: string; nextLink: string; maxEvent?: string };
+}
+
+export function isVulnerabilitiesCursor(v: unknown): v is VulnerabilitiesCursor {
+  const c = v as VulnerabilitiesCursor;
+  if (!c || c.v !== 1) return false;
+  if (c.progress && (typeof c.progress.nextLink !== 'string' || (c.progress.kind !== 'full' && c.progress.kind !== 'delta'))) return false;
+  return (c.since === undefined || typeof c.since === 'string') && (c.boundary === undefined || Array.isArray(c.boundary));
+}
+
+/** The export timestamps look like "2025-06-10 03:02:19" (UTC, per the docs' examples) or ISO-8601. */
+export function exportTimeMs(value: unknown): number | undefined {
+  if (typeof value !== 'string' || !value) return undefined;
+  const iso = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$/.test(value) ? `${value.replace(' ', 'T')}Z` : value;
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * Vulnerabilities from the export-assessment APIs: a full export (nextLink pages of up to 200 000
+ * records, parsed as a stream), then deltas since the latest eventTimestamp delivered; a full
+ * baseline again every vulnerabilityBaselineDays or when the delta position is older than the
+ * 14 days the API reaches. Progress is saved after every page so a restart resumes mid-export.
+ */
+export class VulnerabilitiesCollector implements CollectorTask {
+  readonly content = 'vulnerabilities' as const;
+
+  constructor(private readonly emitBatch = 5000) {}
+
+  async poll(ctx: TaskContext): Promise<PollResult> {
+    const { connector, cursors } = ctx;
+    let cursor = (await cursors.load(connector.name, 'vulnerabilities', isVulnerabilitiesCursor)) ?? { v: 1 };
+    const now = ctx.clock.now();
+    const result: PollResult = { pages: 0, records: 0, cursor: '' };
+    const baselineDue = !cursor.baselineAt || now - Date.parse(cursor.baselineAt) >= connector.vulnerabilityBaselineDays * 86_400_000;
+    const deltaOutOfReach = !cursor.since || now - Date.parse(cursor.since) >= deltaReachMs;
+    const resumeFull = cursor.progress?.kind === 'full';
+    if (resumeFull || (!cursor.progress && (baselineDue || deltaOutOfReach))) {
+      cursor = await this.full(ctx, cursor, now, result);
+    } else {
+      cursor = await this.delta(ctx, cursor, now, result);
+    }
+    result.cursor = `baseline ${cursor.baselineAt ?? 'none'}, since ${cursor.since ?? 'none'}`;
+    return result;
+  }
+
+  private async full(ctx: TaskContext, cursor: VulnerabilitiesCursor, now: number, result: PollResult): Promise<VulnerabilitiesCursor> {
+    const startedAt = cursor.progress?.kind === 'full' ? cursor.progress.startedAt : new Date(now).toISOString();
+    let link: string | undefined = cursor.progress?.kind === 'full' ? cursor.progress.nextLink : undefined;
+    const first = { path: fullPath, query: { pageSize: ctx.connector.vulnerabilityPageSize } };
+    try {
+      await this.pages(ctx, link ? { path: link } : first, result, async (next) => {
+        const saved: VulnerabilitiesCursor = next
+          ? { ...cursor, progress: { kind: 'full', startedAt, nextLink: next } }
+          : { v: 1, baselineAt: startedAt, since: startedAt, boundary: [] };
+        await ctx.cursors.save(ctx.connector.name, 'vulnerabilities', saved);
+        cursor = saved;
+      });
+    } catch (e) {
+      // A saved page link can expire between runs; start the export over rather than fail forever.
+      if (link && e instanceof DefenderApiError && (e.status === 400 || e.status === 404 || e.status === 410)) {
+        ctx.logger.warn({ connector: ctx.connector.name, err: e }, 'saved export page link no longer valid; restarting the full export');
+        const restarted: VulnerabilitiesCursor = { ...cursor, progress: undefined };
+        await ctx.cursors.save(ctx.connector.name, 'vulnerabilities', restarted);
+        link = undefined;
+        return this.full(ctx, restarted, now, result);
+      }
+      throw e;
+    }
+    return cursor;
+  }
+
+  private async delta(ctx: TaskContext, cursor: VulnerabilitiesCursor, now: number, result: PollResult): Promise<VulnerabilitiesCursor> {
+    const since = cursor.since!;
+    const boundary = new Set(cursor.boundary ?? []);
+    let maxEvent = cursor.progress?.kind === 'delta' ? (cursor.progress.maxEvent ?? since) : since;
+    let maxEventMs = Date.parse(maxEvent);
+    let atMax = new Set<string>();
+    const startedAt = cursor.progress?.startedAt ?? new Date(now).toISOString();
+    const link = cursor.progress?.kind === 'delta' ? cursor.progress.nextLink : undefined;
+    const first = { path: deltaPath, query: { sinceTime: since, pageSize: ctx.connector.vulnerabilityPageSize } };
+    await this.pages(
+      ctx,
+      link ? { path: link } : first,
+      result,
+      async (next) => {
+        const saved: VulnerabilitiesCursor = next
+          ? { ...cursor, progress: { kind: 'delta', startedAt, nextLink: next, maxEvent } }
+          : {
+              v: 1,
+              baselineAt: cursor.baselineAt,
+              since: maxEvent,
+              boundary: maxEvent === since ? [...boundary, ...atMax] : [...atMax],
+            };
+        await ctx.cursors.save(ctx.connector.name, 'vulnerabilities', saved);
+        cursor = saved;
+      },
+      (records) => {
+        const fresh: Record<string, unknown>[] = [];
+        for (const r of records) {
+          const k = `${String(r.id)}|${String(r.eventTimestamp)}|${String(r.status)}`;
+          if (boundary.has(k)) continue;
+          fresh.push(r);
+          const t = exportTimeMs(r.eventTimestamp);
+          if (t === undefined) continue;
+          if (t > maxEventMs) {
+            maxEventMs = t;
+            maxEvent = new Date(t).toISOString();
+            atMax = new Set([k]);
+          } else if (t === maxEventMs) atMax.add(k);
+        }
+        return fresh;
+      },
+    );
+    return cursor;
+  }
+
+  /** Streams every page from `start` on, delivering in slices, calling onPageDone(nextLink) after each page is acknowledged. */
+  private async pages(
+    ctx: TaskContext,
+    start: { path: string; query?: Record<string, string | number> },
+    result: PollResult,
+    onPageDone: (nextLink: string | undefined) => Promise<void>,
+    select: (records: Record<string, unknown>[]) => Record<string, unknown>[] = (r) => r,
+  ): Promise<void> {
+    const linksSeen = new Set<string>();
+    let request = start;
+    for (;;) {
+      throwIfStopped(ctx.signal);
+      const page = await ctx.client.streamPage({ ...request, family: 'export' }, this.emitBatch, async (items) => {
+        const fresh = select(items);
+        if (fresh.length) await ctx.emit(fresh);
+        result.records += fresh.length;
+      });
+      result.pages++;
+      const next = page.nextLink || undefined;
+      if (next) {
+        if (linksSeen.has(next)) throw new DefenderApiError(`${start.path}: @odata.nextLink repeats a link already followed (paging loop)`, { errorClass: 'paging' });
+        linksSeen.add(next);
+        ctx.client.url(next);
+      }
+      await onPageDone(next);
+      ctx.progress?.({ pages: result.pages, records: result.records, cursor: next ? 'paging' : 'done' });
+      if (!next) return;
+      request = { path: next };
+    }
+  }
+}

@@ -1,0 +1,30 @@
+import { formatProblem, type Problem } from '../schema-check.js';
+import { checkConfigText } from './load.js';
+import { readFileSync } from 'node:fs';
+import { reportProblems } from './report.js';
+
+/** `defender-fluent validate`: every problem at once; exit 0 when valid, 2 when not. */
+export async function validateCommand(opts: { config?: string }, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const problems: Problem[] = [];
+  const warnings: Problem[] = [];
+  if (opts.config) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(opts.config, 'utf8');
+    } catch (e) {
+      problems.push({ file: opts.config, pointer: '', message: `cannot read config file: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+    }
+    if (text !== undefined) {
+      const checked = checkConfigText(opts.config, text);
+      problems.push(...checked.problems);
+      warnings.push(...checked.warnings);
+    }
+  }
+  for (const w of warnings) err.write(`warning: ${formatProblem(w)}\n`);
+  if (problems.length) {
+    reportProblems(problems, err);
+    return 2;
+  }
+  out.write(`valid${opts.config ? `: ${opts.config}` : ''}\n`);
+  return 0;
+}

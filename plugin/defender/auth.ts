@@ -1,0 +1,156 @@
+import { ConfidentialClientApplication, LogLevel, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
+import type https from 'node:https';
+import type { Connector } from '../config/load.js';
+import { registerSecret, type Logger } from '../log.js';
+import { TokenError } from './errors.js';
+import { createAgent, send, transportError, transportErrorClass } from './http.js';
+
+export const defenderScope = 'https://api.securitycenter.microsoft.com/.default';
+
+/** MSAL's HTTP goes through node-fetch with the connector's agent (proxy, extra CA, keep-alive). */
+class FetchNetworkClient implements INetworkModule {
+  /** MSAL replaces transport failures with a bare network_error; keep the real one for the message. */
+  lastTransportError?: unknown;
+
+  constructor(
+    private readonly agent: https.Agent,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private async call<T>(method: 'GET' | 'POST', url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    let res;
+    let text: string;
+    try {
+      res = await send(url, { method, headers: options?.headers, body: options?.body, agent: this.agent, timeoutMs: this.timeoutMs });
+      text = await res.text();
+      this.lastTransportError = undefined;
+    } catch (e) {
+      this.lastTransportError = e;
+      throw e;
+    }
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : {};
+    } catch {
+      body = { error: 'invalid_response', error_description: `authority answered ${res.status} with a body that is not JSON` };
+    }
+    const headers: Record<string, string> = {};
+    res.headers.forEach((v, k) => (headers[k] = v));
+    return { headers, body: body as T, status: res.status };
+  }
+
+  sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.call<T>('GET', url, options);
+  }
+
+  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.call<T>('POST', url, options);
+  }
+}
+
+function toTokenError(e: unknown, authority: string, transport: unknown): TokenError {
+  const err = e as { errorCode?: string; errorMessage?: string; message?: string; subError?: string; code?: string; cause?: unknown };
+  const text = `${err?.errorMessage ?? ''} ${err?.message ?? ''}`;
+  const aadsts = /AADSTS\d+/.exec(text)?.[0];
+  if (aadsts) {
+    return new TokenError(`token request refused by ${authority}: ${firstLine(err.errorMessage ?? err.message ?? '')}`, { errorClass: 'auth', aadsts, cause: e });
+  }
+  // MSAL wraps transport failures; dig out the Node error so DNS/TLS/timeouts are told apart.
+  const inner = findTransportCause(e) ?? (err?.errorCode === 'network_error' ? transport : undefined);
+  if (inner) {
+    const t = transportError(inner, `token request to ${authority}`);
+    return new TokenError(t.message, { errorClass: transportErrorClass(inner), code: t.code, cause: e });
+  }
+  return new TokenError(`token request to ${authority} failed: ${err?.errorCode ?? ''} ${firstLine(err?.errorMessage ?? err?.message ?? String(e))}`.trim(), {
+    errorClass: 'auth',
+    code: err?.errorCode,
+    cause: e,
+  });
+}
+
+function firstLine(s: string): string {
+  return s.split(/\r?\n/)[0]!.trim();
+}
+
+function findTransportCause(e: unknown): unknown {
+  let cur: unknown = e;
+  for (let i = 0; i < 5 && cur; i++) {
+    const c = cur as { name?: string; code?: string; type?: string; cause?: unknown };
+    if (c.name === 'FetchError' || c.name === 'AbortError' || c.name === 'TimeoutError' || (typeof c.code === 'string' && /^E[A-Z]+|^CERT_|^UNABLE_TO|^DEPTH_ZERO|^ERR_TLS/.test(c.code))) return cur;
+    cur = c.cause;
+  }
+  return undefined;
+}
+
+/**
+ * Client-credentials tokens for one connector. MSAL caches the token and renews it ahead of expiry
+ * (5 minutes by default); concurrent callers share one in-flight acquisition.
+ */
+export class TokenProvider {
+  private readonly app: ConfidentialClientApplication;
+  private readonly network: FetchNetworkClient;
+  private readonly authority: string;
+  private inflight?: Promise<string>;
+  private lastToken?: string;
+  private renewalCount = 0;
+
+  constructor(
+    readonly connector: Connector,
+    opts: { logger?: Logger; agent?: https.Agent } = {},
+  ) {
+    registerSecret(connector.clientSecret);
+    this.authority = `${connector.authorityUrl}/${connector.directoryId}`;
+    const agent = opts.agent ?? createAgent(connector.authorityUrl, connector);
+    const host = new URL(connector.authorityUrl).host;
+    const documented = host === 'login.microsoftonline.com' || host === 'login.microsoftonline.us';
+    const log = opts.logger;
+    this.network = new FetchNetworkClient(agent, connector.requestTimeoutSeconds * 1000);
+    this.app = new ConfidentialClientApplication({
+      auth: {
+        clientId: connector.clientId,
+        clientSecret: connector.clientSecret,
+        authority: this.authority,
+        // A custom authority (emulator, proxy) is trusted as configured; Microsoft's own are discovered.
+        ...(documented ? {} : { knownAuthorities: [host] }),
+      },
+      system: {
+        networkClient: this.network,
+        loggerOptions: {
+          piiLoggingEnabled: false,
+          logLevel: LogLevel.Warning,
+          loggerCallback: (level, message) => {
+            if (level <= LogLevel.Warning) log?.warn({ connector: connector.name, msal: message }, 'msal');
+          },
+        },
+      },
+    });
+  }
+
+  /** Number of tokens fetched from the authority (not served from cache). */
+  get renewals(): number {
+    return this.renewalCount;
+  }
+
+  getToken(opts: { forceRefresh?: boolean } = {}): Promise<string> {
+    if (this.inflight && !opts.forceRefresh) return this.inflight;
+    const p = this.acquire(opts.forceRefresh ?? false).finally(() => {
+      if (this.inflight === p) this.inflight = undefined;
+    });
+    this.inflight = p;
+    return p;
+  }
+
+  private async acquire(forceRefresh: boolean): Promise<string> {
+    let result;
+    try {
+      result = await this.app.acquireTokenByClientCredential({ scopes: [defenderScope], skipCache: forceRefresh });
+    } catch (e) {
+      throw toTokenError(e, this.authority, this.network.lastTransportError);
+    }
+    if (!result?.accessToken) throw new TokenError(`token request to ${this.authority} returned no access token`, { errorClass: 'auth' });
+    if (result.accessToken !== this.lastToken) this.renewalCount++;
+    this.lastToken = result.accessToken;
+    registerSecret(result.accessToken);
+    return result.accessToken;
+  }
+}

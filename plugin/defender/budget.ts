@@ -1,0 +1,85 @@
+/** Clock seam: tests drive it with @sinonjs/fake-timers through the globals. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+export type ApiFamily = 'standard' | 'export';
+
+/**
+ * Documented limits (defender-api.md §3–§6), paced a little below so that network latency between
+ * our send time and Defender's count never tips a window over: 100/min & 1 500/h for the OData
+ * APIs, 30/min & 1 000/h for the export-assessment APIs.
+ */
+export const familyLimits: Record<ApiFamily, { perMinute: number; perHour: number }> = {
+  standard: { perMinute: 98, perHour: 1480 },
+  export: { perMinute: 29, perHour: 990 },
+};
+
+const minute = 60_000;
+const hour = 3_600_000;
+
+/**
+ * A sliding-window budget: at most perMinute calls in any 60 s and perHour in any hour, counted at
+ * the moment a call is let through. Callers queue in order; no call is ever let through early.
+ */
+export class RateBudget {
+  private readonly sent: number[] = [];
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly perMinute: number,
+    readonly perHour: number,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  /** Resolves when one more call fits in both windows; the call is counted then. */
+  acquire(): Promise<void> {
+    const next = this.queue.then(() => this.waitForSlot());
+    this.queue = next;
+    return next;
+  }
+
+  /** How long a caller arriving now would wait, in ms (for status and progress lines). */
+  waitMs(): number {
+    return this.delayAt(this.clock.now());
+  }
+
+  private delayAt(now: number): number {
+    while (this.sent.length && this.sent[0]! <= now - hour) this.sent.shift();
+    let wait = 0;
+    if (this.sent.length >= this.perHour) wait = Math.max(wait, this.sent[this.sent.length - this.perHour]! + hour - now);
+    const inMinute = this.countSince(now - minute);
+    if (inMinute >= this.perMinute) wait = Math.max(wait, this.sent[this.sent.length - this.perMinute]! + minute - now);
+    return wait;
+  }
+
+  private countSince(t: number): number {
+    // sent is sorted: binary search for the first entry after t
+    let lo = 0;
+    let hi = this.sent.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.sent[mid]! > t) hi = mid;
+      else lo = mid + 1;
+    }
+    return this.sent.length - lo;
+  }
+
+  private async waitForSlot(): Promise<void> {
+    for (;;) {
+      const now = this.clock.now();
+      const wait = this.delayAt(now);
+      if (wait <= 0) {
+        this.sent.push(now);
+        return;
+      }
+      await this.clock.sleep(wait);
+    }
+  }
+}

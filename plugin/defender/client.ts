@@ -1,0 +1,236 @@
+import type https from 'node:https';
+import type { Response } from 'node-fetch';
+import type { Connector } from '../config/load.js';
+import type { Logger } from '../log.js';
+import { TokenProvider } from './auth.js';
+import { type ApiFamily, type Clock, familyLimits, RateBudget, systemClock } from './budget.js';
+import { DefenderApiError, type DefenderErrorBody, type ErrorClass } from './errors.js';
+import { createAgent, send, transportError } from './http.js';
+import { MalformedPageError, PageSplitter } from './page-stream.js';
+import { backoffMs, parseRetryAfter, retryPolicy } from './retry.js';
+
+export type { ApiFamily };
+
+export interface RequestOptions {
+  method?: 'GET' | 'POST';
+  /** '/api/…' joined to the connector's API origin, or an absolute URL on that same origin */
+  path: string;
+  query?: Record<string, string | number>;
+  body?: unknown;
+  family?: ApiFamily;
+  /** false: exactly one attempt (the `test` command, and POSTs that must not repeat) */
+  retry?: boolean;
+}
+
+export interface ClientEvents {
+  onThrottled?(family: ApiFamily, retryAfterMs: number): void;
+  onCall?(family: ApiFamily, status: number | undefined): void;
+}
+
+function statusClass(status: number): ErrorClass {
+  if (status === 400) return 'bad_request';
+  if (status === 401) return 'auth';
+  if (status === 403) return 'permission';
+  if (status === 404) return 'not_found';
+  if (status === 429) return 'throttled';
+  if (status >= 500) return 'server';
+  return 'bad_request';
+}
+
+async function errorFromResponse(res: Response, request: string): Promise<DefenderApiError> {
+  let body: DefenderErrorBody = {};
+  const text = await res.text().catch(() => '');
+  try {
+    body = (JSON.parse(text) as { error?: DefenderErrorBody }).error ?? {};
+  } catch {
+    /* not Defender's envelope: status alone tells */
+  }
+  const retryAfterMs = res.status === 429 ? parseRetryAfter(res.headers.get('retry-after')) : undefined;
+  const detail = [body.code, body.message].filter(Boolean).join(': ');
+  return new DefenderApiError(`${request}: HTTP ${res.status}${detail ? ` ${detail}` : ''}${body.target ? ` (correlation id ${body.target})` : ''}`, {
+    errorClass: statusClass(res.status),
+    status: res.status,
+    code: body.code,
+    target: body.target,
+    retryAfterMs,
+    request,
+  });
+}
+
+/**
+ * The Defender API for one connector: tokens, the rate budget per API family, retries, and JSON or
+ * streamed pages. Every call any part of the product makes to Defender goes through here.
+ */
+export class DefenderClient {
+  readonly tokens: TokenProvider;
+  private readonly agent: https.Agent;
+  private readonly budgets: Record<ApiFamily, RateBudget>;
+  private readonly timeoutMs: number;
+  private readonly clock: Clock;
+  private readonly logger?: Logger;
+  private readonly events: ClientEvents;
+  private readonly random: () => number;
+
+  constructor(
+    readonly connector: Connector,
+    opts: { logger?: Logger; tokens?: TokenProvider; clock?: Clock; events?: ClientEvents; random?: () => number } = {},
+  ) {
+    this.agent = createAgent(connector.apiBaseUrl, connector);
+    this.tokens = opts.tokens ?? new TokenProvider(connector, { logger: opts.logger });
+    this.clock = opts.clock ?? systemClock;
+    this.budgets = {
+      standard: new RateBudget(familyLimits.standard.perMinute, familyLimits.standard.perHour, this.clock),
+      export: new RateBudget(familyLimits.export.perMinute, familyLimits.export.perHour, this.clock),
+    };
+    this.timeoutMs = connector.requestTimeoutSeconds * 1000;
+    this.logger = opts.logger;
+    this.events = opts.events ?? {};
+    this.random = opts.random ?? Math.random;
+  }
+
+  budget(family: ApiFamily): RateBudget {
+    return this.budgets[family];
+  }
+
+  /** Resolves a path or nextLink to a URL on the configured origin; anything else is refused. */
+  url(path: string, query?: Record<string, string | number>): URL {
+    const url = new URL(path, this.connector.apiBaseUrl);
+    if (url.origin !== this.connector.apiBaseUrl) {
+      throw new DefenderApiError(`refusing to follow a link to ${url.origin}: only ${this.connector.apiBaseUrl} is configured`, { errorClass: 'paging' });
+    }
+    for (const [k, v] of Object.entries(query ?? {})) url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  async request<T = unknown>(opts: RequestOptions): Promise<{ status: number; body: T; headers: Response['headers'] }> {
+    const res = await this.send(opts, this.timeoutMs);
+    const text = await res.text().catch((e: unknown) => {
+      throw transportError(e, `${opts.method ?? 'GET'} ${new URL(res.url).pathname}`);
+    });
+    if (!text) return { status: res.status, body: undefined as T, headers: res.headers };
+    try {
+      return { status: res.status, body: JSON.parse(text) as T, headers: res.headers };
+    } catch {
+      throw new DefenderApiError(`${opts.method ?? 'GET'} ${new URL(res.url).pathname}: HTTP ${res.status} body is not valid JSON (${text.length} bytes${text.length ? `, starts ${JSON.stringify(text.slice(0, 40))}` : ''})`, {
+        errorClass: 'malformed',
+        status: res.status,
+      });
+    }
+  }
+
+  /**
+   * GETs one page and streams its `value` items to onItems in slices of `batch`, awaiting each
+   * (backpressure: the socket is not read while the sink is busy). Returns the page's @odata.nextLink
+   * and item count. A truncated or malformed body throws a 'malformed' DefenderApiError.
+   */
+  async streamPage(
+    opts: Omit<RequestOptions, 'method' | 'body'>,
+    batch: number,
+    onItems: (items: Record<string, unknown>[]) => Promise<void>,
+  ): Promise<{ nextLink?: string; count: number; status: number }> {
+    const idle = new AbortController();
+    const res = await this.send(opts, this.timeoutMs, idle);
+    const request = `GET ${new URL(res.url).pathname}`;
+    const splitter = new PageSplitter();
+    let pending: Record<string, unknown>[] = [];
+    // An idle timer, not a total deadline: a 200 000-record page may take minutes to drain into a slow pipeline.
+    let timer = setTimeout(() => idle.abort(), this.timeoutMs);
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        clearTimeout(timer);
+        for (const item of splitter.push(chunk)) {
+          if (!item || typeof item !== 'object' || Array.isArray(item)) throw new MalformedPageError(`item ${splitter.count} is not an object`);
+          pending.push(item as Record<string, unknown>);
+          if (pending.length >= batch) {
+            const out = pending;
+            pending = [];
+            await onItems(out);
+          }
+        }
+        timer = setTimeout(() => idle.abort(), this.timeoutMs);
+      }
+      splitter.end();
+    } catch (e) {
+      if (e instanceof MalformedPageError) throw new DefenderApiError(`${request}: ${e.message}`, { errorClass: 'malformed', status: res.status, request });
+      if (e instanceof DefenderApiError) throw e;
+      // the sink's own failure (e.g. closed on shutdown) passes through untouched
+      if (!isTransportFailure(e)) throw e;
+      throw new DefenderApiError(`${request}: response cut short after ${splitter.bytes} bytes (${(e as Error).message})`, { errorClass: 'malformed', status: res.status, request, cause: e });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (pending.length) await onItems(pending);
+    const next = splitter.meta['@odata.nextLink'];
+    if (next !== undefined && typeof next !== 'string') throw new DefenderApiError(`${request}: @odata.nextLink is not a string`, { errorClass: 'malformed', request });
+    return { nextLink: next, count: splitter.count, status: res.status };
+  }
+
+  /** Sends with token, budget and retries; returns a 2xx response whose body is not yet read. */
+  private async send(opts: RequestOptions, timeoutMs: number, abort?: AbortController): Promise<Response> {
+    const method = opts.method ?? 'GET';
+    const family = opts.family ?? 'standard';
+    const url = this.url(opts.path, opts.query);
+    const request = `${method} ${url.pathname}`;
+    const retry = opts.retry ?? true;
+    let transient = 0;
+    let throttled = 0;
+    let reauthed = false;
+    for (;;) {
+      await this.budgets[family].acquire();
+      const token = await this.tokens.getToken(reauthed ? { forceRefresh: true } : {});
+      let res: Response;
+      try {
+        res = await send(url.toString(), {
+          method,
+          agent: this.agent,
+          timeoutMs: abort ? 24 * 3600_000 : timeoutMs,
+          ...(abort ? { signal: abort.signal } : {}),
+          headers: { Authorization: `Bearer ${token}`, ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+          body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+        });
+      } catch (e) {
+        const err = transportError(e, request);
+        this.events.onCall?.(family, undefined);
+        // A POST that may have reached Defender is not repeated; a GET is.
+        if (retry && method === 'GET' && transient < retryPolicy.maxTransientRetries) {
+          await this.pause(backoffMs(transient++, this.random), err);
+          continue;
+        }
+        throw err;
+      }
+      this.events.onCall?.(family, res.status);
+      if (res.ok) return res;
+      const err = await errorFromResponse(res, request);
+      if (res.status === 401 && !reauthed) {
+        // One re-acquire: the token may have been revoked or rotated before its expiry.
+        reauthed = true;
+        continue;
+      }
+      if (res.status === 429) {
+        const wait = err.retryAfterMs ?? retryPolicy.defaultRetryAfterMs;
+        this.events.onThrottled?.(family, wait);
+        // A throttled call was not executed, so even a POST may be repeated.
+        if (retry && throttled++ < retryPolicy.maxThrottleRetries) {
+          await this.pause(wait, err);
+          continue;
+        }
+        throw err;
+      }
+      if (res.status >= 500 && retry && method === 'GET' && transient < retryPolicy.maxTransientRetries) {
+        await this.pause(backoffMs(transient++, this.random), err);
+        continue;
+      }
+      throw err;
+    }
+  }
+
+  private async pause(ms: number, why: DefenderApiError): Promise<void> {
+    this.logger?.warn({ connector: this.connector.name, err: why, waitMs: ms }, 'Defender call failed; retrying');
+    await this.clock.sleep(ms);
+  }
+}
+
+function isTransportFailure(e: unknown): boolean {
+  const err = e as { name?: string; type?: string; code?: string };
+  return err?.name === 'FetchError' || err?.name === 'AbortError' || err?.type === 'aborted' || typeof err?.code === 'string';
+}

@@ -1,0 +1,72 @@
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import fetch, { type RequestInit, type Response } from 'node-fetch';
+import { userAgent } from '../paths.js';
+import { DefenderApiError, type ErrorClass } from './errors.js';
+
+export interface HttpOptions {
+  /** extra CA (PEM file) trusted besides the system roots: emulators, TLS-inspecting proxies */
+  caFile?: string;
+  /** proxy URL; defaults to HTTPS_PROXY / https_proxy unless NO_PROXY covers the host */
+  proxy?: string;
+  timeoutMs: number;
+}
+
+function proxyFor(target: URL, explicit: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  if (explicit) return explicit;
+  const fromEnv = env.HTTPS_PROXY ?? env.https_proxy;
+  if (!fromEnv) return undefined;
+  const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const host = target.hostname.toLowerCase();
+  if (noProxy.some((n) => n === '*' || host === n.replace(/^\./, '') || host.endsWith(n.startsWith('.') ? n : `.${n}`))) return undefined;
+  return fromEnv;
+}
+
+/**
+ * One keep-alive agent per connector and origin: TLS sessions and sockets are reused across polls
+ * (the API allows 100 calls/min; a new TLS handshake for each would waste most of the time).
+ */
+export function createAgent(origin: string, opts: Pick<HttpOptions, 'caFile' | 'proxy'>, env = process.env): https.Agent {
+  const ca = opts.caFile ? [...rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined;
+  const proxy = proxyFor(new URL(origin), opts.proxy, env);
+  if (proxy) return new HttpsProxyAgent(proxy, { keepAlive: true, ca }) as unknown as https.Agent;
+  return new https.Agent({ keepAlive: true, maxSockets: 8, ca });
+}
+
+const tlsCodes = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS|ERR_SSL|HOSTNAME_MISMATCH|ERR_CERT)/;
+
+/** Maps a transport failure (no HTTP status) to an error class. */
+export function transportErrorClass(e: unknown): ErrorClass {
+  const err = e as { name?: string; code?: string; type?: string; cause?: { code?: string } };
+  if (err?.name === 'AbortError' || err?.name === 'TimeoutError' || err?.type === 'aborted') return 'timeout';
+  const code = err?.code ?? err?.cause?.code ?? '';
+  if (tlsCodes.test(code)) return 'tls';
+  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') return 'timeout';
+  return 'network';
+}
+
+export function transportError(e: unknown, request: string): DefenderApiError {
+  const errorClass = transportErrorClass(e);
+  const err = e as { code?: string; message?: string; cause?: { code?: string } };
+  const code = err?.code ?? err?.cause?.code;
+  const what =
+    errorClass === 'timeout'
+      ? 'timed out'
+      : errorClass === 'tls'
+        ? `TLS failure (${code}): check caFile, or a TLS-inspecting proxy`
+        : `network error (${code ?? err?.message ?? 'unknown'})`;
+  return new DefenderApiError(`${request}: ${what}`, { errorClass, code, request, cause: e });
+}
+
+/** fetch with our User-Agent, agent and a per-request deadline covering headers and body. */
+export async function send(url: string, init: RequestInit & { agent: https.Agent; timeoutMs: number }): Promise<Response> {
+  const { timeoutMs, ...rest } = init;
+  return fetch(url, {
+    ...rest,
+    headers: { 'User-Agent': userAgent, Accept: 'application/json', ...(rest.headers as Record<string, string> | undefined) },
+    signal: AbortSignal.timeout(timeoutMs),
+    compress: true,
+  });
+}

