@@ -70,7 +70,7 @@ export class AlertsCollector implements CollectorTask {
     result: PollResult,
   ): Promise<Set<string>> {
     const { pageSize, pageMargin } = this.opts;
-    const margin = Math.min(pageMargin, Math.floor(pageSize / 10));
+    const margin = Math.min(pageMargin, pageSize - 1);
     const filter = `lastUpdateTime ge ${new Date(windowStart).toISOString()} and lastUpdateTime lt ${new Date(windowEnd).toISOString()}`;
     const nextCarry = new Set<string>();
     const carryFrom = windowEnd - overlapMs;

@@ -71,7 +71,7 @@ export class Collector {
     const tagPrefix = opts.config.output.tagPrefix;
     for (const connector of opts.config.connectors) {
       if (!connector.functions.includes('collect')) continue;
-      const client = opts.clientFor?.(connector) ?? new DefenderClient(connector, { logger: opts.logger });
+      const client = opts.clientFor?.(connector) ?? new DefenderClient(connector, { logger: opts.logger, clock: this.clock });
       const filter = opts.filterFor?.(connector);
       for (const content of connector.contentTypes) {
         const counters = newCounters();

@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import nock from 'nock';
+import { AlertsCollector, type AlertsCursor } from '../plugin/collect/alerts.js';
+import { CursorStore } from '../plugin/collect/cursor-store.js';
+import { testConfig } from './helpers/connector.js';
+import { fakeJwt, nockTokens, tokenReply } from './helpers/entra.js';
+import { alert, nockAlertsApi } from './helpers/odata-api.js';
+import { pollOnce } from './helpers/collect.js';
+
+const now = Date.parse('2026-03-01T12:00:00Z');
+const iso = (msAgo: number) => new Date(now - msAgo).toISOString();
+const min = 60_000;
+const hour = 60 * min;
+
+function alertsConfig(extra: Record<string, unknown> = {}) {
+  return testConfig({ contentTypes: ['alerts'], lookbackHours: 3, ...extra });
+}
+
+function cursorOf(config: ReturnType<typeof testConfig>): AlertsCursor {
+  return JSON.parse(readFileSync(new CursorStore(config.stateDir).file('acme-mde', 'alerts'), 'utf8')) as AlertsCursor;
+}
+
+const ids = (records: Record<string, unknown>[]) => records.map((r) => `${String(r.id)}@${String(r.lastUpdateTime)}`).sort();
+
+describe('alerts collection', () => {
+  beforeEach(() => {
+    nock.disableNetConnect();
+    nockTokens([tokenReply(fakeJwt({ roles: ['Alert.Read.All'] }))]);
+  });
+  afterEach(() => {
+    nock.cleanAll();
+    nock.enableNetConnect();
+  });
+
+  it('first start reads the lookback, with evidence, in one pinned window', async () => {
+    const config = alertsConfig();
+    const inside = [alert(iso(2 * hour)), alert(iso(1 * min)), alert(iso(3 * hour - 1000), { evidence: [] })];
+    const outside = [alert(iso(3 * hour + 1000))];
+    const served = nockAlertsApi([...inside, ...outside]);
+    const { sink, failed } = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+    assert.equal(failed, 0);
+    assert.deepEqual(ids(sink.records()), ids(inside));
+    assert.equal(served.length, 1);
+    assert.equal(served[0]!.filter, `lastUpdateTime ge ${iso(3 * hour)} and lastUpdateTime lt ${iso(0)}`);
+    assert.equal(cursorOf(config).watermark, iso(0));
+    assert.ok(sink.received.every((r) => r.tag === 'microsoft_defender.syslog.alerts'));
+  });
+
+  it('pages with $top/$skip until a short page, all pages of a window share its end, ties on lastUpdateTime lose nothing', async () => {
+    const config = alertsConfig();
+    const tie = iso(30 * min);
+    const alerts = Array.from({ length: 11 }, (_, i) => alert(i % 2 ? tie : iso((i + 1) * min)));
+    const served = nockAlertsApi(alerts);
+    const { sink } = await pollOnce(config, new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+    assert.deepEqual(ids(sink.records()), ids(alerts));
+    assert.deepEqual(
+      served.map((p) => [p.skip, p.count]),
+      [
+        [0, 4],
+        [4, 4],
+        [8, 3],
+      ],
+    );
+    assert.equal(new Set(served.map((p) => p.filter)).size, 1, 'window end pinned across pages');
+  });
+
+  it('re-reads a margin of each page so an alert leaving the window mid-paging cannot shift another out of sight', async () => {
+    const config = alertsConfig();
+    const alerts = Array.from({ length: 9 }, (_, i) => alert(iso((i + 1) * min)));
+    const original = [...alerts];
+    // After the first page, alert 0 is updated (its lastUpdateTime moves past the window end):
+    // every later alert shifts one place up in the result set.
+    const served = nockAlertsApi(alerts, {
+      mutate: (page) => {
+        if (page === 1) alerts[0] = { ...alerts[0]!, lastUpdateTime: new Date(now + min).toISOString(), status: 'Resolved' };
+      },
+    });
+    const { sink } = await pollOnce(config, new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 1 }), { now });
+    assert.deepEqual(ids(sink.records()), ids(original), 'every alert of the window arrives exactly once');
+    assert.deepEqual(
+      served.map((p) => p.skip),
+      [0, 3, 6],
+    );
+  });
+
+  it('a restart resumes from the cursor: overlap re-read, delivered versions skipped, updated versions delivered', async () => {
+    const config = alertsConfig({ alertOverlapMinutes: 5 });
+    const a = alert(iso(2 * min));
+    const b = alert(iso(10 * min));
+    nockAlertsApi([a, b]);
+    await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+    const first = cursorOf(config);
+    assert.deepEqual(first.seen, [`${String(a.id)}|${String(a.lastUpdateTime)}`], 'only alerts inside the overlap are carried');
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    const later = now + 10 * min;
+    const late = alert(new Date(now - 1 * min).toISOString()); // indexed late: older than the watermark, inside the overlap
+    const updatedA = { ...a, status: 'Resolved', lastUpdateTime: new Date(now + 3 * min).toISOString() };
+    const served = nockAlertsApi([a, b, late, updatedA]);
+    const { sink } = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now: later });
+    assert.deepEqual(ids(sink.records()), ids([late, updatedA]));
+    assert.equal(served[0]!.filter, `lastUpdateTime ge ${new Date(now - 5 * min).toISOString()} and lastUpdateTime lt ${new Date(later).toISOString()}`);
+  });
+
+  it('a long catch-up is split into windows, each committed after delivery', async () => {
+    const config = alertsConfig({ lookbackHours: 50 });
+    const alerts = [alert(iso(49 * hour)), alert(iso(30 * hour)), alert(iso(1 * hour))];
+    const served = nockAlertsApi(alerts);
+    const { sink } = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+    assert.deepEqual(ids(sink.records()), ids(alerts));
+    assert.equal(served.length, 3);
+    assert.equal(cursorOf(config).watermark, iso(0));
+  });
+
+  it('the cursor does not move when the pipeline does not acknowledge', async () => {
+    const config = alertsConfig();
+    nockAlertsApi([alert(iso(5 * min))]);
+    const { MemorySink } = await import('./helpers/memory-sink.js');
+    const sink = new MemorySink();
+    sink.failWith = new Error('pipeline down');
+    const { failed, states } = await pollOnce(config, new AlertsCollector(), { now, sink });
+    assert.equal(failed, 1);
+    assert.match(states[0]!.lastError!.message, /pipeline down/);
+    assert.throws(() => cursorOf(config), /ENOENT/);
+  });
+
+  it('an API failure mid-window keeps the previous cursor', async () => {
+    const config = alertsConfig();
+    const store = new CursorStore(config.stateDir);
+    const before: AlertsCursor = { v: 1, watermark: iso(1 * hour), seen: [] };
+    await store.save('acme-mde', 'alerts', before);
+    nock('https://api-us.securitycenter.microsoft.com').get('/api/alerts').query(true).reply(200, { value: Array.from({ length: 2 }, () => alert(iso(30 * min))) });
+    nock('https://api-us.securitycenter.microsoft.com').get('/api/alerts').query(true).reply(403, { error: { code: 'Forbidden', message: 'no', target: 'x' } });
+    const { failed, sink } = await pollOnce(config, new AlertsCollector({ pageSize: 2, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+    assert.equal(failed, 1);
+    assert.equal(sink.received.length, 2, 'the first page was delivered (at-least-once)');
+    assert.deepEqual(cursorOf(config), before);
+  });
+
+  it('follows @odata.nextLink when present and stops on a repeated link', async () => {
+    const config = alertsConfig();
+    const origin = 'https://api-us.securitycenter.microsoft.com';
+    const p1 = [alert(iso(5 * min))];
+    const p2 = [alert(iso(6 * min))];
+    nock(origin).get('/api/alerts').query(true).reply(200, { value: p1, '@odata.nextLink': `${origin}/api/alerts?$skiptoken=2` });
+    nock(origin).get('/api/alerts').query({ $skiptoken: '2' }).reply(200, { value: p2 });
+    const { sink } = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+    assert.deepEqual(ids(sink.records()), ids([...p1, ...p2]));
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    const config2 = alertsConfig();
+    nock(origin).get('/api/alerts').query(true).times(3).reply(200, { value: [alert(iso(5 * min))], '@odata.nextLink': `${origin}/api/alerts?$skiptoken=same` });
+    const run = await pollOnce(config2, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+    assert.equal(run.failed, 1);
+    assert.match(run.states[0]!.lastError!.message, /paging loop/);
+  });
+
+  it('refuses a nextLink to another host', async () => {
+    const config = alertsConfig();
+    nock('https://api-us.securitycenter.microsoft.com').get('/api/alerts').query(true).reply(200, { value: [], '@odata.nextLink': 'https://attacker.example/api/alerts' });
+    const run = await pollOnce(config, new AlertsCollector(), { now });
+    assert.equal(run.failed, 1);
+    assert.equal(run.states[0]!.lastError!.class, 'paging');
+  });
+
+  it('stops when the server ignores $skip instead of looping', async () => {
+    const config = alertsConfig();
+    const page = Array.from({ length: 4 }, (_, i) => alert(iso((i + 1) * min)));
+    nock('https://api-us.securitycenter.microsoft.com').get('/api/alerts').query(true).times(3).reply(200, { value: page });
+    const run = await pollOnce(config, new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+    assert.equal(run.failed, 1);
+    assert.match(run.states[0]!.lastError!.message, /repeats the previous page/);
+    assert.equal(run.sink.received.length, 4);
+  });
+
+  it('a corrupt cursor is an error naming the file and the reset command, not a silent lookback', async () => {
+    const config = alertsConfig();
+    const file = new CursorStore(config.stateDir).file('acme-mde', 'alerts');
+    await new CursorStore(config.stateDir).save('acme-mde', 'alerts', { v: 1, watermark: iso(0), seen: [] });
+    writeFileSync(file, '{"v":1,"waterm');
+    const run = await pollOnce(config, new AlertsCollector(), { now });
+    assert.equal(run.failed, 1);
+    assert.ok(run.states[0]!.lastError!.message.includes(file));
+    assert.match(run.states[0]!.lastError!.message, /--reset-cursor acme-mde:alerts/);
+    assert.equal(run.sink.received.length, 0);
+  });
+
+  it('an empty page and an alert with empty evidence pass through', async () => {
+    const config = alertsConfig();
+    nockAlertsApi([alert(iso(1 * min), { evidence: [] })]);
+    const { sink, failed } = await pollOnce(config, new AlertsCollector(), { now });
+    assert.equal(failed, 0);
+    assert.equal(sink.received.length, 1);
+  });
+});

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import nock from 'nock';
+import { HostCollector } from '../plugin/collect/host.js';
+import { apiOrigin, testConfig } from './helpers/connector.js';
+import { fakeJwt, nockTokens, tokenReply } from './helpers/entra.js';
+import { pollOnce } from './helpers/collect.js';
+
+const machine = (id: string, extra: Record<string, unknown> = {}) => ({
+  id: id.padEnd(40, '0'),
+  computerDnsName: `${id}.corp.fabrikam.test`,
+  lastSeen: '2026-03-01T05:12:44.2398812Z',
+  healthStatus: 'Active',
+  ipAddresses: [{ ipAddress: '10.0.0.1', macAddress: '00155D0A1B2C', operationalStatus: 'Up' }],
+  ...extra,
+});
+
+function nockMachines(machines: Array<Record<string, unknown>>) {
+  const served: number[] = [];
+  nock(apiOrigin)
+    .get('/api/machines')
+    .query(true)
+    .times(100)
+    .reply((uri) => {
+      const q = new URL(uri, apiOrigin).searchParams;
+      const top = Number(q.get('$top'));
+      const skip = Number(q.get('$skip'));
+      served.push(skip);
+      return [200, { value: machines.slice(skip, skip + top) }];
+    });
+  return served;
+}
+
+describe('host collection', () => {
+  const now = Date.parse('2026-03-01T12:00:00Z');
+  beforeEach(() => {
+    nock.disableNetConnect();
+    nockTokens([tokenReply(fakeJwt({}))]);
+  });
+  afterEach(() => {
+    nock.cleanAll();
+    nock.enableNetConnect();
+  });
+
+  it('delivers every machine first (Syslog and Assets), then only those that changed, and all again at the full refresh', async () => {
+    const config = testConfig({ contentTypes: ['host'], hostFullRefreshHours: 24 });
+    const machines = [machine('a1'), machine('b2'), machine('c3'), machine('d4'), machine('e5')];
+    const served = nockMachines(machines);
+    const first = await pollOnce(config, new HostCollector(2), { now });
+    assert.equal(first.failed, 0);
+    assert.deepEqual(served, [0, 2, 4]);
+    assert.equal(first.sink.received.length, 10);
+    assert.deepEqual(new Set(first.sink.received.map((r) => r.tag)), new Set(['microsoft_defender.syslog.host', 'microsoft_defender.assets.host']));
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    machines[1] = { ...machines[1]!, healthStatus: 'Inactive' };
+    nockMachines(machines);
+    const second = await pollOnce(config, new HostCollector(2), { now: now + 3600_000 });
+    assert.deepEqual(
+      second.sink.records().map((r) => r.healthStatus),
+      ['Inactive', 'Inactive'],
+    );
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    nockMachines(machines);
+    const third = await pollOnce(config, new HostCollector(2), { now: now + 25 * 3600_000 });
+    assert.equal(third.sink.received.length, 10, 'full refresh after hostFullRefreshHours');
+  });
+
+  it('404 on the machine list means no machines, not an error', async () => {
+    const config = testConfig({ contentTypes: ['host'] });
+    nock(apiOrigin).get('/api/machines').query(true).reply(404, { error: { code: 'NotFound', message: 'No machines', target: 'x' } });
+    const run = await pollOnce(config, new HostCollector(), { now });
+    assert.equal(run.failed, 0);
+    assert.equal(run.sink.received.length, 0);
+  });
+
+  it('a page that repeats machines already read stops the poll', async () => {
+    const config = testConfig({ contentTypes: ['host'] });
+    nock(apiOrigin).get('/api/machines').query(true).times(2).reply(200, { value: [machine('a1'), machine('b2')] });
+    const run = await pollOnce(config, new HostCollector(2), { now });
+    assert.equal(run.failed, 1);
+    assert.match(run.states[0]!.lastError!.message, /paging loop/);
+  });
+});

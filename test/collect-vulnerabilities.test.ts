@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import nock from 'nock';
+import { CursorStore } from '../plugin/collect/cursor-store.js';
+import { exportTimeMs, type VulnerabilitiesCursor, VulnerabilitiesCollector } from '../plugin/collect/vulnerabilities.js';
+import { apiOrigin, testConfig } from './helpers/connector.js';
+import { fakeJwt, nockTokens, tokenReply } from './helpers/entra.js';
+import { pollOnce } from './helpers/collect.js';
+import { MemorySink } from './helpers/memory-sink.js';
+
+const full = '/api/machines/SoftwareVulnerabilitiesByMachine';
+const delta = '/api/machines/SoftwareVulnerabilityChangesByMachine';
+const vuln = (i: number, extra: Record<string, unknown> = {}) => ({
+  id: `m${i}_chrome_131_CVE-2025-${1000 + i}_`,
+  deviceId: `${i}`.padStart(40, 'a'),
+  cveId: `CVE-2025-${1000 + i}`,
+  lastSeenTimestamp: '2026-02-28 03:02:19',
+  ...extra,
+});
+
+/** Serves `pages` in order, each linking to the next with a $skiptoken. */
+function nockPages(path: string, pages: Array<Array<Record<string, unknown>>>, seenQueries: URLSearchParams[] = []) {
+  pages.forEach((items, i) => {
+    nock(apiOrigin)
+      .get(path)
+      .query((q) => (i === 0 ? !('$skiptoken' in q) : q.$skiptoken === String(i)))
+      .reply((uri) => {
+        seenQueries.push(new URL(uri, apiOrigin).searchParams);
+        const next = i + 1 < pages.length ? { '@odata.nextLink': `${apiOrigin}${path}?$skiptoken=${i + 1}` } : {};
+        return [200, JSON.stringify({ '@odata.context': 'x', value: items, ...next })];
+      });
+  });
+  return seenQueries;
+}
+
+describe('vulnerability collection', () => {
+  const now = Date.parse('2026-03-01T12:00:00Z');
+  beforeEach(() => {
+    nock.disableNetConnect();
+    nockTokens([tokenReply(fakeJwt({}))]);
+  });
+  afterEach(() => {
+    nock.cleanAll();
+    nock.enableNetConnect();
+  });
+
+  const cursor = (config: ReturnType<typeof testConfig>) =>
+    JSON.parse(readFileSync(new CursorStore(config.stateDir).file('acme-mde', 'vulnerabilities'), 'utf8')) as VulnerabilitiesCursor;
+
+  it('starts with a full export over nextLink pages, then polls deltas since the latest event delivered', async () => {
+    const config = testConfig({ contentTypes: ['vulnerabilities'], vulnerabilityPageSize: 3 });
+    const q = nockPages(full, [[vuln(1), vuln(2), vuln(3)], [vuln(4)]]);
+    const first = await pollOnce(config, new VulnerabilitiesCollector(2), { now });
+    assert.equal(first.failed, 0);
+    assert.equal(first.sink.received.length, 4);
+    assert.equal(q[0]!.get('pageSize'), '3');
+    assert.deepEqual(cursor(config), { v: 1, baselineAt: new Date(now).toISOString(), since: new Date(now).toISOString(), boundary: [] });
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    const changes = [vuln(2, { status: 'Fixed', eventTimestamp: '2026-03-01 13:00:00' }), vuln(5, { status: 'New', eventTimestamp: '2026-03-01 14:30:00' })];
+    const dq = nockPages(delta, [changes]);
+    const second = await pollOnce(config, new VulnerabilitiesCollector(2), { now: now + 3 * 3600_000 });
+    assert.equal(second.sink.received.length, 2);
+    assert.equal(dq[0]!.get('sinceTime'), new Date(now).toISOString());
+    const c = cursor(config);
+    assert.equal(c.since, '2026-03-01T14:30:00.000Z');
+    assert.deepEqual(c.boundary, [`${vuln(5).id}|2026-03-01 14:30:00|New`]);
+
+    // the next delta re-reads the boundary second: what was delivered there is skipped
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    const more = [vuln(5, { status: 'New', eventTimestamp: '2026-03-01 14:30:00' }), vuln(6, { status: 'Updated', eventTimestamp: '2026-03-01 15:00:00' })];
+    nockPages(delta, [more]);
+    const third = await pollOnce(config, new VulnerabilitiesCollector(2), { now: now + 6 * 3600_000 });
+    assert.deepEqual(third.sink.records().map((r) => r.id), [vuln(6).id]);
+  });
+
+  it('resumes a full export at the saved page after a failure, without re-reading acknowledged pages', async () => {
+    const config = testConfig({ contentTypes: ['vulnerabilities'] });
+    // page 2 fails (after the client's retries)
+    nock(apiOrigin).get(full).query({ $skiptoken: '1' }).reply(500).persist();
+    nock(apiOrigin).get(full).query((q) => !('$skiptoken' in q)).reply(200, JSON.stringify({ value: [vuln(1)], '@odata.nextLink': `${apiOrigin}${full}?$skiptoken=1` }));
+    const sink = new MemorySink();
+    const first = await pollOnce(config, new VulnerabilitiesCollector(), { now, sink });
+    assert.equal(first.failed, 1);
+    assert.equal(cursor(config).progress?.nextLink, `${apiOrigin}${full}?$skiptoken=1`);
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    nock(apiOrigin).get(full).query({ $skiptoken: '1' }).reply(200, JSON.stringify({ value: [vuln(2)] }));
+    const second = await pollOnce(config, new VulnerabilitiesCollector(), { now: now + 60_000, sink });
+    assert.equal(second.failed, 0);
+    assert.deepEqual(sink.records().map((r) => r.id), [vuln(1).id, vuln(2).id]);
+    assert.equal(cursor(config).baselineAt, new Date(now).toISOString(), 'the baseline is when the export started');
+  });
+
+  it('runs a full baseline again when the delta position is older than the API reaches', async () => {
+    const config = testConfig({ contentTypes: ['vulnerabilities'], vulnerabilityBaselineDays: 13 });
+    const old = new Date(now - 15 * 86_400_000).toISOString();
+    await new CursorStore(config.stateDir).save('acme-mde', 'vulnerabilities', { v: 1, baselineAt: new Date(now - 86_400_000).toISOString(), since: old, boundary: [] });
+    nockPages(full, [[vuln(1)]]);
+    const run = await pollOnce(config, new VulnerabilitiesCollector(), { now });
+    assert.equal(run.failed, 0);
+    assert.equal(cursor(config).since, new Date(now).toISOString());
+  });
+
+  it('reads export timestamps as UTC in both formats', () => {
+    assert.equal(exportTimeMs('2025-06-10 03:02:19'), Date.parse('2025-06-10T03:02:19Z'));
+    assert.equal(exportTimeMs('2025-06-10 03:02:19.1234567'), Date.parse('2025-06-10T03:02:19.123Z'));
+    assert.equal(exportTimeMs('2025-06-10T03:02:19.1234567Z'), Date.parse('2025-06-10T03:02:19.123Z'));
+    assert.equal(exportTimeMs(''), undefined);
+    assert.equal(exportTimeMs(null), undefined);
+  });
+});
