@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { runCommand } from './collect/run-command.js';
+import { testCommand } from './check/command.js';
 import { validateCommand } from './config/validate-command.js';
 import { version } from './paths.js';
 
@@ -30,6 +31,16 @@ program
   .option('-c, --config <file>', 'defender.yaml')
   .action(async (o: { config?: string }) => {
     process.exitCode = await validateCommand(o);
+  });
+
+program
+  .command('test')
+  .description('check each connector: config, token, API permissions, one minimal call per API (authentication and connectivity only, no data flow)')
+  .requiredOption('-c, --config <file>', 'defender.yaml')
+  .option('--connector <name>', 'test only this connector')
+  .option('--json', 'print one JSON document (schemas/check-output.schema.json) instead of tables')
+  .action(async (o: { config: string; connector?: string; json?: boolean }) => {
+    process.exitCode = await testCommand(o);
   });
 
 await program.parseAsync();

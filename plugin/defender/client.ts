@@ -52,6 +52,7 @@ async function errorFromResponse(res: Response, request: string): Promise<Defend
     status: res.status,
     code: body.code,
     target: body.target,
+    serverMessage: body.message,
     retryAfterMs,
     request,
   });

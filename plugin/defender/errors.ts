@@ -27,13 +27,15 @@ export class DefenderApiError extends Error {
   /** Defender error.code, or a Node error code (ECONNRESET, ...) */
   readonly code?: string;
   readonly target?: string;
+  /** Defender's error.message (free text, may change) */
+  readonly serverMessage?: string;
   readonly retryAfterMs?: number;
   /** method and path of the request (no query secrets: the API takes none) */
   readonly request?: string;
 
   constructor(
     message: string,
-    opts: { errorClass: ErrorClass; status?: number; code?: string; target?: string; retryAfterMs?: number; request?: string; cause?: unknown },
+    opts: { errorClass: ErrorClass; status?: number; code?: string; target?: string; serverMessage?: string; retryAfterMs?: number; request?: string; cause?: unknown },
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'DefenderApiError';
@@ -41,6 +43,7 @@ export class DefenderApiError extends Error {
     this.status = opts.status;
     this.code = opts.code;
     this.target = opts.target;
+    this.serverMessage = opts.serverMessage;
     this.retryAfterMs = opts.retryAfterMs;
     this.request = opts.request;
   }

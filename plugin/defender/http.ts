@@ -14,7 +14,8 @@ export interface HttpOptions {
   timeoutMs: number;
 }
 
-function proxyFor(target: URL, explicit: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+/** The proxy a request to `target` goes through: the configured one, else HTTPS_PROXY unless NO_PROXY covers the host. */
+export function proxyFor(target: URL, explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (explicit) return explicit;
   const fromEnv = env.HTTPS_PROXY ?? env.https_proxy;
   if (!fromEnv) return undefined;
