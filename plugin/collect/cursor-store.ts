@@ -1,6 +1,6 @@
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ContentType } from '../config/load.js';
+import { contentTypes, type ContentType } from '../config/load.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 export class CursorError extends Error {
@@ -59,8 +59,8 @@ export class CursorStore {
     const prefix = `${encodeURIComponent(connector)}.`;
     const names = await readdir(this.dir).catch(() => [] as string[]);
     for (const name of names) {
-      if (!name.startsWith(prefix) || !name.endsWith('.json')) continue;
-      if (content && name !== `${prefix}${content}.json`) continue;
+      // whole names only: connector "acme" must not take "acme.eu.alerts.json" with it
+      if (!(content ? [content] : contentTypes).some((c) => name === `${prefix}${c}.json`)) continue;
       await unlink(join(this.dir, name));
       removed.push(join(this.dir, name));
     }

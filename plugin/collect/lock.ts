@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export class LockedError extends Error {
@@ -27,23 +27,31 @@ function alive(pid: number): boolean {
 export async function acquireLock(dir: string, name: string): Promise<{ file: string; release(): Promise<void> }> {
   await mkdir(dir, { recursive: true });
   const file = join(dir, name);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(file, 'wx', 0o600);
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return {
-        file,
-        release: async () => {
-          await unlink(file).catch(() => undefined);
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new LockedError(file, pid);
-      await unlink(file).catch(() => undefined);
+  // The pid is written to a private file first and then hard-linked to the lock name: the lock
+  // never exists without its pid, so nobody can mistake a lock being created for a stale one.
+  const mine = `${file}.${process.pid}`;
+  await writeFile(mine, String(process.pid), { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await link(mine, file);
+        return {
+          file,
+          release: async () => {
+            // only our own lock: a stale-lock takeover by another process must not be undone
+            const owner = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+            if (owner === process.pid) await unlink(file).catch(() => undefined);
+          },
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new LockedError(file, pid);
+        await unlink(file).catch(() => undefined);
+      }
     }
+    throw new Error(`could not acquire ${file}`);
+  } finally {
+    await unlink(mine).catch(() => undefined);
   }
-  throw new Error(`could not acquire ${file}`);
 }

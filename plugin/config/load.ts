@@ -4,6 +4,7 @@ import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ConnectorConfig, DefenderFluentConfig, ForwardOutputConfig, RespondConfig, StdoutOutputConfig } from '../generated/config.js';
 import type { ErrorObject } from 'ajv';
 import { ajvProblems, compileSchema, pointerSegments, type Problem } from '../schema-check.js';
+import { registerSecret } from '../log.js';
 import { parseEndpoint } from './endpoints.js';
 import { resolveReferences } from './secrets.js';
 import { checkLogFilters } from './log-filters.js';
@@ -138,6 +139,7 @@ export function checkConfigText(
     if (c.caFile && !existsSync(resolve(baseDir, c.caFile))) problems.push(at(`${ptr}/caFile`, `file not found: ${resolve(baseDir, c.caFile)}`));
     if (!resolved.referenced.has(`${ptr}/clientSecret`)) {
       warnings.push(at(`${ptr}/clientSecret`, 'literal secret in the config file; prefer ${env:NAME} or ${file:/run/secrets/NAME}'));
+      registerSecret(c.clientSecret); // a literal secret must be kept out of logs just like a resolved one
     }
     for (const p of checkLogFilters(c.logFilters ?? [], `${ptr}/logFilters`)) problems.push(at(p.pointer, p.message));
     if (!('error' in api) && !('error' in auth)) {
@@ -160,7 +162,10 @@ export function checkConfigText(
       if (f && !existsSync(resolve(baseDir, f))) problems.push(at(`/output/tls/${key}`, `file not found: ${resolve(baseDir, f)}`));
     }
     for (const key of ['sharedKey', 'password'] as const) {
-      if (output[key] && !resolved.referenced.has(`/output/${key}`)) warnings.push(at(`/output/${key}`, 'literal secret in the config file; prefer ${env:NAME}'));
+      if (output[key] && !resolved.referenced.has(`/output/${key}`)) {
+        warnings.push(at(`/output/${key}`, 'literal secret in the config file; prefer ${env:NAME}'));
+        registerSecret(output[key]!);
+      }
     }
   }
 
@@ -173,7 +178,10 @@ export function checkConfigText(
       t.connectors.forEach((name, j) => {
         if (name !== '*' && !names.has(name)) problems.push(at(`${ptr}/connectors/${j}`, `no connector named "${name}" (known: ${[...names.keys()].join(', ')})`));
       });
-      if (!resolved.referenced.has(`${ptr}/token`)) warnings.push(at(`${ptr}/token`, 'literal token in the config file; prefer ${env:NAME}'));
+      if (!resolved.referenced.has(`${ptr}/token`)) {
+        warnings.push(at(`${ptr}/token`, 'literal token in the config file; prefer ${env:NAME}'));
+        registerSecret(t.token);
+      }
     });
     if (raw.respond.tls) {
       for (const key of ['cert', 'key'] as const) {

@@ -33,8 +33,9 @@ export function resolveReferences(value: unknown, baseDir: string, env: NodeJS.P
         referenced.add(pointer);
         if (kind === 'env') {
           const got = env[arg];
-          if (got === undefined) {
-            problems.push({ pointer, message: `environment variable ${arg} is not set (referenced as \${env:${arg}})` });
+          if (got === undefined || got === '') {
+            // an empty value would otherwise surface as a schema "too short" error that hides the cause
+            problems.push({ pointer, message: `environment variable ${arg} is ${got === undefined ? 'not set' : 'set but empty'} (referenced as \${env:${arg}})` });
             failed = true;
             return '';
           }
@@ -44,6 +45,11 @@ export function resolveReferences(value: unknown, baseDir: string, env: NodeJS.P
         const path = isAbsolute(arg) ? arg : resolve(baseDir, arg);
         try {
           const got = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+          if (got === '') {
+            problems.push({ pointer, message: `secret file ${path} is empty` });
+            failed = true;
+            return '';
+          }
           registerSecret(got);
           return got;
         } catch (e) {

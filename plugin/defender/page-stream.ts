@@ -50,6 +50,13 @@ export class PageSplitter {
     if (this.itemStart === -2) this.itemStart = 0;
     if (this.metaStart === -2) this.metaStart = 0;
     while (i < n) {
+      if (this.done) {
+        // only whitespace may follow the page's closing brace
+        const c = chunk[i]!;
+        if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) throw new MalformedPageError(`unexpected data after the end of the page at byte ${this.bytes - n + i}`);
+        i++;
+        continue;
+      }
       if (this.inString) {
         if (this.escaped) {
           this.escaped = false;

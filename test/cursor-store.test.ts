@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CursorError, CursorStore } from '../plugin/collect/cursor-store.js';
+
+const atomicModule = fileURLToPath(new URL('../plugin/collect/atomic-file.ts', import.meta.url));
+const storeModule = fileURLToPath(new URL('../plugin/collect/cursor-store.ts', import.meta.url));
+
+interface AlertsCursor {
+  watermark: string;
+  seen: string[];
+}
+const isAlertsCursor = (v: unknown): v is AlertsCursor =>
+  !!v && typeof v === 'object' && typeof (v as AlertsCursor).watermark === 'string' && Array.isArray((v as AlertsCursor).seen);
+const isAnything = (v: unknown): v is unknown => v !== undefined;
+
+/** Runs an ES module snippet in a child node (with tsx); resolves with its exit code/signal and stdout. */
+function child(code: string, opts: { killAfterLine?: number; killDelayMs?: number } = {}): Promise<{ code: number | null; signal: string | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    p.stdout.setEncoding('utf8');
+    p.stdout.on('data', (d: string) => {
+      stdout += d;
+      if (opts.killAfterLine !== undefined && stdout.split('\n').length > opts.killAfterLine) {
+        opts.killAfterLine = undefined;
+        setTimeout(() => p.kill('SIGKILL'), opts.killDelayMs ?? 0);
+      }
+    });
+    p.on('error', reject);
+    p.on('exit', (code, signal) => resolve({ code, signal, stdout }));
+  });
+}
+
+describe('CursorStore', function () {
+  // child processes start node + tsx: slow on a busy machine
+  this.timeout(30_000);
+  let stateDir: string;
+  beforeEach(() => {
+    stateDir = mkdtempSync(join(tmpdir(), 'df-cursor-'));
+  });
+  afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
+
+  it('save then load round-trips the cursor; no cursor yet is undefined', async () => {
+    const store = new CursorStore(stateDir);
+    assert.equal(await store.load('acme-mde', 'alerts', isAlertsCursor), undefined);
+    const cursor = { watermark: '2026-11-28T05:00:00.000Z', seen: ['da1|2026-11-28T04:59:00Z', 'da2|x'] };
+    await store.save('acme-mde', 'alerts', cursor);
+    assert.deepEqual(await store.load('acme-mde', 'alerts', isAlertsCursor), cursor);
+    await store.save('acme-mde', 'alerts', { ...cursor, watermark: '2026-11-28T06:00:00.000Z' });
+    assert.equal((await store.load('acme-mde', 'alerts', isAlertsCursor))?.watermark, '2026-11-28T06:00:00.000Z');
+    // one file per connector × content type, under stateDir/cursors
+    assert.deepEqual(readdirSync(join(stateDir, 'cursors')), ['acme-mde.alerts.json']);
+  });
+
+  it('a corrupt cursor file is a CursorError naming the file and the reset command', async () => {
+    const store = new CursorStore(stateDir);
+    const file = store.file('acme-mde', 'host');
+    mkdirSync(join(stateDir, 'cursors'), { recursive: true });
+    writeFileSync(file, '{"watermark": "2026-11-28T0');
+    await assert.rejects(
+      () => store.load('acme-mde', 'host', isAnything),
+      (e: unknown) =>
+        e instanceof CursorError &&
+        e.file === file &&
+        e.message.includes(file) &&
+        e.message.includes('not JSON') &&
+        e.message.includes('defender-fluent run --config <file> --reset-cursor acme-mde:host'),
+    );
+  });
+
+  it('a cursor of the wrong shape is a CursorError, not a silent restart', async () => {
+    const store = new CursorStore(stateDir);
+    await store.save('acme-mde', 'alerts', { watermark: 12, seen: 'no' });
+    await assert.rejects(
+      () => store.load('acme-mde', 'alerts', isAlertsCursor),
+      (e: unknown) =>
+        e instanceof CursorError &&
+        e.message ===
+          `cursor file ${store.file('acme-mde', 'alerts')} is unreadable (not a cursor of this content type); inspect it, or start over from the lookback with: defender-fluent run --config <file> --reset-cursor acme-mde:alerts`,
+    );
+  });
+
+  it('reset of one content type removes only that cursor', async () => {
+    const store = new CursorStore(stateDir);
+    await store.save('acme-mde', 'alerts', { watermark: 'a', seen: [] });
+    await store.save('acme-mde', 'host', { n: 1 });
+    assert.deepEqual(await store.reset('acme-mde', 'alerts'), [store.file('acme-mde', 'alerts')]);
+    assert.equal(await store.load('acme-mde', 'alerts', isAlertsCursor), undefined);
+    assert.deepEqual(await store.load('acme-mde', 'host', isAnything), { n: 1 });
+  });
+
+  it('reset of a whole connector removes all its cursors and no other connector’s', async () => {
+    const store = new CursorStore(stateDir);
+    for (const c of ['alerts', 'host', 'vulnerabilities'] as const) await store.save('acme-mde', c, { c });
+    await store.save('acme-mde-2', 'alerts', { other: true });
+    await store.save('acme', 'alerts', { other: true });
+    const removed = await store.reset('acme-mde');
+    assert.deepEqual(removed.sort(), ['alerts', 'host', 'vulnerabilities'].map((c) => store.file('acme-mde', c as 'alerts')).sort());
+    assert.deepEqual(readdirSync(join(stateDir, 'cursors')).sort(), ['acme-mde-2.alerts.json', 'acme.alerts.json']);
+    assert.deepEqual(await store.reset('nobody'), []);
+  });
+
+  // Connector names may contain "." (printable ASCII): "acme" must not match "acme.eu"'s files.
+  it('reset of connector "acme" leaves connector "acme.eu" alone', async () => {
+    const store = new CursorStore(stateDir);
+    await store.save('acme', 'alerts', { a: 1 });
+    await store.save('acme.eu', 'alerts', { b: 1 });
+    assert.deepEqual(await store.reset('acme'), [store.file('acme', 'alerts')]);
+    assert.deepEqual(await store.load('acme.eu', 'alerts', isAnything), { b: 1 });
+  });
+
+  it('a crash between writing the temp file and the rename keeps the old cursor', async () => {
+    const store = new CursorStore(stateDir);
+    const old = { watermark: 'old', seen: ['x'] };
+    await store.save('acme-mde', 'alerts', old);
+    // The child replaces fs/promises.rename with "die right here" (SIGKILL, no cleanup), then saves a
+    // new cursor through the public interface: the process dies after write+fsync, before the rename.
+    const r = await child(`
+      import { createRequire, syncBuiltinESMExports } from 'node:module';
+      const fsp = createRequire(import.meta.url)('node:fs/promises');
+      fsp.rename = async () => { process.kill(process.pid, 'SIGKILL'); await new Promise(() => {}); };
+      syncBuiltinESMExports();
+      const { CursorStore } = await import(${JSON.stringify(storeModule)});
+      await new CursorStore(${JSON.stringify(stateDir)}).save('acme-mde', 'alerts', { watermark: 'new', seen: [] });
+      console.log('rename was not reached');
+    `);
+    assert.equal(r.signal, 'SIGKILL', `child was not killed at the rename (stdout: ${r.stdout})`);
+    assert.deepEqual(await store.load('acme-mde', 'alerts', isAlertsCursor), old);
+    // the new content did reach the disk, in a temp file beside the target
+    const temps = readdirSync(join(stateDir, 'cursors')).filter((n) => n.endsWith('.tmp'));
+    assert.equal(temps.length, 1);
+    assert.deepEqual(JSON.parse(readFileSync(join(stateDir, 'cursors', temps[0]!), 'utf8')), { watermark: 'new', seen: [] });
+  });
+
+  it('SIGKILL at random points of a write loop always leaves the old or a newer complete file', async () => {
+    const target = join(stateDir, 'cursors', 'acme-mde.vulnerabilities.json');
+    const pad = 'v'.repeat(200_000);
+    for (let round = 0; round < 2; round++) {
+      const r = await child(
+        `
+        const { writeFileAtomic } = await import(${JSON.stringify(atomicModule)});
+        const pad = 'v'.repeat(200000);
+        for (let seq = ${round * 1_000_000}; ; seq++) {
+          await writeFileAtomic(${JSON.stringify(target)}, JSON.stringify({ seq, pad }));
+          console.log(seq);
+        }
+      `,
+        { killAfterLine: 1, killDelayMs: Math.floor(Math.random() * 150) },
+      );
+      assert.equal(r.signal, 'SIGKILL');
+      const written = r.stdout.trim().split('\n').map(Number);
+      const last = written[written.length - 1]!;
+      const now = JSON.parse(readFileSync(target, 'utf8')) as { seq: number; pad: string };
+      assert.equal(now.pad, pad, 'the file holds a complete cursor');
+      // at least the last write the child finished; at most one more that it finished but did not print
+      assert.ok(now.seq === last || now.seq === last + 1, `seq ${now.seq} after the child finished ${last}`);
+    }
+  });
+});
