@@ -2,6 +2,8 @@
 import { Command, Option } from 'commander';
 import { runCommand } from './collect/run-command.js';
 import { testCommand } from './check/command.js';
+import { respondCommand } from './respond/command.js';
+import { suppressAvCommand } from './status/suppress-av.js';
 import { validateCommand } from './config/validate-command.js';
 import { version } from './paths.js';
 
@@ -21,7 +23,8 @@ program
   .option('--once', 'one full catch-up of every task, wait for acknowledgements, exit (for in_exec with run_interval)')
   .option('--reset-cursor <connector[:content]>', 'forget a cursor so the next poll starts from the lookback (repeatable)', collect)
   .addOption(new Option('--output <type>', 'override output.type').choices(['stdout']))
-  .action(async (o: { config: string; once?: boolean; resetCursor?: string[]; output?: 'stdout' }) => {
+  .option('--progress', 'print a progress line per content type to stderr as pages are delivered')
+  .action(async (o: { config: string; once?: boolean; resetCursor?: string[]; output?: 'stdout'; progress?: boolean }) => {
     process.exitCode = await runCommand(o);
   });
 
@@ -41,6 +44,23 @@ program
   .option('--json', 'print one JSON document (schemas/check-output.schema.json) instead of tables')
   .action(async (o: { config: string; connector?: string; json?: boolean }) => {
     process.exitCode = await testCommand(o);
+  });
+
+program
+  .command('respond')
+  .description('run the response sidecar: contain/release hosts, action status, guarded automated response (HTTP, /v1)')
+  .requiredOption('-c, --config <file>', 'defender.yaml')
+  .option('--listen <host:port>', 'override respond.listen')
+  .action(async (o: { config: string; listen?: string }) => {
+    process.exitCode = await respondCommand(o);
+  });
+
+program
+  .command('suppress-av')
+  .description('Fluentd exec_filter child: drop Windows Defender Antivirus detection events of tenants whose Defender connector is green')
+  .requiredOption('-c, --config <file>', 'defender.yaml')
+  .action(async (o: { config: string }) => {
+    process.exitCode = await suppressAvCommand(o);
   });
 
 await program.parseAsync();

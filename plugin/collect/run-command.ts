@@ -3,9 +3,14 @@ import { contentTypes } from '../config/load.js';
 import { loadConfigOrReport } from '../config/report.js';
 import { createLogger } from '../log.js';
 import { formatProblem } from '../schema-check.js';
-import { StdoutSink } from '../output/stdout.js';
+import { createSink } from '../output/create.js';
+import { DefenderClient } from '../defender/client.js';
+import * as metrics from '../status/metrics.js';
+import { StatusStore } from '../status/store.js';
 import { RawMapper } from '../transform/raw.js';
 import { Collector } from './collector.js';
+import { combineHooks, startStatusLoop, statusHooks, timedSink } from './observe.js';
+import { progressHooks } from './progress.js';
 import { CursorStore } from './cursor-store.js';
 import { acquireLock, LockedError } from './lock.js';
 
@@ -16,6 +21,8 @@ export interface RunOptions {
   resetCursor?: string[];
   /** overrides output.type (in_exec runs `run --once --output stdout`) */
   output?: 'stdout';
+  /** a progress line per content type on stderr as pages are delivered */
+  progress?: boolean;
 }
 
 function parseReset(spec: string, names: string[]): { connector: string; content?: ContentType } | string {
@@ -58,9 +65,23 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     }
 
     const output = opts.output === 'stdout' ? { type: 'stdout' as const, tagPrefix: config.output.tagPrefix } : config.output;
-    const sink = output.type === 'stdout' ? new StdoutSink() : new StdoutSink();
+    const sink = timedSink(createSink(output, logger), output.type);
     const mapper = new RawMapper();
-    const collector = new Collector({ config: { ...config, output }, sink, mapper: () => mapper, logger });
+    const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
+    const hooks = opts.progress ? combineHooks(statusHooks(status), progressHooks()) : statusHooks(status);
+    const collector = new Collector({
+      config: { ...config, output },
+      sink,
+      mapper: () => mapper,
+      logger,
+      hooks,
+      clientFor: (c) => {
+        const client = new DefenderClient(c, { logger, events: metrics.clientEvents(c.name) });
+        metrics.trackTokenRenewals(c.name, client.tokens);
+        return client;
+      },
+    });
+    const stopStatus = startStatusLoop({ config: { ...config, output }, status, sink, runners: () => collector.runners.map((r) => r.state), logger });
     const shutdownMs = config.shutdownTimeoutSeconds * 1000;
 
     let signals = 0;
@@ -96,6 +117,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       await shutdown();
       return 0;
     } finally {
+      stopStatus();
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
     }

@@ -11,6 +11,7 @@ export type ErrorClass =
   | 'tls'
   | 'malformed' // body not the JSON we expect, or truncated
   | 'paging' // nextLink loop or off-host link
+  | 'pipeline' // the Fluent side is not acknowledging
   | 'config';
 
 /** Defender's error envelope: {"error":{"code","message","target"}} (common-errors.md). */
@@ -65,6 +66,16 @@ export class TokenError extends Error {
 }
 
 export function errorClassOf(e: unknown): ErrorClass | 'internal' {
-  if (e instanceof DefenderApiError || e instanceof TokenError) return e.errorClass;
+  if (e instanceof DefenderApiError || e instanceof TokenError || e instanceof PipelineError) return e.errorClass;
   return 'internal';
+}
+
+/** The pipeline is not taking records (forward server down, handshake refused, ...). */
+export class PipelineError extends Error {
+  readonly errorClass = 'pipeline' as const;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'PipelineError';
+  }
 }

@@ -1,0 +1,20 @@
+/* Generated from schemas/ by `npm run gen` (json-schema-to-typescript). Do not edit. */
+
+/**
+ * Body of POST /v1/actions/release on the response sidecar. Exactly one of machineId or record names the machine (checked in code, so the error can say which).
+ */
+export interface ReleaseRequest {
+connector: string
+machineId?: string
+record?: ReleaseLakeRecordRef
+comment: string
+}
+export interface ReleaseLakeRecordRef {
+msg_class: ("microsoft_defender_host" | "microsoft_defender_alerts")
+tenant_name: string
+engid_name?: string
+microsoft_defender: {
+[k: string]: unknown | undefined
+}
+[k: string]: unknown | undefined
+}

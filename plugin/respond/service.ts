@@ -1,0 +1,443 @@
+import type { Config, Connector } from '../config/load.js';
+import { finalStatuses, MachineActionError, MachineActions, type ActionResult, type MachineAction } from '../defender/machine-actions.js';
+import type { Logger } from '../log.js';
+import { actions as actionsMetric } from '../status/metrics.js';
+import { connectorHealth, readStatusFile } from '../status/store.js';
+import { AuditLog, type AuditEntry } from './audit.js';
+import { mayUse, type Caller } from './auth.js';
+import { RequestError } from './body.js';
+import { IsolationCaps, policyWithDefaults, screenAlert, type Policy, type Reservation } from './policy.js';
+import { checkRecordOwner, machineIdFrom } from './target.js';
+import { alertRecordProblems, checkContainRequest, checkReleaseRequest } from './validate.js';
+
+/** Per-request facts; `audit` collects what the request named so a refusal is audited with it. */
+export interface RequestContext {
+  requestId: string;
+  remoteAddress?: string;
+  method: string;
+  path: string;
+  caller?: Caller;
+  audit: Partial<AuditEntry>;
+}
+
+export interface Reply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/** The part of a machine action a caller sees. */
+function actionView(a: MachineAction): Record<string, unknown> {
+  return {
+    id: a.id,
+    type: a.type,
+    status: a.status,
+    final: finalStatuses.has(a.status),
+    succeeded: a.status === 'Succeeded',
+    machineId: a.machineId ?? undefined,
+    computerDnsName: a.computerDnsName ?? undefined,
+    scope: a.scope ?? undefined,
+    requestor: a.requestor ?? undefined,
+    requestorComment: a.requestorComment ?? undefined,
+    creationDateTimeUtc: a.creationDateTimeUtc ?? undefined,
+    lastUpdateDateTimeUtc: a.lastUpdateDateTimeUtc ?? a.lastUpdateTimeUtc ?? undefined,
+  };
+}
+
+export type AutoStatus = 'accepted' | 'existing' | 'duplicate' | 'dry_run' | 'skipped' | 'refused' | 'rejected' | 'error';
+
+export interface AutoResult {
+  index: number;
+  status: AutoStatus;
+  httpStatus: number;
+  code?: string;
+  reason?: string;
+  connector?: string;
+  machineId?: string;
+  alertId?: string;
+  action?: Record<string, unknown>;
+  retryAfterMs?: number;
+}
+
+const hour = 3_600_000;
+const isDone = (s: AutoStatus) => s === 'accepted' || s === 'existing' || s === 'dry_run' || s === 'duplicate';
+
+/**
+ * What the sidecar does, independent of HTTP: contain, release, action status, isolation state,
+ * guarded automated containment, connector status. Every acting call and every refusal is audited.
+ */
+export class RespondService {
+  readonly audit: AuditLog;
+  readonly policy: Policy;
+  readonly caps: IsolationCaps;
+  private readonly connectors = new Map<string, Connector>();
+  private readonly machineActions = new Map<string, MachineActions>();
+  /** automated containment per connector:machine: in flight, or done within the hour */
+  private readonly autoFlights = new Map<string, Promise<AutoResult>>();
+  private readonly autoDone = new Map<string, { at: number; result: AutoResult }>();
+  /** action ids whose final outcome has been audited */
+  private readonly finalSeen = new Set<string>();
+  private readonly watchers = new Map<string, NodeJS.Timeout>();
+  private readonly watchIntervalMs: number;
+  private readonly maxWatchMs: number;
+  private readonly logger?: Logger;
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly config: Config,
+    opts: { actions: Map<string, MachineActions>; audit: AuditLog; logger?: Logger; now?: () => number; watchIntervalMs?: number; maxWatchMs?: number },
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.logger = opts.logger;
+    this.watchIntervalMs = opts.watchIntervalMs ?? 60_000;
+    this.maxWatchMs = opts.maxWatchMs ?? 4 * 3_600_000;
+    for (const c of config.connectors) if (c.functions.includes('respond')) this.connectors.set(c.name, c);
+    this.machineActions = opts.actions;
+    this.audit = opts.audit;
+    this.policy = policyWithDefaults(config.respond?.auto);
+    this.caps = new IsolationCaps(this.policy, this.now);
+  }
+
+  /**
+   * Re-reads the last hour of automated isolations from the audit log, so a restart neither resets
+   * the caps nor isolates a machine a second time within the hour.
+   */
+  async restoreFromAudit(): Promise<number> {
+    const since = this.now() - hour;
+    const entries = await this.audit.recent(since, 'auto_contain');
+    let n = 0;
+    for (const r of entries) {
+      const md = r.microsoft_defender as Record<string, unknown>;
+      if (md.outcome !== 'accepted' && md.outcome !== 'dry_run') continue;
+      const connector = md.connector as string | undefined;
+      const machineId = md.machineId as string | undefined;
+      if (!connector || !machineId) continue;
+      this.caps.seed(connector, r.timestamp as number);
+      const action = md.action as { id: string; status?: string } | undefined;
+      this.autoDone.set(`${connector}:${machineId}`, {
+        at: r.timestamp as number,
+        result: { index: 0, status: md.outcome as AutoStatus, httpStatus: 200, connector, machineId, action },
+      });
+      n++;
+    }
+    return n;
+  }
+
+  /** Connectors (names) the caller may act on and that have functions: respond. */
+  usableConnectors(caller: Caller): string[] {
+    return [...this.connectors.keys()].filter((n) => mayUse(caller, n));
+  }
+
+  /** 403 before 404: a scoped token learns nothing about connectors outside its scope. */
+  private connector(ctx: RequestContext, name: string | undefined): { connector: Connector; actions: MachineActions } {
+    if (!name) {
+      const usable = this.usableConnectors(ctx.caller!);
+      if (usable.length !== 1) throw new RequestError(400, 'connector_required', 'query parameter connector is required (this token may use several connectors)');
+      name = usable[0]!;
+    }
+    ctx.audit.connector = name;
+    if (!mayUse(ctx.caller!, name)) throw new RequestError(403, 'forbidden_connector', `token "${ctx.caller!.name}" may not act on connector ${JSON.stringify(name)}`);
+    const connector = this.connectors.get(name);
+    const actions = this.machineActions.get(name);
+    if (!connector || !actions) throw new RequestError(404, 'unknown_connector', `no connector named ${JSON.stringify(name)} with functions: [respond]`);
+    ctx.audit.tenant = connector.tenant;
+    return { connector, actions };
+  }
+
+  private async write(ctx: RequestContext, entry: Omit<AuditEntry, 'requester' | 'remoteAddress' | 'requestId' | 'method' | 'path'>): Promise<void> {
+    await this.audit.write({
+      requester: ctx.caller?.name,
+      remoteAddress: ctx.remoteAddress,
+      requestId: ctx.requestId,
+      method: ctx.method,
+      path: ctx.path,
+      ...entry,
+    });
+  }
+
+  async contain(ctx: RequestContext, raw: unknown): Promise<Reply> {
+    ctx.audit.event = 'contain';
+    const body = checkContainRequest(raw);
+    const { connector, actions } = this.connector(ctx, body.connector);
+    ctx.audit.comment = body.comment;
+    ctx.audit.isolationType = body.isolationType ?? 'Full';
+    checkRecordOwner(body.record, connector);
+    const machineId = machineIdFrom(body);
+    ctx.audit.machineId = machineId;
+    const result = await this.act(ctx, 'contain', () => actions.isolate(machineId, { comment: body.comment, isolationType: body.isolationType ?? 'Full' }));
+    return this.actedReply(ctx, 'contain', connector, machineId, result);
+  }
+
+  async release(ctx: RequestContext, raw: unknown): Promise<Reply> {
+    ctx.audit.event = 'release';
+    const body = checkReleaseRequest(raw);
+    const { connector, actions } = this.connector(ctx, body.connector);
+    ctx.audit.comment = body.comment;
+    checkRecordOwner(body.record, connector);
+    const machineId = machineIdFrom(body);
+    ctx.audit.machineId = machineId;
+    const result = await this.act(ctx, 'release', () => actions.unisolate(machineId, { comment: body.comment }));
+    return this.actedReply(ctx, 'release', connector, machineId, result);
+  }
+
+  /** Runs a Defender call; its failure is counted here and audited by the caller of the service. */
+  private async act(ctx: RequestContext, type: string, run: () => Promise<ActionResult>): Promise<ActionResult> {
+    try {
+      return await run();
+    } catch (e) {
+      actionsMetric.inc({ connector: ctx.audit.connector ?? '', type, outcome: e instanceof MachineActionError && e.httpStatus < 500 ? 'refused' : 'error' });
+      throw e;
+    }
+  }
+
+  private async actedReply(ctx: RequestContext, type: 'contain' | 'release', connector: Connector, machineId: string, r: ActionResult): Promise<Reply> {
+    const outcome = r.created ? 'accepted' : 'existing';
+    actionsMetric.inc({ connector: connector.name, type, outcome });
+    await this.write(ctx, {
+      ...(ctx.audit as AuditEntry),
+      event: type,
+      outcome,
+      httpStatus: 202,
+      connector: connector.name,
+      tenant: connector.tenant,
+      machineId,
+      action: { id: r.action.id, type: r.action.type, status: r.action.status },
+      reason: r.created ? undefined : `an ${r.action.type} action for this machine is already ${r.action.status}; returned instead of creating another`,
+    });
+    this.watch(ctx, connector, this.machineActions.get(connector.name)!, r.action.id);
+    // 202: Defender accepted (or already had) the action; success is only ever reported once it says Succeeded.
+    return { status: 202, body: { connector: connector.name, machineId, created: r.created, action: actionView(r.action) } };
+  }
+
+  async action(ctx: RequestContext, actionId: string, connectorName: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'action_status';
+    const { connector, actions } = this.connector(ctx, connectorName);
+    const a = await actions.getAction(actionId);
+    await this.recordOutcome(ctx, connector, a);
+    return { status: 200, body: { connector: connector.name, action: actionView(a) } };
+  }
+
+  /** The first time this process sees an action's final status: count and audit it (Failed/TimeOut/Cancelled as such). */
+  private async recordOutcome(ctx: RequestContext, connector: Connector, a: MachineAction): Promise<void> {
+    if (!finalStatuses.has(a.status) || this.finalSeen.has(a.id)) return;
+    this.finalSeen.add(a.id);
+    const timer = this.watchers.get(a.id);
+    if (timer) clearTimeout(timer);
+    this.watchers.delete(a.id);
+    const type = a.type === 'Isolate' ? 'contain' : a.type === 'Unisolate' ? 'release' : a.type;
+    actionsMetric.inc({ connector: connector.name, type, outcome: a.status });
+    await this.write(ctx, {
+      event: 'action_outcome',
+      outcome: a.status,
+      httpStatus: 200,
+      connector: connector.name,
+      tenant: connector.tenant,
+      machineId: a.machineId ?? undefined,
+      action: { id: a.id, type: a.type, status: a.status },
+    });
+  }
+
+  /**
+   * Follows an accepted action until Defender reports a final status, so its outcome is audited
+   * even when nobody asks GET /v1/actions/{id}. One GET per interval per pending action; gives up
+   * after maxWatchMs (Defender times actions out itself: TimeOut).
+   */
+  private watch(ctx: RequestContext, connector: Connector, actions: MachineActions, actionId: string): void {
+    if (this.watchIntervalMs <= 0 || this.watchers.has(actionId) || this.finalSeen.has(actionId) || this.stopped) return;
+    const started = this.now();
+    const tick = async () => {
+      this.watchers.delete(actionId);
+      if (this.stopped) return;
+      try {
+        const a = await actions.getAction(actionId);
+        if (finalStatuses.has(a.status)) return void (await this.recordOutcome({ ...ctx, audit: {} }, connector, a));
+      } catch (e) {
+        this.logger?.warn({ err: e, actionId, connector: connector.name }, 'cannot read machine action status; will retry');
+      }
+      if (this.now() - started < this.maxWatchMs) schedule();
+    };
+    const schedule = () => {
+      if (this.stopped) return;
+      const t = setTimeout(() => void tick(), this.watchIntervalMs);
+      t.unref();
+      this.watchers.set(actionId, t);
+    };
+    schedule();
+  }
+
+  /** Stops following actions (server shutdown). */
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.watchers.values()) clearTimeout(t);
+    this.watchers.clear();
+  }
+
+  async isolation(ctx: RequestContext, machineId: string, connectorName: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'isolation_status';
+    ctx.audit.machineId = machineId;
+    const { connector, actions } = this.connector(ctx, connectorName);
+    const s = await actions.isolationState(machineId);
+    return {
+      status: 200,
+      body: {
+        connector: connector.name,
+        machineId: s.machineId,
+        isolation: s.isolation,
+        pending: s.pending && actionView(s.pending),
+        basis: s.basis && actionView(s.basis),
+        lastIsolate: s.lastIsolate && actionView(s.lastIsolate),
+        lastRelease: s.lastRelease && actionView(s.lastRelease),
+      },
+    };
+  }
+
+  status(ctx: RequestContext): Reply {
+    const file = readStatusFile(this.config.stateDir);
+    const now = this.now();
+    const connectors = this.config.connectors
+      .filter((c) => mayUse(ctx.caller!, c.name) && c.functions.includes('collect'))
+      .map((c) => {
+        const h = connectorHealth(c, file, now);
+        return { ...h, tenant: c.tenant };
+      });
+    return { status: 200, body: { updatedAt: file?.updatedAt, connectors } };
+  }
+
+  /**
+   * POST /v1/fluent/contain: alert records from Fluentd out_http, each judged by respond.auto.
+   * Records of one payload are handled in order (the cap goes to the earliest); concurrent payloads
+   * meet in the per-machine flights and the synchronous cap reservation.
+   */
+  async autoContain(ctx: RequestContext, records: unknown[], connectorHint: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'auto_contain';
+    if (!Array.isArray(records)) throw new RequestError(400, 'invalid_request', 'expected a JSON array or NDJSON of alert records');
+    const results: AutoResult[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const r = await this.autoOne(ctx, records[i], i, connectorHint);
+      results.push(r);
+      await this.write(ctx, {
+        event: 'auto_contain',
+        outcome: r.status,
+        httpStatus: r.httpStatus,
+        reason: r.reason,
+        connector: r.connector,
+        tenant: r.connector ? this.connectors.get(r.connector)?.tenant : undefined,
+        machineId: r.machineId,
+        alertId: r.alertId,
+        dryRun: this.policy.dryRun || undefined,
+        isolationType: r.status === 'accepted' || r.status === 'dry_run' ? this.policy.isolationType : undefined,
+        action: r.action ? { id: String(r.action.id), type: r.action.type as string | undefined, status: r.action.status as string | undefined } : undefined,
+      });
+      actionsMetric.inc({ connector: r.connector ?? '', type: 'auto_contain', outcome: r.status });
+    }
+    const capped = results.filter((r) => r.code === 'cap_exceeded');
+    const summary: Record<string, number> = {};
+    for (const r of results) summary[r.status] = (summary[r.status] ?? 0) + 1;
+    const body = { dryRun: this.policy.dryRun, summary, results };
+    if (capped.length) {
+      const wait = Math.max(...capped.map((r) => r.retryAfterMs ?? 0));
+      return { status: 429, body, headers: { 'Retry-After': String(Math.max(1, Math.ceil(wait / 1000))) } };
+    }
+    return { status: 200, body };
+  }
+
+  private async autoOne(ctx: RequestContext, raw: unknown, index: number, hint: string | undefined): Promise<AutoResult> {
+    const problems = alertRecordProblems(raw);
+    if (problems.length) {
+      return { index, status: 'rejected', httpStatus: 400, code: 'invalid_record', reason: problems.map((p) => `${p.pointer}: ${p.message}`).join('; ') };
+    }
+    const rec = raw as Record<string, unknown> & { engid_name: string; microsoft_defender: Record<string, unknown> };
+    const md = rec.microsoft_defender;
+    const alertId = md.id as string;
+    const name = hint ?? rec.engid_name.slice('microsoft_defender_'.length);
+    const base = { index, connector: name, alertId };
+    let connector: Connector;
+    let actions: MachineActions;
+    try {
+      const sub: RequestContext = { ...ctx, audit: {} };
+      ({ connector, actions } = this.connector(sub, name));
+      checkRecordOwner(rec, connector, '');
+    } catch (e) {
+      const err = e as RequestError;
+      return { ...base, status: err.httpStatus === 404 ? 'rejected' : 'refused', httpStatus: err.httpStatus, code: err.code, reason: err.message };
+    }
+    if (!this.policy.enabled) return { ...base, status: 'refused', httpStatus: 403, code: 'auto_disabled', reason: 'automated response is disabled (respond.auto.enabled: false)' };
+    const skip = screenAlert(this.policy, { severity: md.severity as string, detectionSource: md.detectionSource as string | undefined, category: md.category as string | undefined });
+    if (skip) return { ...base, status: 'skipped', httpStatus: 200, code: 'policy', reason: skip };
+    const machineId = md.machineId as string;
+    if (!/^[0-9a-fA-F]{40}$/.test(machineId)) {
+      return { ...base, status: 'rejected', httpStatus: 400, code: 'invalid_machine_id', reason: '/microsoft_defender/machineId: must be a Defender machine id (40 hex characters)' };
+    }
+    const id = machineId.toLowerCase();
+    const key = `${connector.name}:${id}`;
+    const withBase = (r: AutoResult): AutoResult => ({ ...r, ...base, machineId: id });
+
+    const done = this.autoDone.get(key);
+    if (done && done.at > this.now() - hour) {
+      return withBase({ ...done.result, status: 'duplicate', httpStatus: 200, code: 'already_contained', reason: `machine already contained automatically at ${new Date(done.at).toISOString()} (${done.result.status})` });
+    }
+    const running = this.autoFlights.get(key);
+    if (running) {
+      const r = await running;
+      return withBase(isDone(r.status) ? { ...r, status: 'duplicate', httpStatus: 200, code: 'already_contained', reason: `same machine as another record handled at the same time (${r.status})` } : r);
+    }
+    const flight = this.autoFlight(ctx, connector, actions, id, Array.isArray(md.machineTags) ? (md.machineTags as string[]) : undefined);
+    this.autoFlights.set(key, flight);
+    try {
+      const r = await flight;
+      if (isDone(r.status)) this.autoDone.set(key, { at: this.now(), result: r });
+      return withBase(r);
+    } finally {
+      this.autoFlights.delete(key);
+      for (const [k, v] of this.autoDone) if (v.at <= this.now() - hour) this.autoDone.delete(k);
+    }
+  }
+
+  private capRefusal(base: Pick<AutoResult, 'index' | 'connector' | 'machineId'>, connector: Connector, slot: Extract<Reservation, { ok: false }>): AutoResult {
+    const what = slot.scope === 'connector' ? `maxPerHourPerConnector (${slot.limit}) reached for connector ${connector.name}` : `maxPerHour (${slot.limit}) reached across connectors`;
+    return { ...base, status: 'refused', httpStatus: 429, code: 'cap_exceeded', reason: `${what}; not isolated`, retryAfterMs: slot.retryAfterMs };
+  }
+
+  private async autoFlight(ctx: RequestContext, connector: Connector, actions: MachineActions, machineId: string, recordTags: string[] | undefined): Promise<AutoResult> {
+    const base = { index: 0, connector: connector.name, machineId };
+    // Cheap check first: once a cap is full, refuse without spending Defender calls on the tag look-up.
+    const early = this.caps.full(connector.name);
+    if (early && !early.ok) return this.capRefusal(base, connector, early);
+    let tags = recordTags;
+    if (!tags) {
+      // Alert records carry no machineTags: ask Defender by machine id (never by host name). If
+      // that fails, do not isolate: the exclusion cannot be verified.
+      try {
+        tags = (await actions.getMachine(machineId)).machineTags ?? [];
+      } catch (e) {
+        const err = e as MachineActionError;
+        return { ...base, status: 'error', httpStatus: err.httpStatus ?? 502, code: 'exclusion_check_failed', reason: `cannot read the machine's tags to check excludeTag, so it is not isolated: ${err.message}` };
+      }
+    }
+    if (tags.includes(this.policy.excludeTag)) {
+      return { ...base, status: 'skipped', httpStatus: 200, code: 'excluded', reason: `machine has the exclusion tag ${JSON.stringify(this.policy.excludeTag)}` };
+    }
+    const slot = this.caps.reserve(connector.name);
+    if (!slot.ok) return this.capRefusal(base, connector, slot);
+    if (this.policy.dryRun) {
+      return { ...base, status: 'dry_run', httpStatus: 200, code: 'dry_run', reason: 'would isolate (respond.auto.dryRun: true)' };
+    }
+    try {
+      const r = await actions.isolate(machineId, {
+        comment: `defender-fluent automated response (respond.auto) for connector ${connector.name}`,
+        isolationType: this.policy.isolationType,
+      });
+      if (!r.created) slot.release();
+      this.watch(ctx, connector, actions, r.action.id);
+      return { ...base, status: r.created ? 'accepted' : 'existing', httpStatus: r.created ? 202 : 200, action: actionView(r.action) };
+    } catch (e) {
+      const err = e as MachineActionError;
+      // The slot goes back only when Defender definitely created nothing (a 4xx refusal or 429). A
+      // timeout, reset or 5xx may have created an action, so it keeps counting against the cap.
+      const definite = ['defender_permission', 'not_found', 'conflict', 'throttled', 'invalid_machine_id'].includes(err.code) || err.errorClass === 'bad_request' || err.errorClass === 'auth';
+      if (definite) slot.release();
+      return { ...base, status: 'error', httpStatus: err.httpStatus ?? 502, code: err.code ?? 'error', reason: err.message, retryAfterMs: err.retryAfterMs };
+    }
+  }
+}

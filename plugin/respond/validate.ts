@@ -1,0 +1,41 @@
+import type { ValidateFunction } from 'ajv';
+import type { AutoContainAlertRecord } from '../generated/respond/alert-record.js';
+import type { ContainRequest } from '../generated/respond/contain-request.js';
+import type { ReleaseRequest } from '../generated/respond/release-request.js';
+import { ajvProblems, compileSchema } from '../schema-check.js';
+import { RequestError } from './body.js';
+
+// Request bodies are checked against schemas/respond/*.schema.json (the types come from the same
+// files via `npm run gen`). useDefaults fills isolationType: Full.
+const containRequest = compileSchema<ContainRequest>('respond/contain-request.schema.json', { useDefaults: true });
+const releaseRequest = compileSchema<ReleaseRequest>('respond/release-request.schema.json', { useDefaults: true });
+const alertRecord = compileSchema<AutoContainAlertRecord>('respond/alert-record.schema.json');
+
+function check<T>(validate: ValidateFunction<T>, body: unknown, what: string): T {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new RequestError(400, 'invalid_request', `${what}: expected a JSON object`);
+  if (!validate(body)) {
+    const details = ajvProblems(what, validate.errors).map((p) => ({ pointer: p.pointer || '/', message: p.message }));
+    throw new RequestError(400, 'invalid_request', `${what}: ${details.map((d) => `${d.pointer}: ${d.message}`).join('; ')}`, details);
+  }
+  const b = body as { machineId?: unknown; record?: unknown };
+  if ('machineId' in b === 'record' in b) {
+    const message = 'record' in b ? 'give either machineId or record, not both' : 'machineId or record is required';
+    throw new RequestError(400, 'invalid_request', `${what}: /: ${message}`, [{ pointer: '/', message }]);
+  }
+  return body as T;
+}
+
+export function checkContainRequest(body: unknown): ContainRequest {
+  return check(containRequest, body, 'contain request');
+}
+
+export function checkReleaseRequest(body: unknown): ReleaseRequest {
+  return check(releaseRequest, body, 'release request');
+}
+
+/** Problems of one /v1/fluent/contain record (empty: it has the fields automation reads). */
+export function alertRecordProblems(record: unknown): { pointer: string; message: string }[] {
+  if (!record || typeof record !== 'object' || Array.isArray(record)) return [{ pointer: '/', message: 'expected an alert record (JSON object)' }];
+  if (alertRecord(record)) return [];
+  return ajvProblems('record', alertRecord.errors).map((p) => ({ pointer: p.pointer || '/', message: p.message }));
+}

@@ -1,0 +1,119 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AggregatorRegistry, Counter, Histogram, Registry } from 'prom-client';
+import type { ApiFamily, ClientEvents } from '../defender/client.js';
+import { writeFileAtomic } from './atomic.js';
+
+/**
+ * One registry per process. The collector increments these and, on every status save, writes a
+ * snapshot (stateDir/metrics.json); the sidecar's GET /metrics serves its own counters summed with
+ * that snapshot, so one scrape shows both processes.
+ */
+export const registry = new Registry();
+
+export const polls = new Counter({
+  name: 'defender_fluent_polls_total',
+  help: 'Polls per connector and content type, by outcome (success | failure)',
+  labelNames: ['connector', 'content', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const records = new Counter({
+  name: 'defender_fluent_records_total',
+  help: 'Records per connector and content type, by stage (collected = delivered, filtered = dropped by a log filter, failed = mapping failed)',
+  labelNames: ['connector', 'content', 'stage'] as const,
+  registers: [registry],
+});
+
+export const errors = new Counter({
+  name: 'defender_fluent_errors_total',
+  help: 'Errors per connector by class (auth, permission, throttled, server, timeout, network, tls, malformed, ...)',
+  labelNames: ['connector', 'class'] as const,
+  registers: [registry],
+});
+
+export const throttled = new Counter({
+  name: 'defender_fluent_throttled_total',
+  help: 'HTTP 429 answers from Defender per connector and API family',
+  labelNames: ['connector', 'family'] as const,
+  registers: [registry],
+});
+
+const tokenSources = new Map<string, { provider: { readonly renewals: number }; seen: number }>();
+
+export const tokenRenewals = new Counter({
+  name: 'defender_fluent_token_renewals_total',
+  help: 'Access tokens fetched from Entra (not served from cache) per connector',
+  labelNames: ['connector'] as const,
+  registers: [registry],
+  // TokenProvider counts renewals itself; the delta since the last scrape is added here.
+  collect() {
+    for (const [connector, src] of tokenSources) {
+      const now = src.provider.renewals;
+      if (now > src.seen) this.inc({ connector }, now - src.seen);
+      src.seen = now;
+    }
+  },
+});
+
+export const batchAckSeconds = new Histogram({
+  name: 'defender_fluent_batch_ack_seconds',
+  help: 'Time from handing a batch to the sink until the pipeline acknowledged it',
+  labelNames: ['sink'] as const,
+  buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+  registers: [registry],
+});
+
+export const actions = new Counter({
+  name: 'defender_fluent_actions_total',
+  help: 'Response actions per connector, type (contain | release | auto_contain) and outcome (accepted, refused, error, dry_run, Succeeded, Failed, TimeOut, Cancelled, ...)',
+  labelNames: ['connector', 'type', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const avSuppressed = new Counter({
+  name: 'defender_fluent_av_events_suppressed_total',
+  help: 'Windows Defender Antivirus detection events dropped by suppress-av, per tenant',
+  labelNames: ['tenant'] as const,
+  registers: [registry],
+});
+
+/** Wires a DefenderClient's events (429s) to the counters: new DefenderClient(c, { events: clientEvents(c.name) }). */
+export function clientEvents(connector: string): ClientEvents {
+  return {
+    onThrottled: (family: ApiFamily) => throttled.inc({ connector, family }),
+  };
+}
+
+/** Counts a connector's token renewals: trackTokenRenewals(c.name, client.tokens). */
+export function trackTokenRenewals(connector: string, provider: { readonly renewals: number }): void {
+  tokenSources.set(connector, { provider, seen: 0 });
+}
+
+export const metricsSnapshotFile = 'metrics.json';
+
+/** The collector's counters as prom-client JSON, written atomically for the sidecar. */
+export async function writeMetricsSnapshot(stateDir: string): Promise<void> {
+  const json = await registry.getMetricsAsJSON();
+  writeFileAtomic(join(stateDir, metricsSnapshotFile), JSON.stringify(json));
+}
+
+/**
+ * Prometheus text for GET /metrics: this process's registry summed with the collector's snapshot
+ * (when stateDir has one). A missing or unreadable snapshot just leaves the collector's part out.
+ */
+export async function exposition(stateDir?: string): Promise<{ contentType: string; body: string }> {
+  const own = await registry.getMetricsAsJSON();
+  type Snapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+  let other: Snapshot | undefined;
+  if (stateDir) {
+    try {
+      other = JSON.parse(await readFile(join(stateDir, metricsSnapshotFile), 'utf8')) as Snapshot;
+      if (!Array.isArray(other)) other = undefined;
+    } catch {
+      other = undefined;
+    }
+  }
+  const merged = other ? AggregatorRegistry.aggregate([own, other]) : registry;
+  return { contentType: registry.contentType, body: await merged.metrics() };
+}

@@ -1,0 +1,207 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ContentType } from '../config/load.js';
+import { errorClassOf } from '../defender/errors.js';
+import { redact } from '../log.js';
+import { writeFileAtomic } from './atomic.js';
+import { writeMetricsSnapshot } from './metrics.js';
+
+/** Status of one connector × content type, as kept in stateDir/status.json. */
+export interface ContentStatus {
+  /** ISO time of the last poll that finished (either way) */
+  lastAttempt?: string;
+  /** ISO time of the last poll that succeeded */
+  lastSuccess?: string;
+  /** the last failure; kept after a later success for information (it is then older than lastSuccess) */
+  lastError?: { class: string; message: string; at: string };
+  consecutiveFailures: number;
+  /** totals since the state folder was created */
+  records: { collected: number; filtered: number; failed: number };
+  /** the collector's cursor position after the last successful poll (watermark, sinceTime, ...) */
+  cursor?: string | null;
+  /** set by clearRed() after a passing `test`: counts like a success for the two-interval rule */
+  clearedAt?: string;
+}
+
+export interface ConnectorStatus {
+  contentTypes: Partial<Record<ContentType, ContentStatus>>;
+}
+
+export interface StatusFile {
+  version: 1;
+  /** ISO time of the last save */
+  updatedAt: string;
+  connectors: Record<string, ConnectorStatus>;
+}
+
+export interface PollResult {
+  /** records delivered to the sink */
+  records: number;
+  /** records dropped by log filters */
+  filtered: number;
+  /** entities that failed mapping (kept and marked, or counted) */
+  failed: number;
+  cursor?: string | null;
+}
+
+export const statusFileName = 'status.json';
+
+function emptyContent(): ContentStatus {
+  return { consecutiveFailures: 0, records: { collected: 0, filtered: 0, failed: 0 } };
+}
+
+/** Reads stateDir/status.json; undefined when missing or unreadable (status then counts as unknown). */
+export function readStatusFile(stateDir: string): StatusFile | undefined {
+  const file = join(stateDir, statusFileName);
+  if (!existsSync(file)) return undefined;
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as StatusFile;
+    if (parsed?.version !== 1 || typeof parsed.connectors !== 'object' || parsed.connectors === null) return undefined;
+    return parsed;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Connector status shared by the collector (writer), the sidecar (GET /v1/status), `suppress-av`
+ * and the `test` command (clearRed). One writer process is expected at a time (the collector holds
+ * a lock); clearRed from another process survives the collector's next save because save() merges
+ * the newer clearedAt found on disk.
+ */
+export class StatusStore {
+  private data: StatusFile;
+  readonly file: string;
+
+  constructor(
+    readonly stateDir: string,
+    private readonly opts: { now?: () => number; metricsSnapshot?: boolean } = {},
+  ) {
+    this.file = join(stateDir, statusFileName);
+    this.data = readStatusFile(stateDir) ?? { version: 1, updatedAt: new Date(this.now()).toISOString(), connectors: {} };
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  private entry(connector: string, content: ContentType): ContentStatus {
+    const c = (this.data.connectors[connector] ??= { contentTypes: {} });
+    return (c.contentTypes[content] ??= emptyContent());
+  }
+
+  recordSuccess(connector: string, content: ContentType, result: PollResult): void {
+    const e = this.entry(connector, content);
+    const at = new Date(this.now()).toISOString();
+    e.lastAttempt = at;
+    e.lastSuccess = at;
+    e.consecutiveFailures = 0;
+    e.records.collected += result.records;
+    e.records.filtered += result.filtered;
+    e.records.failed += result.failed;
+    if (result.cursor !== undefined) e.cursor = result.cursor;
+  }
+
+  recordFailure(connector: string, content: ContentType, err: unknown): void {
+    const e = this.entry(connector, content);
+    const at = new Date(this.now()).toISOString();
+    e.lastAttempt = at;
+    e.consecutiveFailures += 1;
+    const cls = errorClassOf(err);
+    // Messages come from our own error types; redact() removes any registered secret a server echoed.
+    const message = redact(err instanceof Error ? err.message : String(err)).slice(0, 1000);
+    e.lastError = { class: cls, message, at };
+  }
+
+  /**
+   * After a passing `test`: the connector counts as green until its next poll result, and turns red
+   * again if no poll succeeds within two intervals (so a stopped collector cannot stay green).
+   */
+  clearRed(connector: string, contentTypes?: readonly ContentType[]): void {
+    const at = new Date(this.now()).toISOString();
+    const c = (this.data.connectors[connector] ??= { contentTypes: {} });
+    const types = contentTypes ?? (Object.keys(c.contentTypes) as ContentType[]);
+    for (const t of types) this.entry(connector, t).clearedAt = at;
+  }
+
+  /** A deep copy of the current status. */
+  read(): StatusFile {
+    return structuredClone(this.data);
+  }
+
+  /** Atomic write of status.json (and, for the collector, its metrics snapshot for the sidecar's /metrics). */
+  save(): void {
+    const onDisk = readStatusFile(this.stateDir);
+    if (onDisk) {
+      for (const [name, c] of Object.entries(onDisk.connectors)) {
+        for (const [t, s] of Object.entries(c.contentTypes) as [ContentType, ContentStatus][]) {
+          if (!s?.clearedAt) continue;
+          const mine = this.data.connectors[name]?.contentTypes[t];
+          if (!mine?.clearedAt || mine.clearedAt < s.clearedAt) this.entry(name, t).clearedAt = s.clearedAt;
+        }
+      }
+    }
+    this.data.updatedAt = new Date(this.now()).toISOString();
+    writeFileAtomic(this.file, JSON.stringify(this.data, null, 2) + '\n');
+    // Best effort: a failed snapshot only leaves the sidecar's /metrics without the collector's part.
+    if (this.opts.metricsSnapshot) writeMetricsSnapshot(this.stateDir).catch(() => undefined);
+  }
+}
+
+export type Health = 'green' | 'red';
+
+export interface ContentHealth {
+  state: Health;
+  reason?: string;
+}
+
+export interface ConnectorHealth {
+  connector: string;
+  state: Health;
+  /** why red (one line per content type); empty when green */
+  reasons: string[];
+  contentTypes: Partial<Record<ContentType, ContentHealth & ContentStatus>>;
+}
+
+/** What health needs to know about a connector (a config Connector fits). */
+export interface HealthSubject {
+  name: string;
+  contentTypes: readonly ContentType[];
+  intervalMinutes: number;
+}
+
+/**
+ * Green = every enabled content type's last poll succeeded, within two intervals of `now`.
+ * A content type never polled, whose last poll failed, or whose last success is older than two
+ * intervals is red, and so is the connector; each red content type gives one reason.
+ */
+export function connectorHealth(subject: HealthSubject, status: StatusFile | undefined, now: number): ConnectorHealth {
+  const window = 2 * subject.intervalMinutes * 60_000;
+  const entries = status?.connectors[subject.name]?.contentTypes ?? {};
+  const out: ConnectorHealth = { connector: subject.name, state: 'green', reasons: [], contentTypes: {} };
+  for (const t of subject.contentTypes) {
+    const s = entries[t];
+    let h: ContentHealth;
+    if (!s) {
+      h = { state: 'red', reason: 'no poll recorded yet' };
+    } else {
+      const okAt = Math.max(s.lastSuccess ? Date.parse(s.lastSuccess) : 0, s.clearedAt ? Date.parse(s.clearedAt) : 0);
+      const errAt = s.lastError ? Date.parse(s.lastError.at) : 0;
+      if (s.lastError && errAt > okAt) {
+        h = { state: 'red', reason: `last poll failed at ${s.lastError.at} (${s.lastError.class}): ${s.lastError.message}` };
+      } else if (!okAt) {
+        h = { state: 'red', reason: 'no successful poll yet' };
+      } else if (now - okAt > window) {
+        h = { state: 'red', reason: `no successful poll since ${new Date(okAt).toISOString()} (more than two intervals: ${2 * subject.intervalMinutes} min)` };
+      } else {
+        h = { state: 'green' };
+      }
+    }
+    out.contentTypes[t] = { ...(s ?? emptyContent()), ...h };
+    if (h.state === 'red') {
+      out.state = 'red';
+      out.reasons.push(`${t}: ${h.reason}`);
+    }
+  }
+  return out;
+}
