@@ -5,6 +5,8 @@ import { testCommand } from './check/command.js';
 import { respondCommand } from './respond/command.js';
 import { suppressAvCommand } from './status/suppress-av.js';
 import { validateCommand } from './config/validate-command.js';
+import { docsCommand } from './transform/docs.js';
+import { previewCommand, type PreviewOptions } from './transform/preview.js';
 import { version } from './paths.js';
 
 const program = new Command();
@@ -24,7 +26,8 @@ program
   .option('--reset-cursor <connector[:content]>', 'forget a cursor so the next poll starts from the lookback (repeatable)', collect)
   .addOption(new Option('--output <type>', 'override output.type').choices(['stdout']))
   .option('--progress', 'print a progress line per content type to stderr as pages are delivered')
-  .action(async (o: { config: string; once?: boolean; resetCursor?: string[]; output?: 'stdout'; progress?: boolean }) => {
+  .option('--transforms <dir>', 'transforms folder (default: the packaged transforms/)')
+  .action(async (o: { config: string; once?: boolean; resetCursor?: string[]; output?: 'stdout'; progress?: boolean; transforms?: string }) => {
     process.exitCode = await runCommand(o);
   });
 
@@ -32,8 +35,33 @@ program
   .command('validate')
   .description('check the config, the transform files and lookups; every error with file and JSON pointer')
   .option('-c, --config <file>', 'defender.yaml')
-  .action(async (o: { config?: string }) => {
+  .option('--transforms <dir>', 'transforms folder (default: the packaged transforms/)')
+  .action(async (o: { config?: string; transforms?: string }) => {
     process.exitCode = await validateCommand(o);
+  });
+
+program
+  .command('preview')
+  .description('map raw Defender API JSON (page, array, object or NDJSON) through the transforms; NDJSON records on stdout')
+  .addOption(new Option('--content <type>', 'content type of the input').choices(['alerts', 'host', 'vulnerabilities']).makeOptionMandatory())
+  .option('--transforms <dir>', 'transforms folder (default: the packaged transforms/)')
+  .option('--pretty', 'indent records')
+  .option('--tags', 'print {tag, time, record} instead of the record alone')
+  .option('--tenant <name>', 'tenant_name in the records', 'preview')
+  .option('--connector <name>', 'connector name used in engid_name', 'preview')
+  .argument('<file...>', 'input files; - reads stdin')
+  .action(async (files: string[], o: Omit<PreviewOptions, 'files'>) => {
+    process.exitCode = await previewCommand({ ...o, files });
+  });
+
+program
+  .command('docs')
+  .description('write docs/fields.md: every output field, its source and rule, per transform')
+  .option('--transforms <dir>', 'transforms folder')
+  .option('--out <file>', 'output file (default: docs/fields.md of the package)')
+  .option('--check', 'do not write; exit 1 when the file is out of date')
+  .action(async (o: { transforms?: string; out?: string; check?: boolean }) => {
+    process.exitCode = await docsCommand(o);
   });
 
 program

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { validateCommand } from '../plugin/config/validate-command.js';
+import { transformsDir } from '../plugin/transform/transforms.js';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'config');
 
@@ -22,7 +23,7 @@ describe('defender-fluent validate (validateCommand)', () => {
     const file = join(fixtures, 'good', 'minimal.yaml');
     const r = await run(file);
     assert.equal(r.code, 0);
-    assert.equal(r.out, `valid: ${file}\n`);
+    assert.equal(r.out, `valid: ${file} and the transforms in ${transformsDir}\n`);
     assert.equal(r.err, '');
   });
 
@@ -30,7 +31,7 @@ describe('defender-fluent validate (validateCommand)', () => {
     const file = join(fixtures, 'good', 'literal-secret.yaml');
     const r = await run(file);
     assert.equal(r.code, 0);
-    assert.equal(r.out, `valid: ${file}\n`);
+    assert.equal(r.out, `valid: ${file} and the transforms in ${transformsDir}\n`);
     assert.deepEqual(r.err.trimEnd().split('\n'), [
       `warning: ${file}:5: /connectors/0/apiEndpoint: custom host 127.0.0.1 in use (allowCustomEndpoint: true); expected a documented Defender API host (e.g. api.security.microsoft.com, api-us.securitycenter.microsoft.com, api-gov.securitycenter.microsoft.us)`,
       `warning: ${file}:9: /connectors/0/clientSecret: literal secret in the config file; prefer \${env:NAME} or \${file:/run/secrets/NAME}`,
@@ -73,5 +74,23 @@ describe('defender-fluent validate (validateCommand)', () => {
     const r = await run(fixtures);
     assert.equal(r.code, 2);
     assert.equal(r.err, `error: ${fixtures}: /: cannot read config file: EISDIR\n1 error\n`);
+  });
+});
+
+describe('defender-fluent validate with transforms', () => {
+  it('reports a broken transform file with its file and pointer, and exits 2', async () => {
+    const { mkdtempSync, cpSync, readFileSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'df-tr-'));
+    cpSync(transformsDir, dir, { recursive: true });
+    const file = join(dir, 'alerts.syslog.json');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('"computerDnsName"', '"computerDnsNme"'));
+    const out = new PassThrough();
+    const err = new PassThrough();
+    let errText = '';
+    err.on('data', (d: Buffer) => (errText += d.toString()));
+    const code = await validateCommand({ transforms: dir }, out, err);
+    assert.equal(code, 2);
+    assert.match(errText, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:\\d+: /fields/\\d+/from: unknown field "computerDnsNme" in Alert; did you mean "computerDnsName"\\?`));
   });
 });

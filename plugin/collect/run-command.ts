@@ -1,13 +1,14 @@
 import type { ContentType } from '../config/load.js';
 import { contentTypes } from '../config/load.js';
-import { loadConfigOrReport } from '../config/report.js';
+import { loadConfigOrReport, reportProblems } from '../config/report.js';
 import { createLogger } from '../log.js';
 import { formatProblem } from '../schema-check.js';
 import { createSink } from '../output/create.js';
 import { DefenderClient } from '../defender/client.js';
 import * as metrics from '../status/metrics.js';
 import { StatusStore } from '../status/store.js';
-import { RawMapper } from '../transform/raw.js';
+import { compileLogFilters } from '../config/log-filters.js';
+import { TransformReloader, transformsDir } from '../transform/transforms.js';
 import { Collector } from './collector.js';
 import { combineHooks, startStatusLoop, statusHooks, timedSink } from './observe.js';
 import { progressHooks } from './progress.js';
@@ -23,6 +24,8 @@ export interface RunOptions {
   output?: 'stdout';
   /** a progress line per content type on stderr as pages are delivered */
   progress?: boolean;
+  /** transforms folder (default: the packaged transforms/) */
+  transforms?: string;
 }
 
 function parseReset(spec: string, names: string[]): { connector: string; content?: ContentType } | string {
@@ -41,6 +44,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const { config } = loaded;
   const logger = createLogger(config.logLevel);
   for (const w of loaded.warnings) logger.warn(formatProblem(w));
+
+  const opened = TransformReloader.open(opts.transforms ?? transformsDir, { logger });
+  if (!opened.ok) {
+    reportProblems(opened.problems);
+    return 2;
+  }
+  const transforms = opened.reloader;
 
   let lock;
   try {
@@ -66,13 +76,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
     const output = opts.output === 'stdout' ? { type: 'stdout' as const, tagPrefix: config.output.tagPrefix } : config.output;
     const sink = timedSink(createSink(output, logger), output.type);
-    const mapper = new RawMapper();
     const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
     const hooks = opts.progress ? combineHooks(statusHooks(status), progressHooks()) : statusHooks(status);
     const collector = new Collector({
       config: { ...config, output },
       sink,
-      mapper: () => mapper,
+      mapper: transforms.mapperFn,
+      filterFor: (c) => compileLogFilters(c.logFilters),
       logger,
       hooks,
       clientFor: (c) => {
@@ -104,6 +114,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       await sink.close(0);
       await stopped;
     };
+    // SIGHUP or an edited transform file reloads the transforms; a failed reload keeps the old ones.
+    const onHup = () => void transforms.reload();
+    const stopWatch = opts.once ? () => undefined : transforms.watch();
+    process.on('SIGHUP', onHup);
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     try {
@@ -118,6 +132,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       return 0;
     } finally {
       stopStatus();
+      stopWatch();
+      process.off('SIGHUP', onHup);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
     }

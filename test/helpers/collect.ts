@@ -2,7 +2,7 @@ import { Collector } from '../../plugin/collect/collector.js';
 import type { CollectorTask } from '../../plugin/collect/task.js';
 import type { Config } from '../../plugin/config/load.js';
 import { createLogger } from '../../plugin/log.js';
-import { RawMapper } from '../../plugin/transform/raw.js';
+import { RawMapper } from './raw-mapper.js';
 import { MemorySink } from './memory-sink.js';
 import { PassThrough } from 'node:stream';
 

@@ -1,0 +1,265 @@
+// Compiles a checked transform (IR from load.ts) into one plain JS function with `new Function`.
+// Safety rule: nothing from a transform file is ever pasted into the generated source as code.
+// Field names and constant values enter only as JSON.stringify'd literals; conversions, lookup
+// tables and sets enter as indexes into arrays passed in as arguments. A crafted field name or
+// template therefore stays data (test/transform-injection.test.ts tries).
+import { clean, cleanArray, conversions, type ConversionName } from './convert.js';
+import type { CondIR, PathRef, RuleIR, ValueOps } from './load.js';
+import type { LookupRuntime } from './lookups.js';
+import type { MapContext } from './mapper.js';
+import type { JsonSchema } from './schema-nav.js';
+import { itemsOf as schemaItems, propertiesOf as schemaProps, typesOf as schemaTypes } from './schema-nav.js';
+
+export type CompiledFn = (entity: Record<string, unknown>, ctx: MapContext) => Record<string, unknown>;
+
+export interface Compiled {
+  fn: CompiledFn;
+  /** the generated source, for debugging and tests */
+  source: string;
+}
+
+const J = (v: unknown): string => {
+  const s = JSON.stringify(v);
+  if (s === undefined) throw new Error('value cannot be compiled');
+  return s;
+};
+const ctxKeys = new Set(['tenant', 'connector', 'writeTime']);
+const forbiddenTargets = new Set(['__proto__', 'constructor', 'prototype']);
+
+class Gen {
+  private n = 0;
+  readonly convFns: ((v: unknown) => unknown)[] = [];
+  readonly lookupFns: ((v: unknown) => unknown)[] = [];
+  readonly consts: unknown[] = [];
+  private convIndex = new Map<string, number>();
+  private lookupIndex = new Map<LookupRuntime, number>();
+
+  id(prefix: string): string {
+    return `${prefix}${this.n++}`;
+  }
+
+  conv(name: ConversionName): string {
+    const fn = Object.prototype.hasOwnProperty.call(conversions, name) ? conversions[name] : undefined;
+    if (!fn) throw new Error(`unknown conversion ${JSON.stringify(name)}`);
+    let i = this.convIndex.get(name);
+    if (i === undefined) {
+      i = this.convFns.push(fn) - 1;
+      this.convIndex.set(name, i);
+    }
+    return `CV[${i}]`;
+  }
+
+  lookup(l: LookupRuntime): string {
+    let i = this.lookupIndex.get(l);
+    if (i === undefined) {
+      i = this.lookupFns.push(l.fn) - 1;
+      this.lookupIndex.set(l, i);
+    }
+    return `LK[${i}]`;
+  }
+
+  konst(v: unknown): string {
+    return `K[${this.consts.push(v) - 1}]`;
+  }
+
+  access(base: string, names: string[]): string {
+    let expr = base;
+    for (const n of names) expr += `?.[${J(n)}]`;
+    return expr;
+  }
+
+  /** Code that runs body(valueVar) for every value at the path (arrays walked at [] segments). */
+  walk(path: PathRef, base: string, body: (v: string) => string): string {
+    if (path.ctx) {
+      if (!ctxKeys.has(path.ctx)) throw new Error(`unknown context value ${J(path.ctx)}`);
+      const t = this.id('t');
+      return `{ const ${t} = c[${J(path.ctx)}]; ${body(t)} }`;
+    }
+    return this.walkSegs(path.segs, base, body);
+  }
+
+  private walkSegs(segs: PathRef['segs'], base: string, body: (v: string) => string): string {
+    const i = segs.findIndex((s) => s.each);
+    if (i < 0) {
+      const t = this.id('t');
+      return `{ const ${t} = ${this.access(base, segs.map((s) => s.name))}; ${body(t)} }`;
+    }
+    const a = this.id('a');
+    const k = this.id('k');
+    const el = this.id('el');
+    const rest = segs.slice(i + 1);
+    const inner = rest.length ? this.walkSegs(rest, el, body) : body(el);
+    return `{ const ${a} = ${this.access(base, segs.slice(0, i + 1).map((s) => s.name))}; if (Array.isArray(${a})) for (let ${k} = 0; ${k} < ${a}.length; ${k}++) { const ${el} = ${a}[${k}]; ${inner} } }`;
+  }
+
+  ops(x: string, ops: ValueOps): string {
+    let code = '';
+    for (const s of ops.steps) code += `if (${x} !== undefined) ${x} = ${'lookup' in s ? this.lookup(s.lookup) : this.conv(s.convert)}(${x}); `;
+    return code;
+  }
+
+  /** Statements that leave in `out` the first value at any of the paths that is non-empty after the ops. */
+  first(out: string, paths: PathRef[], ops: ValueOps, base = 'e'): string {
+    const label = this.id('L');
+    let code = `let ${out}; ${label}: { `;
+    for (const p of paths) {
+      code += this.walk(p, base, (t) => {
+        const x = this.id('x');
+        return `let ${x} = ${t}; if (${x} === null || ${x} === "") ${x} = undefined; ${this.ops(x, ops)}if (${x} !== undefined && ${x} !== null && ${x} !== "") { ${out} = ${x}; break ${label}; }`;
+      });
+    }
+    return code + '} ';
+  }
+
+  /** Statements + boolean expression for a condition. */
+  cond(c: CondIR, base = 'e'): { stmts: string; expr: string } {
+    const w = this.id('w');
+    const label = this.id('L');
+    const stmts =
+      `let ${w}; ${label}: { ` +
+      this.walk(c.path, base, (t) => `if (${t} !== undefined && ${t} !== null && ${t} !== "" && !(Array.isArray(${t}) && ${t}.length === 0)) { ${w} = ${t}; break ${label}; }`) +
+      '} ';
+    switch (c.op) {
+      case 'equals':
+        return { stmts, expr: `${w} === ${J(c.value)}` };
+      case 'in':
+        return { stmts, expr: `${this.konst(new Set(c.value as unknown[]))}.has(${w})` };
+      case 'exists':
+        return { stmts, expr: `(${w} !== undefined) === ${c.value === false ? 'false' : 'true'}` };
+    }
+  }
+
+  setter(target: string[], v: string): string {
+    for (const t of target) if (forbiddenTargets.has(t)) throw new Error(`forbidden target segment ${J(t)}`);
+    if (target.length === 1) return `r[${J(target[0])}] = ${v};`;
+    const o = this.id('o');
+    let code = `{ let ${o} = r; `;
+    for (const t of target.slice(0, -1)) code += `${o} = (${o}[${J(t)}] ??= {}); `;
+    return code + `${o}[${J(target[target.length - 1])}] = ${v}; }`;
+  }
+
+  rule(r: RuleIR): string {
+    const v = this.id('v');
+    let body: string;
+    switch (r.kind) {
+      case 'const':
+        return this.guard(r, this.setter(r.target, J(r.value)));
+      case 'raw':
+        return this.guard(r, this.setter(r.target, 'H.raw(e)'));
+      case 'from':
+        if (r.arrayCopy) {
+          const label = this.id('L');
+          body = `let ${v}; ${label}: { ${r.paths.map((p) => this.walk(p, 'e', (t) => `${v} = H.cleanArray(${t}); if (${v} !== undefined) break ${label};`)).join(' ')} } `;
+        } else body = this.first(v, r.paths, r);
+        break;
+      case 'template': {
+        const s = this.id('s');
+        const label = this.id('L');
+        body = `let ${v}; ${label}: { let ${s} = ""; `;
+        for (const part of r.parts) {
+          if (typeof part === 'string') body += `${s} += ${J(part)}; `;
+          else {
+            const x = this.id('p');
+            body += this.first(x, [part.path], part) + `if (${x} === undefined) break ${label}; ${s} += (typeof ${x} === "string" ? ${x} : String(${x})); `;
+          }
+        }
+        body += `if (${s} !== "") ${v} = ${s}; } `;
+        break;
+      }
+      case 'collect': {
+        const a = this.id('c');
+        body = `let ${v}; const ${a} = []; `;
+        const push = (t: string) => {
+          const x = this.id('x');
+          return `let ${x} = ${t}; if (${x} === null || ${x} === "") ${x} = undefined; ${this.ops(x, r)}if (${x} !== undefined && ${x} !== null && ${x} !== "" && !${a}.includes(${x})) ${a}.push(${x});`;
+        };
+        for (const src of r.sources) {
+          if ('each' in src) {
+            body += this.walk(src.each, 'e', (el) => {
+              const inner = this.walk(src.path, el, push);
+              if (!src.where) return inner;
+              const c = this.cond(src.where, el);
+              return `${c.stmts}if (${c.expr}) ${inner}`;
+            });
+          } else body += this.walk(src.path, 'e', push);
+        }
+        body += `if (${a}.length) ${v} = ${a}; `;
+        break;
+      }
+    }
+    if (r.default !== undefined) body += `if (${v} === undefined) ${v} = ${J(r.default)}; `;
+    body += `if (${v} !== undefined) ${this.setter(r.target, v)}`;
+    return this.guard(r, `{ ${body} }`);
+  }
+
+  private guard(r: RuleIR, code: string): string {
+    if (!r.when) return code;
+    const c = this.cond(r.when);
+    return `{ ${c.stmts}if (${c.expr}) ${code} }`;
+  }
+}
+
+/** One function per transform: (entity, ctx) → record. */
+export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema): Compiled {
+  const g = new Gen();
+  let code = '"use strict";\nreturn function transform(e, c) {\nconst r = {};\n';
+  for (const r of rules) code += g.rule(r) + '\n';
+  code += 'return r;\n};';
+  const helpers = Object.freeze({ clean, cleanArray, raw: inputSchema ? compileCleaner(inputSchema) : clean });
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the point of this module; see the header comment
+  const factory = new Function('H', 'CV', 'LK', 'K', code) as (...a: unknown[]) => CompiledFn;
+  return { fn: factory(helpers, Object.freeze(g.convFns), Object.freeze(g.lookupFns), Object.freeze(g.consts)), source: code };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The raw copy (microsoft_defender.*) is the biggest cost per record: every field of the entity is
+// visited. A generic for-in copy pays a megamorphic keyed load and store per field; this cleaner
+// is generated from the input entity schema, so the fields the API documents are copied with
+// named property accesses (monomorphic, fast), and only fields the schema does not know (the API
+// adds fields without notice) go through the generic path. Same result as clean(): nulls and
+// empty strings dropped, everything else kept.
+
+export function compileCleaner(root: JsonSchema): (v: unknown) => unknown {
+  let n = 0;
+  const fns: string[] = [];
+  const knownSets: Set<string>[] = [];
+  const memo = new Map<JsonSchema, string>();
+  const safeName = (k: string) => forbiddenTargets.has(k) || k === 'hasOwnProperty';
+
+  // Returns the name of a generated function cleaning a value of this schema node.
+  const gen = (node: JsonSchema): string => {
+    const hit = memo.get(node);
+    if (hit) return hit;
+    const types = schemaTypes(root, node);
+    const props = schemaProps(root, node);
+    const name = `f${n++}`;
+    memo.set(node, name);
+    if (types.has('array') && !types.has('object')) {
+      const items = schemaItems(root, node);
+      const itemFn = items && schemaProps(root, items) ? gen(items) : 'H.clean';
+      fns.push(`function ${name}(v) { if (!Array.isArray(v)) return H.clean(v); const out = []; for (let i = 0; i < v.length; i++) { const x = v[i]; if (x === null || x === undefined || x === "") continue; out.push(typeof x === "object" ? ${itemFn}(x) : x); } return out; }`);
+      return name;
+    }
+    if (!props || !types.has('object')) return 'H.clean';
+    const keys = Object.keys(props).filter((k) => !safeName(k));
+    const known = knownSets.push(new Set(keys)) - 1;
+    let body = `function ${name}(o) { if (o === null || typeof o !== "object" || Array.isArray(o)) return H.clean(o); const out = {}; let n = 0; let x; `;
+    for (const k of keys) {
+      const sub = props[k] as JsonSchema;
+      const st = schemaTypes(root, sub);
+      const subFn = st.has('object') || st.has('array') ? gen(sub) : 'H.clean';
+      body += `x = o[${J(k)}]; if (x !== undefined) { n++; if (x !== null && x !== "") out[${J(k)}] = typeof x === "object" ? ${subFn}(x) : x; } `;
+    }
+    body += `const keys = Object.keys(o); if (keys.length !== n) { const known = KS[${known}]; for (let i = 0; i < keys.length; i++) { const k = keys[i]; if (known.has(k)) continue; const y = o[k]; if (y === null || y === undefined || y === "") continue; H.set(out, k, typeof y === "object" ? H.clean(y) : y); } } return out; }`;
+    fns.push(body);
+    return name;
+  };
+  const top = gen(root);
+  const src = `"use strict";\n${fns.join('\n')}\nreturn ${top};`;
+  const set = (o: Record<string, unknown>, k: string, v: unknown) => {
+    if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+    else o[k] = v;
+  };
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from the input schema; names enter as JSON literals only
+  return new Function('H', 'KS', src)(Object.freeze({ clean, set }), Object.freeze(knownSets)) as (v: unknown) => unknown;
+}

@@ -1,0 +1,227 @@
+// Runtime helpers the compiled transforms call. They run once per field per record, so they are
+// written for speed (no regex on the common paths) and never throw: a value that cannot be
+// converted becomes undefined, which makes the rule set nothing (the raw entity keeps the original).
+import { isIPv6 } from 'node:net';
+
+function digits(s: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
+const days = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+function monthDays(y: number, mo: number): number {
+  return mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : (days[mo - 1] as number);
+}
+
+/**
+ * ISO-8601 (`2025-06-10T08:14:22.3310452Z`, up to 7+ fractional digits, Z or ±hh:mm, none = UTC)
+ * and the export API's `2025-06-10 03:02:19[.fffffff]` (UTC assumed) to epoch milliseconds.
+ * Date.parse is not used: it reads the space form as local time.
+ */
+export function epochMs(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : undefined;
+  if (typeof v !== 'string') return undefined;
+  const s = v.length > 0 && (v.charCodeAt(0) === 32 || v.charCodeAt(v.length - 1) === 32) ? v.trim() : v;
+  const n = s.length;
+  if (n < 10 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return undefined;
+  const y = digits(s, 0, 4);
+  const mo = digits(s, 5, 7);
+  const d = digits(s, 8, 10);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > monthDays(y, mo)) return undefined;
+  let h = 0;
+  let mi = 0;
+  let sec = 0;
+  let ms = 0;
+  let off = 0;
+  let i = 10;
+  if (i < n) {
+    const sep = s.charCodeAt(i);
+    if (sep !== 84 && sep !== 116 && sep !== 32) return undefined; // T t space
+    if (n < 16 || s.charCodeAt(13) !== 58) return undefined;
+    h = digits(s, 11, 13);
+    mi = digits(s, 14, 16);
+    if (h < 0 || h > 24 || mi < 0 || mi > 59) return undefined;
+    i = 16;
+    if (i < n && s.charCodeAt(i) === 58) {
+      if (n < 19) return undefined;
+      sec = digits(s, 17, 19);
+      if (sec < 0 || sec > 60) return undefined;
+      i = 19;
+      const dot = i < n ? s.charCodeAt(i) : 0;
+      if (dot === 46 || dot === 44) {
+        i++;
+        const start = i;
+        let scale = 100;
+        while (i < n) {
+          const c = s.charCodeAt(i) - 48;
+          if (c < 0 || c > 9) break;
+          if (scale >= 1) ms += c * scale;
+          scale /= 10;
+          i++;
+        }
+        if (i === start) return undefined;
+        ms = Math.trunc(ms);
+      }
+    }
+    if (i < n) {
+      const z = s.charCodeAt(i);
+      if ((z === 90 || z === 122) && i === n - 1) i++;
+      else if (z === 43 || z === 45) {
+        const rest = s.slice(i + 1);
+        let oh: number;
+        let om: number;
+        if (rest.length === 5 && rest.charCodeAt(2) === 58) {
+          oh = digits(rest, 0, 2);
+          om = digits(rest, 3, 5);
+        } else if (rest.length === 4) {
+          oh = digits(rest, 0, 2);
+          om = digits(rest, 2, 4);
+        } else if (rest.length === 2) {
+          oh = digits(rest, 0, 2);
+          om = 0;
+        } else return undefined;
+        if (oh < 0 || om < 0 || oh > 23 || om > 59) return undefined;
+        off = (oh * 60 + om) * 60000 * (z === 43 ? 1 : -1);
+        i = n;
+      } else return undefined;
+    }
+  }
+  const t = Date.UTC(y, mo - 1, d, h, mi, sec, ms) - off;
+  return Number.isFinite(t) ? t : undefined;
+}
+
+export function toNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'string' && v.trim() !== '') {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  return undefined;
+}
+
+export function toStr(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
+
+export function lower(v: unknown): string | undefined {
+  const s = toStr(v);
+  return s === undefined ? undefined : s.toLowerCase();
+}
+
+export function upper(v: unknown): string | undefined {
+  const s = toStr(v);
+  return s === undefined ? undefined : s.toUpperCase();
+}
+
+function ipv4(s: string): string | undefined {
+  let out = '';
+  let part = 0;
+  let len = 0;
+  let parts = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (len === 0 || len > 3 || part > 255) return undefined;
+      out += (parts ? '.' : '') + part;
+      parts++;
+      part = 0;
+      len = 0;
+    } else if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48);
+      len++;
+    } else return undefined;
+  }
+  return parts === 4 ? out : undefined;
+}
+
+/** Normalised IP text: IPv4 without leading zeros, IPv6 in RFC 5952 form (lower case, compressed), IPv4-mapped IPv6 as IPv4, zone and brackets removed. */
+export function ip(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  let s = v.trim();
+  if (s.length === 0) return undefined;
+  const v4 = ipv4(s);
+  if (v4 !== undefined) return v4;
+  if (s.charCodeAt(0) === 91 && s.charCodeAt(s.length - 1) === 93) s = s.slice(1, -1);
+  const pct = s.indexOf('%');
+  if (pct >= 0) s = s.slice(0, pct);
+  s = s.toLowerCase();
+  if (s.startsWith('::ffff:')) {
+    const m = ipv4(s.slice(7));
+    if (m !== undefined) return m;
+  }
+  if (!isIPv6(s)) return undefined;
+  // The WHATWG URL parser serialises IPv6 hosts canonically (RFC 5952); IPv6 is rare enough here.
+  return new URL(`http://[${s}]/`).hostname.slice(1, -1);
+}
+
+const hex = '0123456789abcdef';
+/** aa:bb:cc:dd:ee:ff from any of 00155D0A1B2C, 00-15-5D-0A-1B-2C, 00:15:5d:0a:1b:2c, 0015.5d0a.1b2c; the all-zero MAC (loopback) is dropped. */
+export function mac(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  let out = '';
+  let n = 0;
+  let zero = true;
+  for (let i = 0; i < v.length; i++) {
+    let c = v.charCodeAt(i);
+    if (c === 58 || c === 45 || c === 46 || c === 32) continue;
+    if (c >= 65 && c <= 70) c += 32;
+    let d: number;
+    if (c >= 48 && c <= 57) d = c - 48;
+    else if (c >= 97 && c <= 102) d = c - 87;
+    else return undefined;
+    if (d !== 0) zero = false;
+    if (n > 0 && n % 2 === 0) out += ':';
+    out += hex[d];
+    n++;
+    if (n > 12) return undefined;
+  }
+  return n === 12 && !zero ? out : undefined;
+}
+
+function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
+  // A "__proto__" key from JSON.parse is an ordinary field: keep it as one instead of changing o's prototype.
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
+}
+
+/** Deep copy without nulls and empty strings (objects and arrays kept, even when they end up empty). */
+export function clean(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) {
+    const out: unknown[] = [];
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (x === null || x === undefined || x === '') continue;
+      out.push(typeof x === 'object' ? clean(x) : x);
+    }
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  const o = v as Record<string, unknown>;
+  for (const k in o) {
+    const x = o[k];
+    if (x === null || x === undefined || x === '') continue;
+    if (k === '__proto__') setKey(out, k, typeof x === 'object' ? clean(x) : x);
+    else out[k] = typeof x === 'object' ? clean(x) : x;
+  }
+  return out;
+}
+
+/** A copied array value (from a path whose schema type is array): nulls and empty strings dropped; undefined when empty. */
+export function cleanArray(v: unknown): unknown[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out = clean(v) as unknown[];
+  return out.length ? out : undefined;
+}
+
+export const conversions = { epochMs, number: toNumber, string: toStr, lower, upper, ip, mac } as const;
+export type ConversionName = keyof typeof conversions;

@@ -1,0 +1,142 @@
+// The RecordMapper the collector calls: every compiled transform of a content type, in file-name
+// order (host: host.assets then host.syslog), each record checked against its index schema. A record
+// that fails the check (or whose transform threw) is still delivered, marked with transform_error,
+// and counted: it is never dropped silently.
+import type { ValidateFunction } from 'ajv';
+import type { ContentType } from '../config/load.js';
+import { tagFor, tagSuffix, type OutRecord } from '../output/sink.js';
+import { ajvProblems, compileSchema, loadSchema } from '../schema-check.js';
+import type { JsonSchema } from './schema-nav.js';
+import { clean } from './convert.js';
+import { compileRules, type CompiledFn } from './compile.js';
+import type { LoadedTransform } from './load.js';
+import type { MapContext, RecordMapper } from './mapper.js';
+
+export interface CompiledTransform {
+  name: string;
+  content: ContentType;
+  tagSuffix: string;
+  fn: CompiledFn;
+  /** output index schema, relative to schemas/ */
+  output: string;
+  validate: ValidateFunction;
+  source: string;
+}
+
+/** Counters that survive reloads (one instance per process, shared by successive mappers). */
+export class TransformStats {
+  readonly mapped = new Map<string, number>();
+  readonly errors = new Map<string, number>();
+  lastError: { transform: string; message: string } | undefined;
+
+  snapshot(): { mapped: Record<string, number>; errors: Record<string, number>; lastError?: { transform: string; message: string } } {
+    return { mapped: Object.fromEntries(this.mapped), errors: Object.fromEntries(this.errors), ...(this.lastError ? { lastError: this.lastError } : {}) };
+  }
+}
+
+const validators = new Map<string, ValidateFunction>();
+export function indexValidator(rel: string): ValidateFunction {
+  let v = validators.get(rel);
+  if (!v) {
+    v = compileSchema(rel);
+    validators.set(rel, v);
+  }
+  return v;
+}
+
+/** Readable summary of ajv errors for transform_error (at most 3, JSON pointers included). */
+export function describeErrors(v: ValidateFunction): string {
+  const problems = ajvProblems('', v.errors);
+  const shown = problems.slice(0, 3).map((p) => `${p.pointer || '/'} ${p.message}`);
+  return `index schema check failed: ${shown.join('; ')}${problems.length > 3 ? ` (+${problems.length - 3} more)` : ''}`;
+}
+
+export function compileTransform(t: LoadedTransform): CompiledTransform {
+  const c = compileRules(t.rules, loadSchema(t.input) as JsonSchema);
+  return { name: t.name, content: t.content, tagSuffix: tagSuffix[t.tag], fn: c.fn, output: t.output, validate: indexValidator(t.output), source: c.source };
+}
+
+export interface TransformMapperOptions {
+  stats?: TransformStats;
+  /** check every record against its index schema (default true; `run`, preview and tests keep it on) */
+  checkOutput?: boolean;
+  /** called on a record marked with transform_error (logging; keep it cheap) */
+  onError?: (transform: string, message: string) => void;
+}
+
+export class TransformMapper implements RecordMapper {
+  readonly stats: TransformStats;
+  private readonly byContent: Record<ContentType, CompiledTransform[]>;
+  private readonly checkOutput: boolean;
+  private readonly onError?: (transform: string, message: string) => void;
+  private tagCache: { prefix: string; tags: Map<CompiledTransform, string> } = { prefix: '', tags: new Map() };
+
+  constructor(
+    readonly transforms: CompiledTransform[],
+    opts: TransformMapperOptions = {},
+  ) {
+    this.stats = opts.stats ?? new TransformStats();
+    this.checkOutput = opts.checkOutput ?? true;
+    this.onError = opts.onError;
+    this.byContent = { alerts: [], host: [], vulnerabilities: [] };
+    for (const t of transforms) this.byContent[t.content].push(t);
+  }
+
+  transformsFor(content: ContentType): CompiledTransform[] {
+    return this.byContent[content];
+  }
+
+  private tag(t: CompiledTransform, prefix: string): string {
+    if (this.tagCache.prefix !== prefix) this.tagCache = { prefix, tags: new Map() };
+    let tag = this.tagCache.tags.get(t);
+    if (tag === undefined) {
+      tag = tagFor(prefix, t.tagSuffix);
+      this.tagCache.tags.set(t, tag);
+    }
+    return tag;
+  }
+
+  /** One transform applied to one entity, with the schema check; never throws. */
+  mapOne(t: CompiledTransform, entity: Record<string, unknown>, ctx: MapContext): OutRecord {
+    let record: Record<string, unknown>;
+    let error: string | undefined;
+    try {
+      record = t.fn(entity, ctx);
+      if (this.checkOutput && !t.validate(record)) error = describeErrors(t.validate);
+    } catch (e) {
+      // Keep the entity: deliver the envelope and the raw entity, marked.
+      error = `transform ${t.name} failed: ${(e as Error).message}`;
+      record = fallbackRecord(t, entity, ctx);
+    }
+    this.stats.mapped.set(t.name, (this.stats.mapped.get(t.name) ?? 0) + 1);
+    if (error !== undefined) {
+      record.transform_error = error;
+      this.stats.errors.set(t.name, (this.stats.errors.get(t.name) ?? 0) + 1);
+      this.stats.lastError = { transform: t.name, message: error };
+      this.onError?.(t.name, error);
+    }
+    const ts = record.timestamp;
+    return { tag: this.tag(t, ctx.tagPrefix), time: typeof ts === 'number' && Number.isFinite(ts) ? ts : ctx.writeTime, record };
+  }
+
+  map(content: ContentType, entity: Record<string, unknown>, ctx: MapContext): OutRecord[] {
+    const list = this.byContent[content];
+    if (list.length === 1) return [this.mapOne(list[0] as CompiledTransform, entity, ctx)];
+    const out: OutRecord[] = [];
+    for (const t of list) out.push(this.mapOne(t, entity, ctx));
+    return out;
+  }
+}
+
+const msgClass: Record<ContentType, string> = { alerts: 'microsoft_defender_alerts', host: 'microsoft_defender_host', vulnerabilities: 'microsoft_defender_vulnerabilities' };
+
+function fallbackRecord(t: CompiledTransform, entity: unknown, ctx: MapContext): Record<string, unknown> {
+  return {
+    write_time: ctx.writeTime,
+    msg_class: msgClass[t.content],
+    msg_origin: { source: 'microsoft_defender', vendor: 'microsoft', category: 'endpoint', processor: { name: 'microsoft_defender', type: 'log_collector' } },
+    tenant_name: ctx.tenant,
+    engid_name: `microsoft_defender_${ctx.connector}`,
+    microsoft_defender: entity && typeof entity === 'object' ? clean(entity) : { value: entity },
+  };
+}
