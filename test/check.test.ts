@@ -82,35 +82,36 @@ describe('check: lock per connector', () => {
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'df-lock-'))));
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('is exclusive while held and removed on release', () => {
-    const a = acquireTestLock(dir, 'prod');
+  it('is exclusive while held and removed on release', async () => {
+    const a = await acquireTestLock(dir, 'prod');
     assert.ok(a.ok);
-    assert.equal(readFileSync(lockFileFor(dir, 'prod'), 'utf8'), `${process.pid}\n`);
-    const b = acquireTestLock(dir, 'prod');
+    assert.equal(readFileSync(lockFileFor(dir, 'prod'), 'utf8'), `${process.pid}`);
+    const b = await acquireTestLock(dir, 'prod');
     assert.deepEqual(b, { ok: false, file: lockFileFor(dir, 'prod'), pid: process.pid, message: `another test of connector prod is running (pid ${process.pid})` });
-    assert.ok(acquireTestLock(dir, 'other').ok, 'other connectors are independent');
-    a.release();
+    const other = await acquireTestLock(dir, 'other');
+    assert.ok(other.ok, 'other connectors are independent');
+    await a.release();
     assert.ok(!existsSync(lockFileFor(dir, 'prod')));
-    assert.ok(acquireTestLock(dir, 'prod').ok);
+    assert.ok((await acquireTestLock(dir, 'prod')).ok);
   });
 
-  it('takes over a lock whose pid is dead, or that holds no pid', () => {
+  it('takes over a lock whose pid is dead, or that holds no pid', async () => {
     mkdirSync(join(dir, 'locks'));
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
     writeFileSync(lockFileFor(dir, 'a'), `${dead}\n`);
     writeFileSync(lockFileFor(dir, 'b'), '');
     for (const n of ['a', 'b']) {
-      const l = acquireTestLock(dir, n);
+      const l = await acquireTestLock(dir, n);
       assert.ok(l.ok, n);
-      assert.equal(readFileSync(lockFileFor(dir, n), 'utf8'), `${process.pid}\n`);
+      assert.equal(readFileSync(lockFileFor(dir, n), 'utf8'), `${process.pid}`);
     }
   });
 
-  it('release does not remove a lock someone else took over', () => {
-    const a = acquireTestLock(dir, 'prod');
+  it('release does not remove a lock someone else took over', async () => {
+    const a = await acquireTestLock(dir, 'prod');
     assert.ok(a.ok);
     writeFileSync(lockFileFor(dir, 'prod'), `${process.ppid}\n`);
-    a.release();
+    await a.release();
     assert.ok(existsSync(lockFileFor(dir, 'prod')));
   });
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CursorError, CursorStore } from '../plugin/collect/cursor-store.js';
 
-const atomicModule = fileURLToPath(new URL('../plugin/collect/atomic-file.ts', import.meta.url));
+const atomicModule = fileURLToPath(new URL('../plugin/atomic-file.ts', import.meta.url));
 const storeModule = fileURLToPath(new URL('../plugin/collect/cursor-store.ts', import.meta.url));
 
 interface AlertsCursor {
@@ -117,12 +117,12 @@ describe('CursorStore', function () {
     const store = new CursorStore(stateDir);
     const old = { watermark: 'old', seen: ['x'] };
     await store.save('acme-mde', 'alerts', old);
-    // The child replaces fs/promises.rename with "die right here" (SIGKILL, no cleanup), then saves a
+    // The child replaces fs.renameSync with "die right here" (SIGKILL, no cleanup), then saves a
     // new cursor through the public interface: the process dies after write+fsync, before the rename.
     const r = await child(`
       import { createRequire, syncBuiltinESMExports } from 'node:module';
-      const fsp = createRequire(import.meta.url)('node:fs/promises');
-      fsp.rename = async () => { process.kill(process.pid, 'SIGKILL'); await new Promise(() => {}); };
+      const fs = createRequire(import.meta.url)('node:fs');
+      fs.renameSync = () => { process.kill(process.pid, 'SIGKILL'); for (;;) {} };
       syncBuiltinESMExports();
       const { CursorStore } = await import(${JSON.stringify(storeModule)});
       await new CursorStore(${JSON.stringify(stateDir)}).save('acme-mde', 'alerts', { watermark: 'new', seen: [] });

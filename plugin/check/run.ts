@@ -47,7 +47,7 @@ export async function checkConnector(c: Connector, ctx: RunContext, checks: Chec
   // A literal clientSecret is not registered by the config loader (only ${env:}/${file:} values are).
   registerSecret(c.clientSecret);
 
-  const lock = acquireTestLock(ctx.stateDir, c.name);
+  const lock = await acquireTestLock(ctx.stateDir, c.name);
   if (!lock.ok) {
     checks.push({
       id: 'lock',
@@ -154,7 +154,7 @@ export async function checkConnector(c: Connector, ctx: RunContext, checks: Chec
     }
   } finally {
     agent.destroy();
-    lock.release();
+    await lock.release();
   }
   return finish(report);
 }

@@ -1,7 +1,7 @@
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { contentTypes, type ContentType } from '../config/load.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 
 export class CursorError extends Error {
   constructor(
@@ -50,7 +50,7 @@ export class CursorStore {
   }
 
   async save(connector: string, content: ContentType, cursor: unknown): Promise<void> {
-    await writeFileAtomic(this.file(connector, content), JSON.stringify(cursor));
+    writeFileAtomic(this.file(connector, content), JSON.stringify(cursor));
   }
 
   /** Deletes the cursor(s); returns the files removed. */

@@ -20,9 +20,12 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Lock files this process holds: a file with our own pid is ours only if we took it (pids are reused). */
+const held = new Set<string>();
+
 /**
  * An exclusive lock file holding the owner's pid. A lock left by a dead process (crash, SIGKILL) is
- * taken over; a live owner makes acquire throw LockedError.
+ * taken over; a live owner (this process included) makes acquire throw LockedError.
  */
 export async function acquireLock(dir: string, name: string): Promise<{ file: string; release(): Promise<void> }> {
   await mkdir(dir, { recursive: true });
@@ -35,9 +38,11 @@ export async function acquireLock(dir: string, name: string): Promise<{ file: st
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await link(mine, file);
+        held.add(file);
         return {
           file,
           release: async () => {
+            if (!held.delete(file)) return;
             // only our own lock: a stale-lock takeover by another process must not be undone
             const owner = Number((await readFile(file, 'utf8').catch(() => '')).trim());
             if (owner === process.pid) await unlink(file).catch(() => undefined);
@@ -46,7 +51,8 @@ export async function acquireLock(dir: string, name: string): Promise<{ file: st
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new LockedError(file, pid);
+        const live = pid === process.pid ? held.has(file) : Number.isInteger(pid) && pid > 0 && alive(pid);
+        if (live) throw new LockedError(file, pid);
         await unlink(file).catch(() => undefined);
       }
     }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AggregatorRegistry, Counter, Histogram, Registry } from 'prom-client';
 import type { ApiFamily, ClientEvents } from '../defender/client.js';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../atomic-file.js';
 
 /**
  * One registry per process. The collector increments these and, on every status save, writes a

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ContentType } from '../config/load.js';
 import { errorClassOf } from '../defender/errors.js';
 import { redact } from '../log.js';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { writeMetricsSnapshot } from './metrics.js';
 
 /** Status of one connector × content type, as kept in stateDir/status.json. */

@@ -1,9 +1,10 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /**
- * Writes a file so that readers (another process) see either the old or the new content, never a
- * torn one: temp file in the same folder, fsync, rename over the target, fsync the folder.
+ * Writes a file so that readers (another process) and a crash at any point see either the old or
+ * the new content, never a torn one: temp file in the same folder, fsync, rename over the target,
+ * fsync the folder (so the rename survives a power cut). Used for cursors and status.
  */
 export function writeFileAtomic(file: string, content: string): void {
   const dir = dirname(file);
@@ -16,7 +17,12 @@ export function writeFileAtomic(file: string, content: string): void {
   } finally {
     closeSync(fd);
   }
-  renameSync(tmp, file);
+  try {
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
   try {
     const dfd = openSync(dir, 'r');
     try {
