@@ -5,6 +5,8 @@ import { testCommand } from './check/command.js';
 import { respondCommand } from './respond/command.js';
 import { suppressAvCommand } from './status/suppress-av.js';
 import { validateCommand } from './config/validate-command.js';
+import { emulateCommand, type EmulateCommandOptions } from './emulate/command.js';
+import { createLogger } from './log.js';
 import { docsCommand } from './transform/docs.js';
 import { previewCommand, type PreviewOptions } from './transform/preview.js';
 import { version } from './paths.js';
@@ -89,6 +91,26 @@ program
   .requiredOption('-c, --config <file>', 'defender.yaml')
   .action(async (o: { config: string }) => {
     process.exitCode = await suppressAvCommand(o);
+  });
+
+program
+  .command('emulate')
+  .description('local Defender for Endpoint API + Entra token endpoint (HTTPS on 127.0.0.1) for demos, tests and benchmarks')
+  .option('--port <port>', 'port on 127.0.0.1 (0 = any free port)', '8443')
+  .option('--alerts <n>', 'initial alerts', '200')
+  .option('--machines <n>', 'machines (0: GET /api/machines answers 404)', '50')
+  .option('--vulns <n>', 'vulnerability records in the export snapshot', '1000')
+  .option('--seed <n>', 'data seed: the same seed gives the same data and credentials', '1')
+  .option('--updates-per-minute <n>', 'new and changed alerts per minute while running', '60')
+  .option('--history-hours <h>', 'spread of the initial alerts before now', '2')
+  .option('--faults <list>', 'faults to inject, e.g. "429:count=3,503:p=0.05,truncate:after=2"')
+  .option('--rate-scale <f>', 'shrink the rate-limit windows (0.01: 100 calls per 0.6 s)', '1')
+  .option('--no-rate-limits', 'do not enforce rate limits (benchmarks)')
+  .option('--token-lifetime <s>', 'access-token lifetime in seconds', '3599')
+  .option('--state-dir <dir>', 'where the certificate is kept (default <tmp>/defender-fluent-emulator)')
+  .option('--prebuild-alerts', 'serialise every alert at start: slower start, faster pages (benchmarks)')
+  .action(async (o: EmulateCommandOptions) => {
+    process.exitCode = await emulateCommand({ ...o, logger: createLogger('info') });
   });
 
 await program.parseAsync();

@@ -11,6 +11,11 @@ export const defenderScope = 'https://api.securitycenter.microsoft.com/.default'
 class FetchNetworkClient implements INetworkModule {
   /** MSAL replaces transport failures with a bare network_error; keep the real one for the message. */
   lastTransportError?: unknown;
+  /**
+   * The last error body from the authority: MSAL reports a failed metadata call (unknown tenant) as
+   * endpoints_resolution_error and drops Entra's AADSTS code, which operators need.
+   */
+  lastErrorBody?: { error_codes?: unknown; error_description?: unknown };
 
   constructor(
     private readonly agent: https.Agent,
@@ -34,6 +39,7 @@ class FetchNetworkClient implements INetworkModule {
     } catch {
       body = { error: 'invalid_response', error_description: `authority answered ${res.status} with a body that is not JSON` };
     }
+    if (res.status >= 400) this.lastErrorBody = body as FetchNetworkClient['lastErrorBody'];
     const headers: Record<string, string> = {};
     res.headers.forEach((v, k) => (headers[k] = v));
     return { headers, body: body as T, status: res.status };
@@ -48,10 +54,14 @@ class FetchNetworkClient implements INetworkModule {
   }
 }
 
-function toTokenError(e: unknown, authority: string, transport: unknown): TokenError {
+function toTokenError(e: unknown, authority: string, transport: unknown, lastErrorBody: FetchNetworkClient['lastErrorBody']): TokenError {
   const err = e as { errorCode?: string; errorMessage?: string; message?: string; subError?: string; code?: string; cause?: unknown };
   const text = `${err?.errorMessage ?? ''} ${err?.message ?? ''}`;
-  const aadsts = /AADSTS\d+/.exec(text)?.[0];
+  const fromBody = Array.isArray(lastErrorBody?.error_codes) && lastErrorBody.error_codes.length ? `AADSTS${String(lastErrorBody.error_codes[0])}` : /AADSTS\d+/.exec(String(lastErrorBody?.error_description ?? ''))?.[0];
+  const aadsts = /AADSTS\d+/.exec(text)?.[0] ?? (err?.errorCode === 'endpoints_resolution_error' ? fromBody : undefined);
+  if (aadsts && !/AADSTS\d+/.test(text) && typeof lastErrorBody?.error_description === 'string') {
+    return new TokenError(`token request refused by ${authority}: ${firstLine(lastErrorBody.error_description)}`, { errorClass: 'auth', aadsts, cause: e });
+  }
   if (aadsts) {
     return new TokenError(`token request refused by ${authority}: ${firstLine(err.errorMessage ?? err.message ?? '')}`, { errorClass: 'auth', aadsts, cause: e });
   }
@@ -142,10 +152,11 @@ export class TokenProvider {
 
   private async acquire(forceRefresh: boolean): Promise<string> {
     let result;
+    this.network.lastErrorBody = undefined;
     try {
       result = await this.app.acquireTokenByClientCredential({ scopes: [defenderScope], skipCache: forceRefresh });
     } catch (e) {
-      throw toTokenError(e, this.authority, this.network.lastTransportError);
+      throw toTokenError(e, this.authority, this.network.lastTransportError, this.network.lastErrorBody);
     }
     if (!result?.accessToken) throw new TokenError(`token request to ${this.authority} returned no access token`, { errorClass: 'auth' });
     if (result.accessToken !== this.lastToken) this.renewalCount++;
