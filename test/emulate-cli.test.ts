@@ -10,7 +10,7 @@ import { emulateCommand, type Emulator } from '../plugin/emulate/index.js';
 import { checkConfigText } from '../plugin/config/load.js';
 import { call, msalToken, trustingAgent } from '../plugin/emulate/testing.js';
 import { ConfidentialClientApplication } from '@azure/msal-node';
-import { FetchNetworkClient } from '../plugin/emulate/testing.js';
+import { FetchNetworkClient } from '../plugin/defender/auth.js';
 
 function capture(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();
@@ -60,7 +60,7 @@ describe('defender-fluent emulate (command)', () => {
     const agent = trustingAgent(emu);
     const app = new ConfidentialClientApplication({
       auth: { clientId: connector.clientId, clientSecret: connector.clientSecret, authority: `${connector.authorityUrl}/${connector.directoryId}`, knownAuthorities: [new URL(connector.authorityUrl).host] },
-      system: { networkClient: new FetchNetworkClient(agent) },
+      system: { networkClient: new FetchNetworkClient(agent, 30_000) },
     });
     const token = await msalToken(app);
     assert.equal((await call(emu, agent, token, '/api/alerts')).json().value.length, 12);

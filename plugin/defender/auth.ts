@@ -7,8 +7,11 @@ import { createAgent, send, transportError, transportErrorClass } from './http.j
 
 export const defenderScope = 'https://api.securitycenter.microsoft.com/.default';
 
-/** MSAL's HTTP goes through node-fetch with the connector's agent (proxy, extra CA, keep-alive). */
-class FetchNetworkClient implements INetworkModule {
+/**
+ * MSAL's HTTP goes through node-fetch with the connector's agent (proxy, extra CA, keep-alive):
+ * MSAL's own client uses the global fetch, which ignores agents.
+ */
+export class FetchNetworkClient implements INetworkModule {
   /** MSAL replaces transport failures with a bare network_error; keep the real one for the message. */
   lastTransportError?: unknown;
   /**

@@ -3,35 +3,13 @@
 // authority needs: `knownAuthorities: [host:port]` (otherwise MSAL asks login.microsoftonline.com for
 // instance discovery) and a `system.networkClient` going through node-fetch with that agent.
 import https from 'node:https';
-import { ConfidentialClientApplication, type Configuration, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
-import fetch, { type RequestInit, type Response } from 'node-fetch';
+import { ConfidentialClientApplication, type Configuration } from '@azure/msal-node';
+import fetch, { type Response } from 'node-fetch';
+import { defenderScope, FetchNetworkClient } from '../defender/auth.js';
 import type { Emulator } from './server.js';
-
-export const defenderScope = 'https://api.securitycenter.microsoft.com/.default';
 
 export function trustingAgent(emu: Pick<Emulator, 'caPem'>): https.Agent {
   return new https.Agent({ ca: emu.caPem, keepAlive: true });
-}
-
-/** MSAL's INetworkModule over node-fetch (MSAL's own client uses global fetch, which ignores agents). */
-export class FetchNetworkClient implements INetworkModule {
-  constructor(private readonly agent: https.Agent) {}
-
-  private async send<T>(url: string, init: RequestInit): Promise<NetworkResponse<T>> {
-    const res = await fetch(url, { ...init, agent: this.agent });
-    const text = await res.text();
-    const headers: Record<string, string> = {};
-    res.headers.forEach((v, k) => (headers[k] = v));
-    return { status: res.status, headers, body: JSON.parse(text) as T };
-  }
-
-  sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
-    return this.send<T>(url, { method: 'GET', headers: options?.headers });
-  }
-
-  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
-    return this.send<T>(url, { method: 'POST', headers: options?.headers, body: options?.body });
-  }
 }
 
 export function msalFor(emu: Emulator, agent: https.Agent, overrides: Partial<Configuration['auth']> = {}): ConfidentialClientApplication {
@@ -43,7 +21,7 @@ export function msalFor(emu: Emulator, agent: https.Agent, overrides: Partial<Co
       knownAuthorities: [new URL(emu.authorityUrl).host],
       ...overrides,
     },
-    system: { networkClient: new FetchNetworkClient(agent) },
+    system: { networkClient: new FetchNetworkClient(agent, 30_000) },
   });
 }
 

@@ -7,7 +7,10 @@ import { type OutRecord, type Sink, type SinkState, SinkClosedError } from './si
  */
 export class StdoutSink implements Sink {
   private closed = false;
+  /** set when close() gave up waiting: queued batches fail instead of being written */
+  private aborted = false;
   private pending = Promise.resolve();
+  private readonly unsettled = new Set<(err: Error) => void>();
 
   constructor(private readonly out: NodeJS.WritableStream = process.stdout) {}
 
@@ -16,23 +19,31 @@ export class StdoutSink implements Sink {
     // Serialise batches so lines never interleave and order is kept.
     const run = this.pending.then(() => this.write(batch));
     this.pending = run.catch(() => undefined);
-    return run;
+    return new Promise<void>((resolve, reject) => {
+      this.unsettled.add(reject);
+      run.then(resolve, reject).finally(() => this.unsettled.delete(reject));
+    });
   }
 
   private async write(batch: OutRecord[]): Promise<void> {
     let chunk = '';
     for (const r of batch) {
+      if (this.aborted) throw new SinkClosedError();
       chunk += JSON.stringify({ tag: r.tag, time: r.time, record: r.record }) + '\n';
       if (chunk.length >= 1 << 16) {
         await this.flush(chunk);
         chunk = '';
       }
     }
+    if (this.aborted) throw new SinkClosedError();
     if (chunk) await this.flush(chunk);
   }
 
   private async flush(chunk: string): Promise<void> {
     const flushed = new Promise<void>((resolve, reject) => this.out.write(chunk, (err) => (err ? reject(err) : resolve())));
+    // Awaited below; if waiting for 'drain' throws first (stream error), this rejection must not
+    // become an unhandled one.
+    flushed.catch(() => undefined);
     // Respect pipe backpressure: wait for drain before writing more.
     if ((this.out as NodeJS.WriteStream).writableNeedDrain) await once(this.out, 'drain');
     await flushed;
@@ -42,8 +53,18 @@ export class StdoutSink implements Sink {
     return this.closed ? { ok: false, reason: 'closed' } : { ok: true };
   }
 
+  /** Waits up to timeoutMs for queued batches to be flushed, then fails the rest with SinkClosedError. */
   async close(timeoutMs: number): Promise<void> {
     this.closed = true;
-    await Promise.race([this.pending, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      this.pending.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, timeoutMs)))),
+    ]);
+    clearTimeout(timer);
+    if (drained) return;
+    // A reader that stopped reading (blocked pipe) must not keep deliver() pending forever.
+    this.aborted = true;
+    for (const reject of [...this.unsettled]) reject(new SinkClosedError());
   }
 }
