@@ -114,3 +114,6 @@ program
   });
 
 await program.parseAsync();
+// Every command has finished its work and flushed what it owes (stdout is synchronous for pipes and
+// files on Linux); a forgotten idle handle must not keep the process, or in_exec, waiting.
+process.exit(process.exitCode ?? 0);

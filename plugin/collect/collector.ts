@@ -104,6 +104,12 @@ export class Collector {
   async stop(): Promise<void> {
     this.stopper.abort();
     await Promise.all(this.runners.map((r) => r.loop));
+    this.close();
+  }
+
+  /** Releases the API connections (after runOnce, or once stopped). */
+  close(): void {
+    for (const client of new Set(this.runners.map((r) => r.client))) client.close();
   }
 
   private async loop(r: Runner): Promise<void> {

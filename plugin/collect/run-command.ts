@@ -123,6 +123,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     try {
       if (opts.once) {
         const failed = await Promise.race([collector.runOnce(), stopRequested.then(() => shutdown()).then(() => 0)]);
+        collector.close();
         await sink.close(shutdownMs);
         return failed ? 1 : 0;
       }

@@ -21,7 +21,7 @@ export class FetchNetworkClient implements INetworkModule {
   lastErrorBody?: { error_codes?: unknown; error_description?: unknown };
 
   constructor(
-    private readonly agent: https.Agent,
+    readonly agent: https.Agent,
     private readonly timeoutMs: number,
   ) {}
 
@@ -102,6 +102,7 @@ function findTransportCause(e: unknown): unknown {
 export class TokenProvider {
   private readonly app: ConfidentialClientApplication;
   private readonly network: FetchNetworkClient;
+  private readonly ownsAgent: boolean;
   private readonly authority: string;
   private inflight?: Promise<string>;
   private lastToken?: string;
@@ -113,6 +114,7 @@ export class TokenProvider {
   ) {
     registerSecret(connector.clientSecret);
     this.authority = `${connector.authorityUrl}/${connector.directoryId}`;
+    this.ownsAgent = !opts.agent;
     const agent = opts.agent ?? createAgent(connector.authorityUrl, connector);
     const host = new URL(connector.authorityUrl).host;
     const documented = host === 'login.microsoftonline.com' || host === 'login.microsoftonline.us';
@@ -137,6 +139,11 @@ export class TokenProvider {
         },
       },
     });
+  }
+
+  /** Closes idle keep-alive connections to the authority (an agent passed in is the caller's to close). */
+  close(): void {
+    if (this.ownsAgent) this.network.agent.destroy();
   }
 
   /** Number of tokens fetched from the authority (not served from cache). */

@@ -89,6 +89,12 @@ export class DefenderClient {
     this.random = opts.random ?? Math.random;
   }
 
+  /** Closes idle keep-alive connections (API and authority) so the process can exit. */
+  close(): void {
+    this.agent.destroy();
+    this.tokens.close();
+  }
+
   budget(family: ApiFamily): RateBudget {
     return this.budgets[family];
   }
@@ -104,10 +110,24 @@ export class DefenderClient {
   }
 
   async request<T = unknown>(opts: RequestOptions): Promise<{ status: number; body: T; headers: Response['headers'] }> {
-    const res = await this.send(opts, this.timeoutMs);
-    const text = await res.text().catch((e: unknown) => {
-      throw transportError(e, `${opts.method ?? 'GET'} ${new URL(res.url).pathname}`);
-    });
+    let res: Response;
+    let text: string;
+    for (let cut = 0; ; cut++) {
+      res = await this.send(opts, this.timeoutMs);
+      try {
+        text = await res.text();
+        break;
+      } catch (e) {
+        const err = transportError(e, `${opts.method ?? 'GET'} ${new URL(res.url).pathname}`);
+        // A body cut short is a transport failure like a reset before the headers: a GET is asked
+        // again (failing the caller instead makes the collector re-read, and re-deliver, a whole window).
+        if ((opts.retry ?? true) && (opts.method ?? 'GET') === 'GET' && cut < retryPolicy.maxTransientRetries) {
+          await this.pause(backoffMs(cut, this.random), err);
+          continue;
+        }
+        throw err;
+      }
+    }
     if (!text) return { status: res.status, body: undefined as T, headers: res.headers };
     try {
       return { status: res.status, body: JSON.parse(text) as T, headers: res.headers };
