@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import type { ContentType } from '../config/load.js';
 import { contentTypes } from '../config/load.js';
 import { loadConfigOrReport, reportProblems } from '../config/report.js';
@@ -75,7 +76,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     }
 
     const output = opts.output === 'stdout' ? { type: 'stdout' as const, tagPrefix: config.output.tagPrefix } : config.output;
-    const sink = timedSink(createSink(output, logger), output.type);
+    const sink = timedSink(createSink(output, logger, dirname(resolve(opts.config))), output.type);
     const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
     const hooks = opts.progress ? combineHooks(statusHooks(status), progressHooks()) : statusHooks(status);
     const collector = new Collector({

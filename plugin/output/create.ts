@@ -4,7 +4,10 @@ import { ForwardSink } from './forward.js';
 import type { Sink } from './sink.js';
 import { StdoutSink } from './stdout.js';
 
-/** The sink `output` configures: forward with acknowledgements, or NDJSON on stdout. */
-export function createSink(output: Output, logger: Logger): Sink {
-  return output.type === 'forward' ? new ForwardSink(output, { logger }) : new StdoutSink();
+/**
+ * The sink `output` configures: forward with acknowledgements, or NDJSON on stdout. `baseDir` (the
+ * config file's folder) resolves relative TLS file paths.
+ */
+export function createSink(output: Output, logger: Logger, baseDir: string): Sink {
+  return output.type === 'forward' ? new ForwardSink(output, { logger, baseDir }) : new StdoutSink();
 }

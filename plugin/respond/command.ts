@@ -31,7 +31,7 @@ export async function respondCommand(opts: RespondOptions): Promise<number> {
     process.stderr.write(`error: ${opts.config}: no connector has "respond" in functions; the sidecar has nothing to serve\n`);
     return 2;
   }
-  const sink = opts.makeSink ? opts.makeSink(config) : createSink(config.output, logger);
+  const sink = opts.makeSink ? opts.makeSink(config) : createSink(config.output, logger, dirname(resolve(opts.config)));
   const server = new RespondServer({ config, sink, logger, baseDir: dirname(resolve(opts.config)) });
   try {
     await server.listen(opts.listen);
