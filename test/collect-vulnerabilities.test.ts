@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import nock from 'nock';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
-import { exportTimeMs, type VulnerabilitiesCursor, VulnerabilitiesCollector } from '../plugin/collect/vulnerabilities.js';
+import { type VulnerabilitiesCursor, VulnerabilitiesCollector } from '../plugin/collect/vulnerabilities.js';
+import { epochMs } from '../plugin/transform/convert.js';
 import { apiOrigin, testConfig } from './helpers/connector.js';
 import { fakeJwt, nockTokens, tokenReply } from './helpers/entra.js';
 import { pollOnce } from './helpers/collect.js';
@@ -105,11 +106,11 @@ describe('vulnerability collection', () => {
     assert.equal(cursor(config).since, new Date(now).toISOString());
   });
 
-  it('reads export timestamps as UTC in both formats', () => {
-    assert.equal(exportTimeMs('2025-06-10 03:02:19'), Date.parse('2025-06-10T03:02:19Z'));
-    assert.equal(exportTimeMs('2025-06-10 03:02:19.1234567'), Date.parse('2025-06-10T03:02:19.123Z'));
-    assert.equal(exportTimeMs('2025-06-10T03:02:19.1234567Z'), Date.parse('2025-06-10T03:02:19.123Z'));
-    assert.equal(exportTimeMs(''), undefined);
-    assert.equal(exportTimeMs(null), undefined);
+  it("reads delta eventTimestamps as UTC in both formats (the transforms' epochMs)", () => {
+    assert.equal(epochMs('2025-06-10 03:02:19'), Date.parse('2025-06-10T03:02:19Z'));
+    assert.equal(epochMs('2025-06-10 03:02:19.1234567'), Date.parse('2025-06-10T03:02:19.123Z'));
+    assert.equal(epochMs('2025-06-10T03:02:19.1234567Z'), Date.parse('2025-06-10T03:02:19.123Z'));
+    assert.equal(epochMs(''), undefined);
+    assert.equal(epochMs(null), undefined);
   });
 });

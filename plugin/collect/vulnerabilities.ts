@@ -1,4 +1,5 @@
 import { DefenderApiError } from '../defender/errors.js';
+import { epochMs } from '../transform/convert.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 const fullPath = '/api/machines/SoftwareVulnerabilitiesByMachine';
@@ -23,14 +24,6 @@ export function isVulnerabilitiesCursor(v: unknown): v is VulnerabilitiesCursor 
   if (!c || c.v !== 1) return false;
   if (c.progress && (typeof c.progress.nextLink !== 'string' || (c.progress.kind !== 'full' && c.progress.kind !== 'delta'))) return false;
   return (c.since === undefined || typeof c.since === 'string') && (c.boundary === undefined || Array.isArray(c.boundary));
-}
-
-/** The export timestamps look like "2025-06-10 03:02:19" (UTC, per the docs' examples) or ISO-8601. */
-export function exportTimeMs(value: unknown): number | undefined {
-  if (typeof value !== 'string' || !value) return undefined;
-  const iso = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$/.test(value) ? `${value.replace(' ', 'T')}Z` : value;
-  const ms = Date.parse(iso);
-  return Number.isNaN(ms) ? undefined : ms;
 }
 
 /**
@@ -118,7 +111,7 @@ export class VulnerabilitiesCollector implements CollectorTask {
           const k = `${String(r.id)}|${String(r.eventTimestamp)}|${String(r.status)}`;
           if (boundary.has(k)) continue;
           fresh.push(r);
-          const t = exportTimeMs(r.eventTimestamp);
+          const t = epochMs(r.eventTimestamp);
           if (t === undefined) continue;
           if (t > maxEventMs) {
             maxEventMs = t;

@@ -1,21 +1,8 @@
 import type { Config } from '../config/load.js';
 import { redactValue } from '../log.js';
+import { clean } from '../transform/convert.js';
 import { tagFor, tagSuffix, type OutRecord } from '../output/sink.js';
 import { connectorHealth, type StatusFile } from './store.js';
-
-/** Removes null, undefined and empty strings (record contract: "nulls and empty strings removed"). */
-export function prune<T>(value: T): T {
-  if (Array.isArray(value)) return value.filter((v) => v !== null && v !== undefined && v !== '').map((v) => prune(v)) as T;
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      if (v === null || v === undefined || v === '') continue;
-      out[k] = prune(v);
-    }
-    return out as T;
-  }
-  return value;
-}
 
 /**
  * The fields every record carries (DESIGN.md, record contract) for records this product makes
@@ -29,7 +16,7 @@ export function contractRecord(opts: {
   writeTime: number;
   body: Record<string, unknown>;
 }): Record<string, unknown> {
-  return prune(
+  return clean(
     redactValue({
       timestamp: opts.timestamp,
       write_time: opts.writeTime,
@@ -44,7 +31,7 @@ export function contractRecord(opts: {
       engid_name: opts.connector ? `microsoft_defender_${opts.connector}` : undefined,
       microsoft_defender: opts.body,
     }),
-  );
+  ) as Record<string, unknown>;
 }
 
 /**
