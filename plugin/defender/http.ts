@@ -32,8 +32,26 @@ export function proxyFor(target: URL, explicit: string | undefined, env: NodeJS.
 export function createAgent(origin: string, opts: Pick<HttpOptions, 'caFile' | 'proxy'>, env = process.env): https.Agent {
   const ca = opts.caFile ? [...rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined;
   const proxy = proxyFor(new URL(origin), opts.proxy, env);
-  if (proxy) return new HttpsProxyAgent(proxy, { keepAlive: true, ca }) as unknown as https.Agent;
+  if (proxy) return new TrustingProxyAgent(proxy, ca) as unknown as https.Agent;
   return new https.Agent({ keepAlive: true, maxSockets: 8, ca });
+}
+
+/**
+ * HttpsProxyAgent applies its own TLS options to the proxy connection only; the TLS session to the
+ * endpoint through the tunnel takes the request's options, which carry no CA. Add the extra CA there.
+ */
+class TrustingProxyAgent extends HttpsProxyAgent<string> {
+  constructor(
+    proxy: string,
+    private readonly endpointCa: string[] | undefined,
+  ) {
+    super(proxy, { keepAlive: true, ca: endpointCa });
+  }
+
+  override connect(req: Parameters<HttpsProxyAgent<string>['connect']>[0], opts: Parameters<HttpsProxyAgent<string>['connect']>[1]) {
+    // the tunnel's TLS options (secureEndpoint: true) are Node's tls.connect options
+    return super.connect(req, this.endpointCa && opts.secureEndpoint ? { ...opts, ca: this.endpointCa } : opts);
+  }
 }
 
 const tlsCodes = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS|ERR_SSL|HOSTNAME_MISMATCH|ERR_CERT)/;
