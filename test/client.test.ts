@@ -229,11 +229,21 @@ describe('Defender API client', () => {
       assert.equal(err.errorClass, 'timeout');
     });
 
-    it('malformed JSON fails with a clear error', async () => {
-      nock(apiOrigin).get('/api/alerts').query(true).reply(200, '{"value": [ {"id": "a"', { 'Content-Type': 'application/json' });
-      const err = await rejection(new DefenderClient(testConnector()).request({ path: '/api/alerts' }));
+    it('malformed JSON is asked for again, then fails with a clear error', async () => {
+      nock(apiOrigin).get('/api/alerts').query(true).times(6).reply(200, '{"value": [ {"id": "a"', { 'Content-Type': 'application/json' });
+      const { clock, sleeps } = recordingClock();
+      const err = await rejection(new DefenderClient(testConnector(), { clock }).request({ path: '/api/alerts' }));
       assert.equal(err.errorClass, 'malformed');
-      assert.match(err.message, /not valid JSON/);
+      assert.match(err.message, /HTTP 200 body is not valid JSON \(22 bytes, starts "\{\\"value\\": \[ \{\\"id\\": \\"a\\""\)/);
+      assert.equal(sleeps.length, 5);
+    });
+
+    it('a malformed answer followed by a good one recovers', async () => {
+      nock(apiOrigin).get('/api/alerts').query(true).reply(200, 'not json');
+      nock(apiOrigin).get('/api/alerts').query(true).reply(200, { value: [{ id: 'a' }] });
+      const { clock } = recordingClock();
+      const res = await new DefenderClient(testConnector(), { clock }).request<{ value: unknown[] }>({ path: '/api/alerts' });
+      assert.equal(res.body.value.length, 1);
     });
 
     it('a truncated streamed page fails and delivers nothing past the cut', async () => {

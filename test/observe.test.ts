@@ -22,7 +22,7 @@ class ControlledSink implements Sink {
 }
 
 describe('status loop', () => {
-  let clock: FakeTimers.InstalledClock;
+  let clock: ReturnType<typeof FakeTimers.install>;
   beforeEach(() => {
     clock = FakeTimers.install({ toFake: ['setInterval', 'clearInterval', 'Date'], now: Date.parse('2026-03-01T12:00:00Z') });
   });

@@ -25,6 +25,8 @@ export interface AlertsOptions {
 
 export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindowMs: 24 * 3600_000, pageMargin: 100 };
 
+type AlertsPage = { value?: unknown; '@odata.nextLink'?: unknown };
+
 const key = (a: Record<string, unknown>): string => `${String(a.id)}|${String(a.lastUpdateTime)}`;
 
 /**
@@ -80,12 +82,9 @@ export class AlertsCollector implements CollectorTask {
     let nextLink: string | undefined;
     for (;;) {
       throwIfStopped(ctx.signal);
-      const { body } = nextLink
-        ? await ctx.client.request<{ value?: unknown; '@odata.nextLink'?: unknown }>({ path: nextLink })
-        : await ctx.client.request<{ value?: unknown; '@odata.nextLink'?: unknown }>({
-            path: '/api/alerts',
-            query: { $filter: filter, $expand: 'evidence', $top: pageSize, $skip: skip },
-          });
+      const { body } = await ctx.client.request<AlertsPage>(
+        nextLink ? { path: nextLink } : { path: '/api/alerts', query: { $filter: filter, $expand: 'evidence', $top: pageSize, $skip: skip } },
+      );
       const value = body?.value;
       if (!Array.isArray(value)) throw new DefenderApiError(`GET /api/alerts: response has no "value" array`, { errorClass: 'malformed' });
       const thisPage = new Set<string>();
@@ -98,7 +97,11 @@ export class AlertsCollector implements CollectorTask {
         const k = key(a);
         thisPage.add(k);
         if (previousPage.has(k)) repeated++;
-        if (carry.has(k) || previousPage.has(k)) continue;
+        if (carry.has(k) || previousPage.has(k)) {
+          // delivered by an earlier poll and still inside the next overlap: keep skipping it there
+          if (carry.has(k) && Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
+          continue;
+        }
         fresh.push(a);
         if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
       }

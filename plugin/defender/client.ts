@@ -109,33 +109,35 @@ export class DefenderClient {
     return url;
   }
 
+  /**
+   * One call with a JSON answer. A GET whose body is cut short or is not JSON is asked again with
+   * the transient backoff: failing the caller instead makes a collector re-read, and re-deliver,
+   * everything it read since its last cursor.
+   */
   async request<T = unknown>(opts: RequestOptions): Promise<{ status: number; body: T; headers: Response['headers'] }> {
-    let res: Response;
-    let text: string;
-    for (let cut = 0; ; cut++) {
-      res = await this.send(opts, this.timeoutMs);
+    const method = opts.method ?? 'GET';
+    const again = (opts.retry ?? true) && method === 'GET';
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.send(opts, this.timeoutMs);
+      const request = `${method} ${new URL(res.url).pathname}`;
+      let err: DefenderApiError;
       try {
-        text = await res.text();
-        break;
-      } catch (e) {
-        const err = transportError(e, `${opts.method ?? 'GET'} ${new URL(res.url).pathname}`);
-        // A body cut short is a transport failure like a reset before the headers: a GET is asked
-        // again (failing the caller instead makes the collector re-read, and re-deliver, a whole window).
-        if ((opts.retry ?? true) && (opts.method ?? 'GET') === 'GET' && cut < retryPolicy.maxTransientRetries) {
-          await this.pause(backoffMs(cut, this.random), err);
-          continue;
+        const text = await res.text();
+        if (!text) return { status: res.status, body: undefined as T, headers: res.headers };
+        try {
+          return { status: res.status, body: JSON.parse(text) as T, headers: res.headers };
+        } catch {
+          err = new DefenderApiError(`${request}: HTTP ${res.status} body is not valid JSON (${text.length} bytes, starts ${JSON.stringify(text.slice(0, 40))})`, {
+            errorClass: 'malformed',
+            status: res.status,
+            request,
+          });
         }
-        throw err;
+      } catch (e) {
+        err = transportError(e, request);
       }
-    }
-    if (!text) return { status: res.status, body: undefined as T, headers: res.headers };
-    try {
-      return { status: res.status, body: JSON.parse(text) as T, headers: res.headers };
-    } catch {
-      throw new DefenderApiError(`${opts.method ?? 'GET'} ${new URL(res.url).pathname}: HTTP ${res.status} body is not valid JSON (${text.length} bytes${text.length ? `, starts ${JSON.stringify(text.slice(0, 40))}` : ''})`, {
-        errorClass: 'malformed',
-        status: res.status,
-      });
+      if (!again || attempt >= retryPolicy.maxTransientRetries) throw err;
+      await this.pause(backoffMs(attempt, this.random), err);
     }
   }
 
