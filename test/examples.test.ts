@@ -41,7 +41,9 @@ describe('examples and README stay true', () => {
     it(`${file} is a valid config`, () => {
       const path = join(packageRoot, file);
       const { problems } = checkConfigText(path, readFileSync(path, 'utf8'), env);
-      assert.deepEqual(problems, []);
+      // The demo's CA file exists once `npm run demo` has started the emulator (it creates it first).
+      const beforeFirstDemo = (p: { pointer: string; message: string }) => p.pointer === '/connectors/0/caFile' && p.message.endsWith(join('.demo', 'emulator', 'emulator-cert.pem'));
+      assert.deepEqual(problems.filter((p) => !(file === 'examples/demo.yaml' && beforeFirstDemo(p))), []);
     });
   }
 
