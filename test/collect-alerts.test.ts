@@ -4,7 +4,7 @@ import nock from 'nock';
 import { AlertsCollector, type AlertsCursor } from '../plugin/collect/alerts.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
 import { testConfig } from './helpers/connector.js';
-import { fakeJwt, nockTokens, tokenReply } from './helpers/entra.js';
+import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
 import { alert, nockAlertsApi } from './helpers/odata-api.js';
 import { pollOnce } from './helpers/collect.js';
 
@@ -24,14 +24,7 @@ function cursorOf(config: ReturnType<typeof testConfig>): AlertsCursor {
 const ids = (records: Record<string, unknown>[]) => records.map((r) => `${String(r.id)}@${String(r.lastUpdateTime)}`).sort();
 
 describe('alerts collection', () => {
-  beforeEach(() => {
-    nock.disableNetConnect();
-    nockTokens([tokenReply(fakeJwt({ roles: ['Alert.Read.All'] }))]);
-  });
-  afterEach(() => {
-    nock.cleanAll();
-    nock.enableNetConnect();
-  });
+  useNockedEntra({ roles: ['Alert.Read.All'] });
 
   it('first start reads the lookback, with evidence, in one pinned window', async () => {
     const config = alertsConfig();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import nock from 'nock';
 import { HostCollector } from '../plugin/collect/host.js';
 import { apiOrigin, testConfig } from './helpers/connector.js';
-import { fakeJwt, nockTokens, tokenReply } from './helpers/entra.js';
+import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
 import { pollOnce } from './helpers/collect.js';
 
 const machine = (id: string, extra: Record<string, unknown> = {}) => ({
@@ -32,14 +32,7 @@ function nockMachines(machines: Array<Record<string, unknown>>) {
 
 describe('host collection', () => {
   const now = Date.parse('2026-03-01T12:00:00Z');
-  beforeEach(() => {
-    nock.disableNetConnect();
-    nockTokens([tokenReply(fakeJwt({}))]);
-  });
-  afterEach(() => {
-    nock.cleanAll();
-    nock.enableNetConnect();
-  });
+  useNockedEntra();
 
   it('delivers every machine first (Syslog and Assets), then only those that changed, and all again at the full refresh', async () => {
     const config = testConfig({ contentTypes: ['host'], hostFullRefreshHours: 24 });

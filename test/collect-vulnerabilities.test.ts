@@ -5,7 +5,7 @@ import { CursorStore } from '../plugin/collect/cursor-store.js';
 import { type VulnerabilitiesCursor, VulnerabilitiesCollector } from '../plugin/collect/vulnerabilities.js';
 import { epochMs } from '../plugin/transform/convert.js';
 import { apiOrigin, testConfig } from './helpers/connector.js';
-import { fakeJwt, nockTokens, tokenReply } from './helpers/entra.js';
+import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
 import { pollOnce } from './helpers/collect.js';
 import { MemorySink } from './helpers/memory-sink.js';
 
@@ -36,14 +36,7 @@ function nockPages(path: string, pages: Array<Array<Record<string, unknown>>>, s
 
 describe('vulnerability collection', () => {
   const now = Date.parse('2026-03-01T12:00:00Z');
-  beforeEach(() => {
-    nock.disableNetConnect();
-    nockTokens([tokenReply(fakeJwt({}))]);
-  });
-  afterEach(() => {
-    nock.cleanAll();
-    nock.enableNetConnect();
-  });
+  useNockedEntra();
 
   const cursor = (config: ReturnType<typeof testConfig>) =>
     JSON.parse(readFileSync(new CursorStore(config.stateDir).file('acme-mde', 'vulnerabilities'), 'utf8')) as VulnerabilitiesCursor;

@@ -33,3 +33,15 @@ export function nockTokens(
 }
 
 export const tokenReply = (token: string, expiresIn = 3599) => ({ body: { token_type: 'Bearer', expires_in: expiresIn, ext_expires_in: expiresIn, access_token: token } });
+
+/** For a describe block: no real network, and a token endpoint answering once per test. */
+export function useNockedEntra(claims: Record<string, unknown> = {}): void {
+  beforeEach(() => {
+    nock.disableNetConnect();
+    nockTokens([tokenReply(fakeJwt(claims))]);
+  });
+  afterEach(() => {
+    nock.cleanAll();
+    nock.enableNetConnect();
+  });
+}
