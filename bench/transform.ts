@@ -1,19 +1,21 @@
 // Transform benchmark: records/s on one core for each shipped transform on realistic records
 // (alerts with 5 evidence items), and the same alert mapping written in JSONata for comparison.
 // Both must produce equal output on the sample before any timing starts.
-//   node --import tsx bench/transform.ts [--seconds 2]
+//   node --import tsx bench/transform.ts [--seconds 2]      (or: node --import tsx bench/run.ts --only transforms)
 // Targets (issue 3): compiled alerts ≥ 200 000 records/s and ≥ 20× JSONata.
+// bench/run.ts imports transformBench(); run directly, this file prints its own report.
 import assert from 'node:assert/strict';
 import jsonata from 'jsonata';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { packageRoot, transformsDir } from '../plugin/paths.js';
 import { clean, epochMs, ip } from '../plugin/transform/convert.js';
 import { loadTransformDir } from '../plugin/transform/load.js';
 import { loadMapper } from '../plugin/transform/transforms.js';
 import type { CompiledTransform } from '../plugin/transform/transform-mapper.js';
 
-const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 2;
+let seconds = 2;
 const golden = (p: string) => JSON.parse(readFileSync(join(packageRoot, 'test', 'golden', p), 'utf8'));
 const ctx = { connector: 'bench', tenant: 'Bench Tenant', tagPrefix: 'microsoft_defender', writeTime: 1750000000000 };
 
@@ -120,31 +122,62 @@ const bindings = {
 };
 
 // ---- timing ---------------------------------------------------------------------------------
+// The measurement is cut into SLICES slices and the fastest one counts: on a shared VM other
+// processes can only slow a slice down, so the best slice is the transform's own speed on one core.
+const SLICES = 4;
+
 function rate(fn: (i: number) => unknown): number {
   for (let i = 0; i < 20000; i++) fn(i % SAMPLES); // warm-up: let V8 optimise
+  let best = 0;
   let n = 0;
-  const t0 = process.hrtime.bigint();
-  const budget = BigInt(Math.round(seconds * 1e9));
-  while (process.hrtime.bigint() - t0 < budget) {
-    for (let k = 0; k < 1000; k++, n++) fn(n % SAMPLES);
+  const budget = BigInt(Math.round((seconds / SLICES) * 1e9));
+  for (let s = 0; s < SLICES; s++) {
+    const t0 = process.hrtime.bigint();
+    let done = 0;
+    while (process.hrtime.bigint() - t0 < budget) {
+      for (let k = 0; k < 1000; k++, n++, done++) fn(n % SAMPLES);
+    }
+    best = Math.max(best, done / (Number(process.hrtime.bigint() - t0) / 1e9));
   }
-  return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  return best;
 }
 
 async function rateAsync(fn: (i: number) => Promise<unknown>): Promise<number> {
   for (let i = 0; i < 500; i++) await fn(i % SAMPLES);
+  let best = 0;
   let n = 0;
-  const t0 = process.hrtime.bigint();
-  const budget = BigInt(Math.round(seconds * 1e9));
-  while (process.hrtime.bigint() - t0 < budget) {
-    for (let k = 0; k < 50; k++, n++) await fn(n % SAMPLES);
+  const budget = BigInt(Math.round((seconds / SLICES) * 1e9));
+  for (let s = 0; s < SLICES; s++) {
+    const t0 = process.hrtime.bigint();
+    let done = 0;
+    while (process.hrtime.bigint() - t0 < budget) {
+      for (let k = 0; k < 50; k++, n++, done++) await fn(n % SAMPLES);
+    }
+    best = Math.max(best, done / (Number(process.hrtime.bigint() - t0) / 1e9));
   }
-  return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  return best;
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(11);
 
-async function main(): Promise<void> {
+export interface TransformBenchResult {
+  /** records/s of each transform's compiled function, and `${name}+check` with the run-time index schema check */
+  rates: Record<string, number>;
+  jsonataAlerts: number;
+  /** compiled alerts.syslog ÷ JSONata */
+  speedup: number;
+  /** the printed report */
+  lines: string[];
+}
+
+/** Checks JSONata and compiled output are equal on the sample, then times every transform for `secs` seconds each. */
+export async function transformBench(opts: { seconds?: number; print?: boolean } = {}): Promise<TransformBenchResult> {
+  seconds = opts.seconds ?? 2;
+  const lines: string[] = [];
+  const log = (line: string) => {
+    lines.push(line);
+    if (opts.print) console.log(line);
+  };
   const loaded = loadMapper();
   if (!loaded.ok) throw new Error(`transforms do not load: ${JSON.stringify(loaded.problems)}`);
   const { mapper } = loaded;
@@ -158,9 +191,9 @@ async function main(): Promise<void> {
     assert.deepEqual(theirs, ours);
     assert.equal(alertsT.validate(ours), true);
   }
-  console.log(`sample: ${SAMPLES} records per content type; alerts have ${(samples.alerts as Obj[])[0]?.evidence.length} evidence items; JSONata and compiled output equal on all ${SAMPLES} alerts`);
-  console.log(`node ${process.version}, ${seconds}s per measurement, one core\n`);
-  console.log('transform                   compiled fn/s   + schema check/s');
+  log(`sample: ${SAMPLES} records per content type; alerts have ${(samples.alerts as Obj[])[0]?.evidence.length} evidence items; JSONata and compiled output equal on all ${SAMPLES} alerts`);
+  log(`node ${process.version}, ${seconds}s per measurement (best of ${SLICES} slices), one core`);
+  log('transform                   compiled fn/s   + schema check/s');
   const results: Record<string, number> = {};
   for (const t of mapper.transforms) {
     const list = samples[t.content] as Obj[];
@@ -168,14 +201,17 @@ async function main(): Promise<void> {
     const fullRate = rate((i) => mapper.mapOne(t, list[i] as Obj, ctx));
     results[t.name] = fnRate;
     results[`${t.name}+check`] = fullRate;
-    console.log(`${t.name.padEnd(26)}${fmt(fnRate)}        ${fmt(fullRate)}`);
+    log(`${t.name.padEnd(26)}${fmt(fnRate)}        ${fmt(fullRate)}`);
   }
   const alerts = samples.alerts as Obj[];
   const jRate = await rateAsync((i) => jsonataAlerts.evaluate(alerts[i] as Obj, bindings));
-  console.log(`${'alerts.syslog (JSONata)'.padEnd(26)}${fmt(jRate)}`);
+  log(`${'alerts.syslog (JSONata)'.padEnd(26)}${fmt(jRate)}`);
   const speedup = (results['alerts.syslog'] as number) / jRate;
-  console.log(`\ncompiled vs JSONata (alerts): ${speedup.toFixed(1)}×   (target ≥ 20×)`);
-  console.log(`compiled alerts/s: ${fmt(results['alerts.syslog'] as number).trim()} (target ≥ 200,000); with the run-time index schema check: ${fmt(results['alerts.syslog+check'] as number).trim()}`);
+  log(`compiled vs JSONata (alerts): ${speedup.toFixed(1)}×   (target ≥ 20×)`);
+  log(`compiled alerts/s: ${fmt(results['alerts.syslog'] as number).trim()} (target ≥ 200,000); with the run-time index schema check: ${fmt(results['alerts.syslog+check'] as number).trim()}`);
+  return { rates: results, jsonataAlerts: jRate, speedup, lines };
 }
 
-await main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await transformBench({ seconds: Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 2, print: true });
+}

@@ -1,4 +1,5 @@
 import { DefenderApiError } from '../defender/errors.js';
+import { backoffMs, retryPolicy } from '../defender/retry.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 export interface AlertsCursor {
@@ -21,11 +22,11 @@ export interface AlertsOptions {
   maxWindowMs: number;
   /** items re-read at the start of each next page, so a shift of the result set cannot skip one */
   pageMargin: number;
+  /** alerts handed to the pipeline at a time while a page streams in */
+  sliceSize: number;
 }
 
-export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindowMs: 24 * 3600_000, pageMargin: 100 };
-
-type AlertsPage = { value?: unknown; '@odata.nextLink'?: unknown };
+export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindowMs: 24 * 3600_000, pageMargin: 100, sliceSize: 2000 };
 
 const key = (a: Record<string, unknown>): string => `${String(a.id)}|${String(a.lastUpdateTime)}`;
 
@@ -38,7 +39,11 @@ const key = (a: Record<string, unknown>): string => `${String(a.id)}|${String(a.
 export class AlertsCollector implements CollectorTask {
   readonly content = 'alerts' as const;
 
-  constructor(private readonly opts: AlertsOptions = defaultAlertsOptions) {}
+  private readonly opts: AlertsOptions;
+
+  constructor(opts: Partial<AlertsOptions> = {}) {
+    this.opts = { ...defaultAlertsOptions, ...opts };
+  }
 
   async poll(ctx: TaskContext): Promise<PollResult> {
     const { connector, cursors } = ctx;
@@ -62,6 +67,30 @@ export class AlertsCollector implements CollectorTask {
     return result;
   }
 
+  /**
+   * Streams one page in slices (memory stays bounded by the slice, not the 10 000-alert page). A
+   * page cut short or malformed mid-stream is asked for again a few times: failing the poll instead
+   * re-reads, and re-delivers, the whole window. `restart` resets the per-attempt bookkeeping.
+   */
+  private async streamPage(
+    ctx: TaskContext,
+    request: { path: string; query?: Record<string, string | number> },
+    restart: () => void,
+    onItems: (items: Record<string, unknown>[]) => Promise<void>,
+  ): Promise<{ nextLink?: string; count: number }> {
+    for (let attempt = 0; ; attempt++) {
+      restart();
+      try {
+        return await ctx.client.streamPage(request, this.opts.sliceSize, onItems);
+      } catch (e) {
+        const cut = e instanceof DefenderApiError && e.errorClass === 'malformed' && e.status === 200;
+        if (!cut || attempt >= retryPolicy.maxTransientRetries) throw e;
+        ctx.logger.warn({ connector: ctx.connector.name, err: e }, 'alerts page cut short or malformed; asking for it again');
+        await ctx.clock.sleep(backoffMs(attempt));
+      }
+    }
+  }
+
   /** Delivers every alert with windowStart ≤ lastUpdateTime < windowEnd not in `carry`; returns the keys to carry on. */
   private async collectWindow(
     ctx: TaskContext,
@@ -82,49 +111,54 @@ export class AlertsCollector implements CollectorTask {
     let nextLink: string | undefined;
     for (;;) {
       throwIfStopped(ctx.signal);
-      const { body } = await ctx.client.request<AlertsPage>(
-        nextLink ? { path: nextLink } : { path: '/api/alerts', query: { $filter: filter, $expand: 'evidence', $top: pageSize, $skip: skip } },
-      );
-      const value = body?.value;
-      if (!Array.isArray(value)) throw new DefenderApiError(`GET /api/alerts: response has no "value" array`, { errorClass: 'malformed' });
-      const thisPage = new Set<string>();
-      const fresh: Record<string, unknown>[] = [];
+      const request = nextLink ? { path: nextLink } : { path: '/api/alerts', query: { $filter: filter, $expand: 'evidence', $top: pageSize, $skip: skip } };
+      // Keys delivered from this page survive a retry of the page, so a page cut short and asked
+      // again delivers each alert once.
+      const deliveredHere = new Set<string>();
+      let thisPage = new Set<string>();
       let repeated = 0;
-      for (const a of value as Record<string, unknown>[]) {
-        if (!a || typeof a !== 'object' || typeof a.id !== 'string' || typeof a.lastUpdateTime !== 'string') {
-          throw new DefenderApiError(`GET /api/alerts: an alert without id or lastUpdateTime`, { errorClass: 'malformed' });
+      const page = await this.streamPage(ctx, request, () => {
+        thisPage = new Set();
+        repeated = 0;
+      }, async (items) => {
+        const fresh: Record<string, unknown>[] = [];
+        for (const a of items) {
+          if (typeof a.id !== 'string' || typeof a.lastUpdateTime !== 'string') {
+            throw new DefenderApiError(`GET /api/alerts: an alert without id or lastUpdateTime`, { errorClass: 'malformed' });
+          }
+          const k = key(a);
+          thisPage.add(k);
+          if (previousPage.has(k)) repeated++;
+          if (carry.has(k) || previousPage.has(k) || deliveredHere.has(k)) {
+            // delivered by an earlier poll and still inside the next overlap: keep skipping it there
+            if (carry.has(k) && Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
+            continue;
+          }
+          fresh.push(a);
+          deliveredHere.add(k);
+          if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
         }
-        const k = key(a);
-        thisPage.add(k);
-        if (previousPage.has(k)) repeated++;
-        if (carry.has(k) || previousPage.has(k)) {
-          // delivered by an earlier poll and still inside the next overlap: keep skipping it there
-          if (carry.has(k) && Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
-          continue;
-        }
-        fresh.push(a);
-        if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
-      }
+        if (fresh.length) await ctx.emit(fresh);
+        result.records += fresh.length;
+      });
       // $skip advances by more than the margin, so a page made only of the previous page's alerts
       // means the server ignored $skip: stop instead of looping forever.
-      if (value.length > margin && repeated === value.length) {
+      if (page.count > margin && repeated === page.count) {
         throw new DefenderApiError(`GET /api/alerts: page at $skip=${skip} repeats the previous page (paging loop)`, { errorClass: 'paging' });
       }
-      if (fresh.length) await ctx.emit(fresh);
       result.pages++;
-      result.records += fresh.length;
       ctx.progress?.({ pages: result.pages, records: result.records, cursor: new Date(windowStart).toISOString() });
       previousPage = thisPage;
 
-      const link = body['@odata.nextLink'];
-      if (typeof link === 'string' && link) {
+      const link = page.nextLink;
+      if (link) {
         if (linksSeen.has(link)) throw new DefenderApiError(`GET /api/alerts: @odata.nextLink repeats a link already followed (paging loop)`, { errorClass: 'paging' });
         linksSeen.add(link);
         ctx.client.url(link); // refuses off-host links before any request
         nextLink = link;
         continue;
       }
-      if (nextLink || value.length < pageSize) return nextCarry;
+      if (nextLink || page.count < pageSize) return nextCarry;
       skip += pageSize - margin;
     }
   }

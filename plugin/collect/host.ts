@@ -25,7 +25,11 @@ const digest = (m: Record<string, unknown>): string => createHash('sha1').update
 export class HostCollector implements CollectorTask {
   readonly content = 'host' as const;
 
-  constructor(private readonly pageSize = 10_000) {}
+  constructor(
+    private readonly pageSize = 10_000,
+    /** machines handed to the pipeline at a time while a page streams in */
+    private readonly sliceSize = 2000,
+  ) {}
 
   async poll(ctx: TaskContext): Promise<PollResult> {
     const { connector, cursors } = ctx;
@@ -38,34 +42,31 @@ export class HostCollector implements CollectorTask {
     let skip = 0;
     for (;;) {
       throwIfStopped(ctx.signal);
-      let value: unknown;
+      let count = 0;
+      let repeated = 0;
       try {
-        ({
-          body: { value },
-        } = await ctx.client.request<{ value?: unknown }>({ path: '/api/machines', query: { $top: this.pageSize, $skip: skip } }));
+        ({ count } = await ctx.client.streamPage({ path: '/api/machines', query: { $top: this.pageSize, $skip: skip } }, this.sliceSize, async (machines) => {
+          const changed: Record<string, unknown>[] = [];
+          for (const m of machines) {
+            if (typeof m.id !== 'string') throw new DefenderApiError('GET /api/machines: a machine without id', { errorClass: 'malformed' });
+            if (digests[m.id] !== undefined) repeated++;
+            const d = digest(m);
+            digests[m.id] = d;
+            if (previous[m.id] !== d) changed.push(m);
+          }
+          if (changed.length) await ctx.emit(changed);
+          result.records += changed.length;
+        }));
       } catch (e) {
         // "404 when there are no recent machines" (get-machines.md); past the first page it is an error.
-        if (e instanceof DefenderApiError && e.status === 404 && skip === 0) value = [];
-        else throw e;
+        if (!(e instanceof DefenderApiError && e.status === 404 && skip === 0)) throw e;
       }
-      if (!Array.isArray(value)) throw new DefenderApiError('GET /api/machines: response has no "value" array', { errorClass: 'malformed' });
-      const changed: Record<string, unknown>[] = [];
-      let repeated = 0;
-      for (const m of value as Record<string, unknown>[]) {
-        if (!m || typeof m !== 'object' || typeof m.id !== 'string') throw new DefenderApiError('GET /api/machines: a machine without id', { errorClass: 'malformed' });
-        if (digests[m.id] !== undefined) repeated++;
-        const d = digest(m);
-        digests[m.id] = d;
-        if (previous[m.id] !== d) changed.push(m);
-      }
-      if (value.length > 0 && repeated === value.length) {
+      if (count > 0 && repeated === count) {
         throw new DefenderApiError(`GET /api/machines: page at $skip=${skip} repeats machines already read (paging loop)`, { errorClass: 'paging' });
       }
-      if (changed.length) await ctx.emit(changed);
       result.pages++;
-      result.records += changed.length;
       ctx.progress?.({ pages: result.pages, records: result.records, cursor: `${Object.keys(digests).length} machines` });
-      if (value.length < this.pageSize) break;
+      if (count < this.pageSize) break;
       skip += this.pageSize;
     }
     const lastFullRefresh = full ? new Date(now).toISOString() : cursor!.lastFullRefresh;

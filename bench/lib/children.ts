@@ -1,0 +1,35 @@
+import type { EmulatorOptions } from '../../plugin/emulate/index.js';
+import type { CollectorRunArgs, CollectorRunResult } from '../proc/collector.js';
+import { startChild, type Child } from './ipc.js';
+
+export interface EmulatorInfo {
+  connector: Record<string, unknown>;
+  url: string;
+  startMs: number;
+}
+
+export interface EmulatorStats {
+  requests: number;
+  byApi: Record<string, Record<string, number>>;
+  alertRecords: number;
+  machineRecords: number;
+  vulnerabilityRecords: number;
+  pages: Record<string, number>;
+  tokensIssued: number;
+  maxRssMB: number;
+}
+
+export const startEmulatorChild = (opts: EmulatorOptions): Promise<Child<EmulatorInfo>> =>
+  startChild<EmulatorInfo>(new URL('../proc/emulator.ts', import.meta.url), [JSON.stringify(opts)]);
+
+export const startFluentChild = (): Promise<Child<{ port: number }>> => startChild<{ port: number }>(new URL('../proc/fluent.ts', import.meta.url));
+
+/** Runs the collector once in a fresh child process (its own CPU and RSS), then stops it. */
+export async function runCollectorChild(args: CollectorRunArgs, execArgv: string[] = []): Promise<CollectorRunResult> {
+  const child = await startChild(new URL('../proc/collector.ts', import.meta.url), [], execArgv);
+  try {
+    return await child.call<CollectorRunResult>('run', args);
+  } finally {
+    await child.stop();
+  }
+}

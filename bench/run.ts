@@ -1,0 +1,75 @@
+// All benchmarks, one table: `npm run bench` (node --import tsx bench/run.ts).
+//   --only transforms,e2e,vuln,api   run some (each is bounded to about 2 minutes)
+//   --write                          also write bench/results.md after an --only run (a full run always does)
+//   --profile                        e2e: also profile the collector (--cpu-prof) and list its hot spots
+//   --seconds S                      transforms: seconds per measurement (default 2)
+//   --alerts N --machines M          e2e sizes (default 100 000 alerts, 20 000 machines)
+//   --vulns N                        vuln export size (default 1 000 000)
+//   --polls N --poll-rate-scale F    api: steady-polling run (default 400 polls, windows × 0.05)
+//   --catchup-alerts N --rate-scale F  api: 730 h catch-up (default 200 000 alerts, windows × 0.01)
+// Every figure is printed with its target; the same report goes to bench/results.md.
+import { writeFileSync } from 'node:fs';
+import { apiBench } from './api.js';
+import { e2eBench } from './e2e.js';
+import { machine } from './lib/machine.js';
+import { fmt, table, type BenchOutput, type Row } from './lib/report.js';
+import { transformBench } from './transform.js';
+import { vulnBench } from './vuln.js';
+
+const argv = process.argv.slice(2);
+const arg = (name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const num = (name: string): number | undefined => (arg(name) === undefined ? undefined : Number(arg(name)));
+
+async function transforms(): Promise<BenchOutput> {
+  const r = await transformBench({ seconds: num('seconds') ?? 2 });
+  const rows: Row[] = [
+    { bench: 'transforms', metric: 'alerts.syslog records/s (compiled)', value: fmt(r.rates['alerts.syslog']!), target: '≥ 200 000', met: r.rates['alerts.syslog']! >= 200_000 },
+    { bench: 'transforms', metric: 'alerts.syslog vs JSONata', value: `${fmt(r.speedup, 1)}×`, target: '≥ 20×', met: r.speedup >= 20 },
+    { bench: 'transforms', metric: 'alerts.syslog (JSONata) records/s', value: fmt(r.jsonataAlerts), target: '' },
+  ];
+  for (const [name, rate] of Object.entries(r.rates)) {
+    if (name === 'alerts.syslog') continue;
+    rows.push({ bench: 'transforms', metric: `${name.replace('+check', ' + index schema check')} records/s`, value: fmt(rate), target: '' });
+  }
+  return { rows, notes: [`transforms: ${r.lines[0]}; ${r.lines[1]}.`] };
+}
+
+const benches: Record<string, () => Promise<BenchOutput>> = {
+  transforms,
+  e2e: () => e2eBench({ alerts: num('alerts'), machines: num('machines'), profile: argv.includes('--profile') }),
+  vuln: () => vulnBench({ vulns: num('vulns') }),
+  api: () => apiBench({ polls: num('polls'), pollRateScale: num('poll-rate-scale'), catchupAlerts: num('catchup-alerts'), rateScale: num('rate-scale') }),
+};
+
+const only = arg('only')?.split(',').map((s) => s.trim()).filter(Boolean);
+for (const name of only ?? []) if (!benches[name]) throw new Error(`--only: unknown benchmark "${name}" (known: ${Object.keys(benches).join(', ')})`);
+const selected = only ?? Object.keys(benches);
+
+const header = [`# defender-fluent benchmarks`, '', `- machine: ${machine()}`, `- command: \`node --import tsx bench/run.ts${argv.length ? ` ${argv.join(' ')}` : ''}\``, `- date: ${new Date().toISOString()}`];
+console.log(header.join('\n'));
+const rows: Row[] = [];
+const notes: string[] = [];
+for (const name of selected) {
+  const t0 = Date.now();
+  process.stderr.write(`running ${name}…\n`);
+  try {
+    const out = await benches[name]!();
+    rows.push(...out.rows);
+    notes.push(...out.notes, `(${name}: ${fmt((Date.now() - t0) / 1000, 1)} s)`);
+  } catch (e) {
+    rows.push({ bench: name, metric: 'FAILED', value: (e as Error).message.split('\n')[0]!, target: '', met: false });
+    notes.push(`${name} failed: ${(e as Error).stack}`);
+  }
+}
+const report = `${header.join('\n')}\n\n${table(rows)}\n\n${notes.map((n) => (n.startsWith('  ') ? `    ${n.trim()}` : `- ${n}`)).join('\n')}\n`;
+console.log(`\n${table(rows)}\n`);
+console.log(notes.join('\n'));
+if (!only || argv.includes('--write')) {
+  writeFileSync(new URL('./results.md', import.meta.url), report);
+  console.log('\nwritten to bench/results.md');
+}
+// A missed target is a finding, not a crash: only a benchmark that could not run fails the command.
+process.exitCode = rows.some((r) => r.metric === 'FAILED') ? 1 : 0;
