@@ -132,9 +132,11 @@ export class TokenProvider {
         networkClient: this.network,
         loggerOptions: {
           piiLoggingEnabled: false,
-          logLevel: LogLevel.Warning,
+          // MSAL warns on every client-credentials token ("No client info in response"); its errors
+          // reach us as exceptions anyway, so only its error lines are worth a log line.
+          logLevel: LogLevel.Error,
           loggerCallback: (level, message) => {
-            if (level <= LogLevel.Warning) log?.warn({ connector: connector.name, msal: message }, 'msal');
+            if (level <= LogLevel.Error) log?.warn({ connector: connector.name, msal: message }, 'msal');
           },
         },
       },
