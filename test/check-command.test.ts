@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import nock from 'nock';
-import { generate } from 'selfsigned';
+import { testCertificate } from './helpers/local-https.js';
 import { testCommand } from '../plugin/check/command.js';
 import { lockFileFor } from '../plugin/check/lock.js';
 import type { CheckItem, CheckOutput } from '../plugin/generated/check-output.js';
@@ -371,8 +371,8 @@ describe('defender-fluent test (testCommand)', () => {
     });
 
     it('TLS failure against a real HTTPS server with an untrusted certificate → caFile', async () => {
-      const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], { keySize: 2048, algorithm: 'sha256' });
-      const server: Server = createServer({ key: pems.private, cert: pems.cert }, (_req, res) => res.end('{}'));
+      const { key, cert } = await testCertificate();
+      const server: Server = createServer({ key, cert }, (_req, res) => res.end('{}'));
       await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
       try {
         const port = (server.address() as AddressInfo).port;

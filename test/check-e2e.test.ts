@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
-import { generate } from 'selfsigned';
+import { testCertificate } from './helpers/local-https.js';
 import { testCommand } from '../plugin/check/command.js';
 import type { CheckOutput } from '../plugin/generated/check-output.js';
 import { packageRoot } from '../plugin/paths.js';
@@ -33,14 +33,10 @@ describe('defender-fluent test against local HTTPS servers', () => {
   let roles: string[];
 
   before(async () => {
-    const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
-    });
+    const pems = await testCertificate();
     dir = mkdtempSync(join(tmpdir(), 'df-check-e2e-'));
     writeFileSync(join(dir, 'ca.pem'), pems.cert);
-    server = createServer({ key: pems.private, cert: pems.cert }, (req, res) => {
+    server = createServer({ key: pems.key, cert: pems.cert }, (req, res) => {
       const url = new URL(req.url!, base);
       seen.push(`${req.method} ${url.pathname}`);
       let body = '';

@@ -4,7 +4,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { generate } from 'selfsigned';
+import { testCertificate } from './helpers/local-https.js';
 import { stringify } from 'yaml';
 import { createLogger } from '../plugin/log.js';
 import { respondCommand } from '../plugin/respond/command.js';
@@ -28,9 +28,9 @@ function get(url: string, ca: string, token?: string): Promise<{ status: number;
 describe('response sidecar: TLS and the command', () => {
   it('serves HTTPS when respond.tls is configured (cert and key files)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'df-tls-'));
-    const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048, algorithm: 'sha256' });
+    const pems = await testCertificate();
     writeFileSync(join(dir, 'cert.pem'), pems.cert);
-    writeFileSync(join(dir, 'key.pem'), pems.private);
+    writeFileSync(join(dir, 'key.pem'), pems.key);
     const config = respondConfig({ tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } });
     const server = new RespondServer({ config, sink: new MemorySink(), logger: createLogger('warn', new PassThrough().resume()) });
     const { url } = await server.listen('127.0.0.1:0');
