@@ -15,6 +15,8 @@ import { machine } from './lib/machine.js';
 import { fmt, table, type BenchOutput, type Row } from './lib/report.js';
 import { transformBench } from './transform.js';
 import { vulnBench } from './vuln.js';
+import { join } from 'node:path';
+import { packageRoot } from '../plugin/paths.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
@@ -48,7 +50,7 @@ const only = arg('only')?.split(',').map((s) => s.trim()).filter(Boolean);
 for (const name of only ?? []) if (!benches[name]) throw new Error(`--only: unknown benchmark "${name}" (known: ${Object.keys(benches).join(', ')})`);
 const selected = only ?? Object.keys(benches);
 
-const header = [`# defender-fluent benchmarks`, '', `- machine: ${machine()}`, `- command: \`node --import tsx bench/run.ts${argv.length ? ` ${argv.join(' ')}` : ''}\``, `- date: ${new Date().toISOString()}`];
+const header = [`# defender-fluent benchmarks`, '', `- machine: ${machine()}`, `- command: \`${import.meta.url.endsWith('.ts') ? 'node --import tsx bench/run.ts' : 'npm run bench --'}${argv.length ? ` ${argv.join(' ')}` : ''}\``, `- date: ${new Date().toISOString()}`];
 console.log(header.join('\n'));
 const rows: Row[] = [];
 const notes: string[] = [];
@@ -68,7 +70,7 @@ const report = `${header.join('\n')}\n\n${table(rows)}\n\n${notes.map((n) => (n.
 console.log(`\n${table(rows)}\n`);
 console.log(notes.join('\n'));
 if (!only || argv.includes('--write')) {
-  writeFileSync(new URL('./results.md', import.meta.url), report);
+  writeFileSync(join(packageRoot, 'bench', 'results.md'), report);
   console.log('\nwritten to bench/results.md');
 }
 // A missed target is a finding, not a crash: only a benchmark that could not run fails the command.
