@@ -124,8 +124,10 @@ export class Collector {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
       const signal = this.stopper.signal;
+      // a stop that came while the poll was still running has already fired its event
+      if (signal.aborted) return resolve();
+      const t = setTimeout(done, ms);
       function done() {
         clearTimeout(t);
         signal.removeEventListener('abort', done);
