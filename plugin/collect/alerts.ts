@@ -26,7 +26,7 @@ export interface AlertsOptions {
   sliceSize: number;
 }
 
-export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindowMs: 24 * 3600_000, pageMargin: 100, sliceSize: 2000 };
+export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindowMs: 24 * 3600_000, pageMargin: 100, sliceSize: 1000 };
 
 const key = (a: Record<string, unknown>): string => `${String(a.id)}|${String(a.lastUpdateTime)}`;
 

@@ -199,7 +199,10 @@ export function alertId(seed: number, index: number): string {
 }
 
 /** Immutable part of alert `index` created at `createdMs` on machine `machineIndex`. */
-export function alertBase(seed: number, index: number, createdMs: number, machine: MachineBase, tenantId: string): AlertBase {
+const allEvidenceTypes: AlertTemplate['evidence'] = ['User', 'Process', 'File', 'Ip', 'Url', 'Registry'];
+
+/** `evidencePerAlert` fixes the number of evidence items of every alert (benchmarks); otherwise 0–5, ~20% none. */
+export function alertBase(seed: number, index: number, createdMs: number, machine: MachineBase, tenantId: string, evidencePerAlert?: number): AlertBase {
   const r = Rng.for(seed, 'alert', index);
   const t = r.pick(templates);
   const user = t.evidence.length === 0 && r.chance(0.5) ? null : r.pick(users);
@@ -222,10 +225,11 @@ export function alertBase(seed: number, index: number, createdMs: number, machin
     lastEventTime: iso7(lastEvent),
   };
   // ~20% of alerts carry no evidence even when their template has some (the "empty evidence" edge case).
-  const evidenceCount = t.evidence.length === 0 || r.chance(0.2) ? 0 : r.int(1, Math.min(5, t.evidence.length + 2));
+  const evidenceCount = evidencePerAlert ?? (t.evidence.length === 0 || r.chance(0.2) ? 0 : r.int(1, Math.min(5, t.evidence.length + 2)));
+  const types = t.evidence.length ? t.evidence : allEvidenceTypes;
   const evidence: string[] = [];
   for (let i = 0; i < evidenceCount; i++) {
-    const type = t.evidence[i % t.evidence.length]!;
+    const type = types[i % types.length]!;
     const at = isoTrimmed(createdMs + 100 * (i + 1));
     const e: Parameters<typeof evidenceJson>[0] = { entityType: type, evidenceCreationTime: at };
     const u = user ?? users[0]!;

@@ -65,6 +65,8 @@ export interface EmulatorOptions {
   actionInProgressMs?: number;
   /** build and keep every alert's serialised immutable part at start (~2.5 KB each): for benchmarks, so pages cost concatenation only */
   prebuildAlerts?: boolean;
+  /** every alert gets exactly this many evidence items (benchmarks); default: 0–5, ~20% none */
+  evidencePerAlert?: number;
   /** keep the ids of served vulnerability records in `served` (default true; turn off for million-record benchmarks) */
   recordVulnerabilityIds?: boolean;
   logger?: Logger;
@@ -159,6 +161,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     historyHours: opts.historyHours ?? 2,
     lateArrivalMs: opts.lateArrivalMs ?? 0,
     prebuildAlerts: opts.prebuildAlerts ?? false,
+    evidencePerAlert: opts.evidencePerAlert,
   });
   const served = new Served(opts.recordVulnerabilityIds ?? true);
   const actions = new ActionBook(opts.actionPendingMs ?? 2000, opts.actionInProgressMs ?? 3000);

@@ -23,6 +23,8 @@ export interface WorldOptions {
   lateArrivalMs: number;
   /** cache the serialised immutable part of every alert (built at start): faster pages, ~2.5 KB per alert */
   prebuildAlerts?: boolean;
+  /** every alert gets exactly this many evidence items (benchmarks); default: 0–5, ~20% none */
+  evidencePerAlert?: number;
 }
 
 const analysts = ['analyst1@fabrikam.test', 'analyst2@fabrikam.test', 'soc-automation@fabrikam.test', 'åsa.lindqvist@fabrikam.test'];
@@ -194,7 +196,7 @@ export class World {
   alertBase(s: AlertState): CompiledAlert {
     let b = this.baseCache.get(s.index);
     if (!b) {
-      b = compileAlert(alertBase(this.opts.seed, s.index, s.createdMs, this.machineForAlert(s.index), this.opts.tenantId), this.arena);
+      b = compileAlert(alertBase(this.opts.seed, s.index, s.createdMs, this.machineForAlert(s.index), this.opts.tenantId, this.opts.evidencePerAlert), this.arena);
       if (!this.opts.prebuildAlerts && this.baseCache.size >= 10_000) this.baseCache.delete(this.baseCache.keys().next().value as number);
       this.baseCache.set(s.index, b);
     }
