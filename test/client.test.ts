@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import nock from 'nock';
 import FakeTimers from '@sinonjs/fake-timers';
+import type { TokenProvider } from '../plugin/defender/auth.js';
 import { DefenderClient } from '../plugin/defender/client.js';
 import { DefenderApiError, TokenError } from '../plugin/defender/errors.js';
 import { userAgent } from '../plugin/paths.js';
@@ -286,5 +287,28 @@ describe('Defender API client', () => {
       assert.throws(() => client.url('https://evil.example.com/api/alerts'), (e: unknown) => e instanceof DefenderApiError && e.errorClass === 'paging');
       assert.equal(client.url('/api/alerts?$skip=10').toString(), `${apiOrigin}/api/alerts?$skip=10`);
     });
+  });
+});
+
+describe('Defender API client: a stalled stream', () => {
+  it('a page whose body stops arriving fails after requestTimeoutSeconds of silence, not hours later', async () => {
+    const server = await localHttps((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write('{"value":[{"id":"a"},'); // then nothing, connection kept open
+    });
+    try {
+      const connector = testConnector({ apiEndpoint: server.origin, authorityHost: server.origin, allowCustomEndpoint: true, caFile: server.caFile, requestTimeoutSeconds: 1 });
+      // the authority is beside the point here: a stand-in token provider
+      const tokens = { getToken: async () => 'token', close() {}, renewals: 0 } as unknown as TokenProvider;
+      const client = new DefenderClient(connector, { tokens });
+      const started = Date.now();
+      const err = await rejection(client.streamPage({ path: '/api/alerts' }, 10, async () => undefined));
+      assert.equal(err.errorClass, 'malformed');
+      assert.match(err.message, /cut short/);
+      assert.ok(Date.now() - started < 10_000, `gave up after ${Date.now() - started} ms`);
+      client.close();
+    } finally {
+      await server.close();
+    }
   });
 });

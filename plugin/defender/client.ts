@@ -202,16 +202,21 @@ export class DefenderClient {
       await this.budgets[family].acquire();
       const token = await this.tokens.getToken(reauthed ? { forceRefresh: true } : {});
       let res: Response;
+      // A streamed page gets timeoutMs for its headers, then the caller's idle timer (abort) for the
+      // body; a plain request gets timeoutMs for headers and body together.
+      const headers = abort ? new AbortController() : undefined;
+      const headerTimer = headers ? setTimeout(() => headers.abort(), timeoutMs) : undefined;
       try {
         res = await send(url.toString(), {
           method,
           agent: this.agent,
           timeoutMs: abort ? 24 * 3600_000 : timeoutMs,
-          ...(abort ? { signal: abort.signal } : {}),
+          ...(abort && headers ? { signal: AbortSignal.any([abort.signal, headers.signal]) } : {}),
           headers: { Authorization: `Bearer ${token}`, ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
           body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
         });
       } catch (e) {
+        clearTimeout(headerTimer);
         const err = transportError(e, request);
         this.events.onCall?.(family, undefined);
         // A POST that may have reached Defender is not repeated; a GET is.
@@ -221,6 +226,7 @@ export class DefenderClient {
         }
         throw err;
       }
+      clearTimeout(headerTimer);
       this.events.onCall?.(family, res.status);
       if (res.ok) return res;
       const err = await errorFromResponse(res, request);

@@ -79,13 +79,17 @@ export function transportError(e: unknown, request: string): DefenderApiError {
   return new DefenderApiError(`${request}: ${what}`, { errorClass, code, request, cause: e });
 }
 
-/** fetch with our User-Agent, agent and a per-request deadline covering headers and body. */
-export async function send(url: string, init: RequestInit & { agent: https.Agent; timeoutMs: number }): Promise<Response> {
-  const { timeoutMs, ...rest } = init;
+/**
+ * fetch with our User-Agent, agent and a deadline covering headers and body; a caller's own signal
+ * (a streamed page's idle timer) aborts it too.
+ */
+export async function send(url: string, init: Omit<RequestInit, 'signal'> & { agent: https.Agent; timeoutMs: number; signal?: AbortSignal }): Promise<Response> {
+  const { timeoutMs, signal, ...rest } = init;
+  const deadline = AbortSignal.timeout(timeoutMs);
   return fetch(url, {
     ...rest,
     headers: { 'User-Agent': userAgent, Accept: 'application/json', ...(rest.headers as Record<string, string> | undefined) },
-    signal: AbortSignal.timeout(timeoutMs),
+    signal: (signal ? AbortSignal.any([signal, deadline]) : deadline) as RequestInit['signal'],
     compress: true,
   });
 }
