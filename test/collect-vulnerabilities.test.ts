@@ -89,6 +89,26 @@ describe('vulnerability collection', () => {
     assert.equal(cursor(config).baselineAt, new Date(now).toISOString(), 'the baseline is when the export started');
   });
 
+  it('an expired saved delta page link asks for the delta again from the saved position', async () => {
+    const config = testConfig({ contentTypes: ['vulnerabilities'] });
+    const since = new Date(now - 86_400_000).toISOString();
+    await new CursorStore(config.stateDir).save('acme-mde', 'vulnerabilities', {
+      v: 1,
+      baselineAt: new Date(now - 2 * 86_400_000).toISOString(),
+      since,
+      boundary: [],
+      progress: { kind: 'delta', startedAt: new Date(now - 3600_000).toISOString(), nextLink: `${apiOrigin}${delta}?$skiptoken=stale` },
+    });
+    nock(apiOrigin).get(delta).query({ $skiptoken: 'stale' }).reply(400, { error: { code: 'BadRequest', message: 'expired skiptoken', target: 't' } });
+    const q = nockPages(delta, [[vuln(9, { status: 'New', eventTimestamp: '2026-03-01 10:00:00' })]]);
+    const run = await pollOnce(config, new VulnerabilitiesCollector(), { now });
+    assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
+    assert.equal(q[0]!.get('sinceTime'), since);
+    assert.deepEqual(run.sink.records().map((r) => r.id), [vuln(9).id]);
+    assert.equal(cursor(config).progress, undefined);
+    assert.equal(cursor(config).since, '2026-03-01T10:00:00.000Z');
+  });
+
   it('runs a full baseline again when the delta position is older than the API reaches', async () => {
     const config = testConfig({ contentTypes: ['vulnerabilities'], vulnerabilityBaselineDays: 13 });
     const old = new Date(now - 15 * 86_400_000).toISOString();

@@ -45,7 +45,8 @@ export class VulnerabilitiesCollector implements CollectorTask {
     const baselineDue = !cursor.baselineAt || now - Date.parse(cursor.baselineAt) >= connector.vulnerabilityBaselineDays * 86_400_000;
     const deltaOutOfReach = !cursor.since || now - Date.parse(cursor.since) >= deltaReachMs;
     const resumeFull = cursor.progress?.kind === 'full';
-    if (resumeFull || (!cursor.progress && (baselineDue || deltaOutOfReach))) {
+    // A delta run left half-way is resumed, unless its position went out of the API's reach meanwhile.
+    if (resumeFull || ((!cursor.progress || cursor.progress.kind === 'delta') && (baselineDue || deltaOutOfReach))) {
       cursor = await this.full(ctx, cursor, now, result);
     } else {
       cursor = await this.delta(ctx, cursor, now, result);
@@ -89,39 +90,50 @@ export class VulnerabilitiesCollector implements CollectorTask {
     const startedAt = cursor.progress?.startedAt ?? new Date(now).toISOString();
     const link = cursor.progress?.kind === 'delta' ? cursor.progress.nextLink : undefined;
     const first = { path: deltaPath, query: { sinceTime: since, pageSize: ctx.connector.vulnerabilityPageSize } };
-    await this.pages(
-      ctx,
-      link ? { path: link } : first,
-      result,
-      async (next) => {
-        const saved: VulnerabilitiesCursor = next
-          ? { ...cursor, progress: { kind: 'delta', startedAt, nextLink: next, maxEvent } }
-          : {
-              v: 1,
-              baselineAt: cursor.baselineAt,
-              since: maxEvent,
-              boundary: maxEvent === since ? [...boundary, ...atMax] : [...atMax],
-            };
-        await ctx.cursors.save(ctx.connector.name, 'vulnerabilities', saved);
-        cursor = saved;
-      },
-      (records) => {
-        const fresh: Record<string, unknown>[] = [];
-        for (const r of records) {
-          const k = `${String(r.id)}|${String(r.eventTimestamp)}|${String(r.status)}`;
-          if (boundary.has(k)) continue;
-          fresh.push(r);
-          const t = epochMs(r.eventTimestamp);
-          if (t === undefined) continue;
-          if (t > maxEventMs) {
-            maxEventMs = t;
-            maxEvent = new Date(t).toISOString();
-            atMax = new Set([k]);
-          } else if (t === maxEventMs) atMax.add(k);
-        }
-        return fresh;
-      },
-    );
+    try {
+      await this.pages(
+        ctx,
+        link ? { path: link } : first,
+        result,
+        async (next) => {
+          const saved: VulnerabilitiesCursor = next
+            ? { ...cursor, progress: { kind: 'delta', startedAt, nextLink: next, maxEvent } }
+            : {
+                v: 1,
+                baselineAt: cursor.baselineAt,
+                since: maxEvent,
+                boundary: maxEvent === since ? [...boundary, ...atMax] : [...atMax],
+              };
+          await ctx.cursors.save(ctx.connector.name, 'vulnerabilities', saved);
+          cursor = saved;
+        },
+        (records) => {
+          const fresh: Record<string, unknown>[] = [];
+          for (const r of records) {
+            const k = `${String(r.id)}|${String(r.eventTimestamp)}|${String(r.status)}`;
+            if (boundary.has(k)) continue;
+            fresh.push(r);
+            const t = epochMs(r.eventTimestamp);
+            if (t === undefined) continue;
+            if (t > maxEventMs) {
+              maxEventMs = t;
+              maxEvent = new Date(t).toISOString();
+              atMax = new Set([k]);
+            } else if (t === maxEventMs) atMax.add(k);
+          }
+          return fresh;
+        },
+      );
+    } catch (e) {
+      // A saved page link can expire between runs: ask for the delta again from the saved position.
+      if (link && e instanceof DefenderApiError && (e.status === 400 || e.status === 404 || e.status === 410)) {
+        ctx.logger.warn({ connector: ctx.connector.name, err: e }, 'saved delta page link no longer valid; asking for the delta again');
+        const restarted: VulnerabilitiesCursor = { ...cursor, progress: undefined };
+        await ctx.cursors.save(ctx.connector.name, 'vulnerabilities', restarted);
+        return this.delta(ctx, restarted, now, result);
+      }
+      throw e;
+    }
     return cursor;
   }
 
