@@ -190,6 +190,19 @@ describe('response sidecar: automated response (POST /v1/fluent/contain)', funct
     assert.equal(h2.acme.posts.length, 0);
   });
 
+  it('dry runs restored after a restart do not stop real isolation once dryRun is turned off', async () => {
+    const h1 = await start({ ...enabled, dryRun: true, maxPerHourPerConnector: 1 });
+    assert.equal((await post(h1, [alert(1)])).json.results[0].status, 'dry_run');
+    await h1.server.close();
+    nock.cleanAll();
+    nockEntra();
+    const live = { ...h1.config, respond: { ...h1.config.respond, auto: { ...h1.config.respond!.auto, dryRun: false } } };
+    const h2 = await start({}, live);
+    const r = await post(h2, [alert(1)]);
+    assert.equal(r.json.results[0].status, 'accepted', 'the dry run neither counts as a containment nor uses the cap');
+    assert.equal(h2.acme.posts.length, 1);
+  });
+
   it('a failed exclusion lookup isolates nothing (fail closed) and gives the slot back', async () => {
     const h = await start({ ...enabled, maxPerHourPerConnector: 1 });
     nock.cleanAll();
@@ -198,6 +211,8 @@ describe('response sidecar: automated response (POST /v1/fluent/contain)', funct
     const fake = new FakeDefender(acmeOrigin);
     const r = await post(h, [alert(1)]);
     assert.equal(r.json.results[0].status, 'error');
+    assert.equal(r.status, 503, 'out_http must not take a failed record as delivered');
+    assert.ok(Number(r.headers['retry-after']) > 0);
     assert.match(r.json.results[0].reason, /Machine\.Read\.All/);
     assert.equal(fake.posts.length, 0);
     const next = await post(h, [alert(2)]);

@@ -109,7 +109,8 @@ export class RespondService {
     let n = 0;
     for (const r of entries) {
       const md = r.microsoft_defender as Record<string, unknown>;
-      if (md.outcome !== 'accepted' && md.outcome !== 'dry_run') continue;
+      // Dry runs count only while still dry: after switching to real isolation they isolated nothing.
+      if (md.outcome !== 'accepted' && !(md.outcome === 'dry_run' && this.policy.dryRun)) continue;
       const connector = md.connector as string | undefined;
       const machineId = md.machineId as string | undefined;
       if (!connector || !machineId) continue;
@@ -339,6 +340,9 @@ export class RespondService {
       const wait = Math.max(...capped.map((r) => r.retryAfterMs ?? 0));
       return { status: 429, body, headers: { 'Retry-After': String(Math.max(1, Math.ceil(wait / 1000))) } };
     }
+    // A record that failed (Defender 5xx or timeout, exclusion check unreadable) must not look
+    // delivered to out_http: 503 makes it retry; records already handled come back as duplicates.
+    if (results.some((r) => r.status === 'error')) return { status: 503, body, headers: { 'Retry-After': '30' } };
     return { status: 200, body };
   }
 
