@@ -97,6 +97,21 @@ describe('alerts collection', () => {
     assert.equal(served[0]!.filter, `lastUpdateTime ge ${new Date(now - 5 * min).toISOString()} and lastUpdateTime lt ${new Date(later).toISOString()}`);
   });
 
+  it('an alert from the second-to-last window of a catch-up is not re-delivered by the next overlap', async () => {
+    const config = alertsConfig({ lookbackHours: 24 + 2 / 60, alertOverlapMinutes: 5 });
+    const a = alert(iso(3 * min)); // in the first window, inside the overlap of the final watermark
+    nockAlertsApi([a]);
+    const first = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+    assert.equal(first.sink.received.length, 1);
+    assert.deepEqual(cursorOf(config).seen, [`${String(a.id)}|${String(a.lastUpdateTime)}`]);
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    nockAlertsApi([a]);
+    const second = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now: now + min });
+    assert.equal(second.sink.received.length, 0);
+  });
+
   it('a long catch-up is split into windows, each committed after delivery', async () => {
     const config = alertsConfig({ lookbackHours: 50 });
     const alerts = [alert(iso(49 * hour)), alert(iso(30 * hour)), alert(iso(1 * hour))];

@@ -158,7 +158,11 @@ export class AlertsCollector implements CollectorTask {
         nextLink = link;
         continue;
       }
-      if (nextLink || page.count < pageSize) return nextCarry;
+      if (nextLink || page.count < pageSize) {
+        // A window shorter than the overlap (the last of a catch-up) keeps what the one before it carried.
+        for (const k of carry) if (Date.parse(k.slice(k.lastIndexOf('|') + 1)) >= carryFrom) nextCarry.add(k);
+        return nextCarry;
+      }
       skip += pageSize - margin;
     }
   }

@@ -109,8 +109,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     };
     // Stop polling, let in-flight batches be acknowledged (and their cursors committed) until the
     // deadline, then close the sink, which fails what is still unacknowledged: its cursor stays put.
-    const shutdown = async (): Promise<void> => {
-      const stopped = collector.stop();
+    // `work` is what must finish besides the polling loops: the polls of a --once run.
+    const shutdown = async (work: Promise<unknown> = Promise.resolve()): Promise<void> => {
+      const stopped = collector.stop().then(() => work);
       await Promise.race([stopped, new Promise<void>((r) => setTimeout(r, shutdownMs).unref())]);
       await sink.close(0);
       await stopped;
@@ -123,7 +124,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     process.on('SIGINT', onSignal);
     try {
       if (opts.once) {
-        const failed = await Promise.race([collector.runOnce(), stopRequested.then(() => shutdown()).then(() => 0)]);
+        const work = collector.runOnce();
+        void stopRequested.then(() => shutdown(work));
+        const failed = await work;
         collector.close();
         await sink.close(shutdownMs);
         return failed ? 1 : 0;
