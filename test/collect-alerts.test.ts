@@ -196,6 +196,16 @@ describe('alerts collection', () => {
     assert.equal(run.sink.received.length, 0);
   });
 
+  it('an alert without id or lastUpdateTime is delivered, not a reason to fail the window', async () => {
+    const config = alertsConfig();
+    const broken = { title: 'no id', severity: 'High', evidence: [] };
+    nock('https://api-us.securitycenter.microsoft.com').get('/api/alerts').query(true).reply(200, { value: [alert(iso(1 * min)), broken] });
+    const run = await pollOnce(config, new AlertsCollector(), { now });
+    assert.equal(run.failed, 0);
+    assert.equal(run.sink.received.length, 2);
+    assert.equal(cursorOf(config).watermark, iso(0));
+  });
+
   it('an empty page and an alert with empty evidence pass through', async () => {
     const config = alertsConfig();
     nockAlertsApi([alert(iso(1 * min), { evidence: [] })]);

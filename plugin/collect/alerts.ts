@@ -124,7 +124,11 @@ export class AlertsCollector implements CollectorTask {
         const fresh: Record<string, unknown>[] = [];
         for (const a of items) {
           if (typeof a.id !== 'string' || typeof a.lastUpdateTime !== 'string') {
-            throw new DefenderApiError(`GET /api/alerts: an alert without id or lastUpdateTime`, { errorClass: 'malformed' });
+            // Kept and delivered (the transforms mark what they cannot map), never a reason to fail
+            // the window: that would re-deliver everything before it at every interval.
+            ctx.logger.warn({ connector: ctx.connector.name, id: a.id }, 'alert without id or lastUpdateTime: delivered without dedupe');
+            fresh.push(a);
+            continue;
           }
           const k = key(a);
           thisPage.add(k);
