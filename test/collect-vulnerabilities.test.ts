@@ -48,7 +48,8 @@ describe('vulnerability collection', () => {
     assert.equal(first.failed, 0);
     assert.equal(first.sink.received.length, 4);
     assert.equal(q[0]!.get('pageSize'), '3');
-    assert.deepEqual(cursor(config), { v: 1, baselineAt: new Date(now).toISOString(), since: new Date(now).toISOString(), boundary: [] });
+    const sixHoursBefore = new Date(now - 6 * 3600_000).toISOString(); // the snapshot can be that old
+    assert.deepEqual(cursor(config), { v: 1, baselineAt: new Date(now).toISOString(), since: sixHoursBefore, boundary: [] });
 
     nock.cleanAll();
     nockTokens([tokenReply(fakeJwt({}))]);
@@ -56,7 +57,7 @@ describe('vulnerability collection', () => {
     const dq = nockPages(delta, [changes]);
     const second = await pollOnce(config, new VulnerabilitiesCollector(2), { now: now + 3 * 3600_000 });
     assert.equal(second.sink.received.length, 2);
-    assert.equal(dq[0]!.get('sinceTime'), new Date(now).toISOString());
+    assert.equal(dq[0]!.get('sinceTime'), sixHoursBefore);
     const c = cursor(config);
     assert.equal(c.since, '2026-03-01T14:30:00.000Z');
     assert.deepEqual(c.boundary, [`${vuln(5).id}|2026-03-01 14:30:00|New`]);
@@ -116,7 +117,7 @@ describe('vulnerability collection', () => {
     nockPages(full, [[vuln(1)]]);
     const run = await pollOnce(config, new VulnerabilitiesCollector(), { now });
     assert.equal(run.failed, 0);
-    assert.equal(cursor(config).since, new Date(now).toISOString());
+    assert.equal(cursor(config).since, new Date(now - 6 * 3600_000).toISOString());
   });
 
   it("reads delta eventTimestamps as UTC in both formats (the transforms' epochMs)", () => {

@@ -4,6 +4,12 @@ import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped }
 
 const fullPath = '/api/machines/SoftwareVulnerabilitiesByMachine';
 const deltaPath = '/api/machines/SoftwareVulnerabilityChangesByMachine';
+/**
+ * The export snapshot is regenerated every 6 hours (get-assessment-software-vulnerabilities.md), so
+ * it can be that old when the export starts: deltas begin 6 h before, and the overlap is deduped
+ * downstream by at-least-once consumers rather than lost.
+ */
+const snapshotAgeMs = 6 * 3600_000;
 /** the delta API refuses a sinceTime older than 14 days; keep an hour of slack */
 const deltaReachMs = 14 * 24 * 3600_000 - 3600_000;
 
@@ -63,7 +69,7 @@ export class VulnerabilitiesCollector implements CollectorTask {
       await this.pages(ctx, link ? { path: link } : first, result, async (next) => {
         const saved: VulnerabilitiesCursor = next
           ? { ...cursor, progress: { kind: 'full', startedAt, nextLink: next } }
-          : { v: 1, baselineAt: startedAt, since: startedAt, boundary: [] };
+          : { v: 1, baselineAt: startedAt, since: new Date(Date.parse(startedAt) - snapshotAgeMs).toISOString(), boundary: [] };
         await ctx.cursors.save(ctx.connector.name, 'vulnerabilities', saved);
         cursor = saved;
       });
