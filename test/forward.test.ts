@@ -5,7 +5,7 @@ import { ForwardSink, type ForwardSinkOptions } from '../plugin/output/forward.j
 import { SinkClosedError } from '../plugin/output/sink.js';
 import { createLogger } from '../plugin/log.js';
 import type { ForwardOutputConfig } from '../plugin/generated/config.js';
-import { TestForwardServer, RawForwardServer, makeRecords, settledWithin, sleep, waitFor } from './forward-helpers.js';
+import { TestForwardServer, RawForwardServer, makeRecords, settledWithin, waitFor } from './forward-helpers.js';
 
 const sinks: ForwardSink[] = [];
 const servers: { stop(): Promise<void> }[] = [];

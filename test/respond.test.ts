@@ -6,7 +6,7 @@ import { createLogger } from '../plugin/log.js';
 import { RespondServer } from '../plugin/respond/server.js';
 import { StatusStore } from '../plugin/status/store.js';
 import { MemorySink } from './helpers/memory-sink.js';
-import { acmeOrigin, auditLines, call, FakeDefender, globexOrigin, loadFixture, machineId, nockEntra, respondConfig, tokens, type HttpReply } from './respond-helpers.js';
+import { acmeOrigin, auditLines, call, FakeDefender, globexOrigin, loadFixture, nockEntra, respondConfig, tokens, type HttpReply } from './respond-helpers.js';
 
 const M1 = '4a7e1c9b2d3f40516273849a5b6c7d8e9f0a1b2c';
 
