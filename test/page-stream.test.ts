@@ -23,6 +23,8 @@ const trickyItems: unknown[] = [
   -0.25,
   [1, 'two', { three: 3 }],
   { last: 'backslash at the end\\\\', quote: '\\"' },
+  // escaped quotes and backslash runs of every parity in keys and values below the item level
+  { 'k\\"ey': { 'x"\\': '\\\\\\', y: ['\\\\"', '"\\\\\\"'] } },
 ];
 const context = 'https://api.security.microsoft.com/api/$metadata#Alerts';
 const nextLink = 'https://api.security.microsoft.com/api/alerts?$top=2&$skip=2&$filter=title eq \'a "b" \\ c\'';
