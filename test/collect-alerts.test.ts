@@ -7,6 +7,7 @@ import { testConfig } from './helpers/connector.js';
 import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
 import { alert, nockAlertsApi } from './helpers/odata-api.js';
 import { pollOnce } from './helpers/collect.js';
+import { HeldAcksSink } from './helpers/held-acks-sink.js';
 
 const now = Date.parse('2026-03-01T12:00:00Z');
 const iso = (msAgo: number) => new Date(now - msAgo).toISOString();
@@ -131,6 +132,41 @@ describe('alerts collection', () => {
     const { failed, states } = await pollOnce(config, new AlertsCollector(), { now, sink });
     assert.equal(failed, 1);
     assert.match(states[0]!.lastError!.message, /pipeline down/);
+    assert.throws(() => cursorOf(config), /ENOENT/);
+  });
+
+  it('reads on while slices await their acknowledgement, at most slicesInFlight of them, and moves the cursor only after the last ack', async () => {
+    const config = alertsConfig();
+    nockAlertsApi(Array.from({ length: 8 }, (_, i) => alert(iso((i + 1) * min))));
+    const sink = new HeldAcksSink();
+    const poll = pollOnce(config, new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 2, slicesInFlight: 2 }), { now, sink });
+    await sink.waitForPending(2);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sink.pending.length, 2, 'a second slice was handed over before the first was acknowledged, and no third');
+    assert.throws(() => cursorOf(config), /ENOENT/);
+    for (let acked = 0; acked < 4; acked++) {
+      await sink.waitForPending(1);
+      await new Promise((r) => setTimeout(r, 30)); // room for a premature cursor save to land
+      assert.throws(() => cursorOf(config), /ENOENT/, `no cursor before every slice is acknowledged (${acked} of 4)`);
+      sink.ackOldest();
+    }
+    const { failed } = await poll;
+    assert.equal(failed, 0);
+    assert.equal(sink.received.length, 8);
+    assert.equal(cursorOf(config).watermark, iso(0));
+  });
+
+  it('a slice that fails while later ones are in flight fails the window: the cursor stays', async () => {
+    const config = alertsConfig();
+    nockAlertsApi(Array.from({ length: 4 }, (_, i) => alert(iso((i + 1) * min))));
+    const sink = new HeldAcksSink();
+    const poll = pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 2, slicesInFlight: 3 }), { now, sink });
+    await sink.waitForPending(2);
+    sink.failOldest(new Error('chunk refused'));
+    sink.ackOldest();
+    const { failed, states } = await poll;
+    assert.equal(failed, 1);
+    assert.match(states[0]!.lastError!.message, /chunk refused/);
     assert.throws(() => cursorOf(config), /ENOENT/);
   });
 

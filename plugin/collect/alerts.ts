@@ -1,5 +1,6 @@
 import { DefenderApiError } from '../defender/errors.js';
 import { backoffMs, retryPolicy } from '../defender/retry.js';
+import { InFlightDeliveries } from './in-flight.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 export interface AlertsCursor {
@@ -24,9 +25,11 @@ export interface AlertsOptions {
   pageMargin: number;
   /** alerts handed to the pipeline at a time while a page streams in */
   sliceSize: number;
+  /** slices delivered but not yet acknowledged while the next ones are read (1: wait for each) */
+  slicesInFlight: number;
 }
 
-export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindowMs: 24 * 3600_000, pageMargin: 100, sliceSize: 1000 };
+export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindowMs: 24 * 3600_000, pageMargin: 100, sliceSize: 250, slicesInFlight: 4 };
 
 const key = (a: Record<string, unknown>): string => `${String(a.id)}|${String(a.lastUpdateTime)}`;
 
@@ -105,6 +108,8 @@ export class AlertsCollector implements CollectorTask {
     const filter = `lastUpdateTime ge ${new Date(windowStart).toISOString()} and lastUpdateTime lt ${new Date(windowEnd).toISOString()}`;
     const nextCarry = new Set<string>();
     const carryFrom = windowEnd - overlapMs;
+    // Every delivery of the window is acknowledged before it returns (and the cursor moves).
+    const inFlight = new InFlightDeliveries(this.opts.slicesInFlight);
     let previousPage = new Set<string>();
     const linksSeen = new Set<string>();
     let skip = 0;
@@ -142,7 +147,7 @@ export class AlertsCollector implements CollectorTask {
           deliveredHere.add(k);
           if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
         }
-        if (fresh.length) await ctx.emit(fresh);
+        if (fresh.length) await inFlight.add(ctx.emit(fresh));
         result.records += fresh.length;
       });
       // $skip advances by more than the margin, so a page made only of the previous page's alerts
@@ -165,6 +170,7 @@ export class AlertsCollector implements CollectorTask {
       if (nextLink || page.count < pageSize) {
         // A window shorter than the overlap (the last of a catch-up) keeps what the one before it carried.
         for (const k of carry) if (Date.parse(k.slice(k.lastIndexOf('|') + 1)) >= carryFrom) nextCarry.add(k);
+        await inFlight.drain();
         return nextCarry;
       }
       skip += pageSize - margin;

@@ -19,7 +19,7 @@ export interface TaskContext {
   cursors: CursorStore;
   /** maps, filters and delivers entities; resolves once the pipeline acknowledged them */
   emit(entities: Record<string, unknown>[]): Promise<void>;
-  /** called after each page is delivered (progress lines in the demo) */
+  /** called after each page is read, its last slices possibly still awaiting acknowledgement (progress lines in the demo) */
   progress?(p: { pages: number; records: number; cursor: string }): void;
   logger: Logger;
   clock: Clock;
