@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import FakeTimers from '@sinonjs/fake-timers';
-import { familyLimits, RateBudget, systemClock } from '../plugin/defender/budget.js';
+import { familyLimits, RateBudget, systemClock, WaitInterruptedError } from '../plugin/defender/budget.js';
 
 const minute = 60_000;
 const hour = 3_600_000;
@@ -89,6 +89,25 @@ describe('RateBudget (fake timers on the globals)', () => {
     assert.equal(granted, -1, 'let through early');
     await clock.tickAsync(1);
     assert.equal(granted, minute);
+  });
+
+  it('a waiting caller whose signal aborts is let go at once with WaitInterruptedError; the callers behind it keep their turn', async () => {
+    const budget = new RateBudget(1, 100, systemClock);
+    await budget.acquire();
+    const stop = new AbortController();
+    const interrupted = budget.acquire(stop.signal).then(
+      () => 'granted',
+      (e: unknown) => (e instanceof WaitInterruptedError ? `interrupted after ${Date.now() - start} ms` : String(e)),
+    );
+    const start = Date.now();
+    let next = -1;
+    void budget.acquire().then(() => (next = Date.now() - start));
+    await clock.tickAsync(1000);
+    stop.abort();
+    assert.equal(await interrupted, 'interrupted after 1000 ms');
+    await clock.tickAsync(minute - 1000);
+    assert.equal(next, minute, 'the next caller gets the slot the interrupted one would have had');
+    await assert.rejects(budget.acquire(stop.signal), WaitInterruptedError, 'an aborted signal never waits');
   });
 
   it('serves waiting callers in FIFO order', async () => {

@@ -1,3 +1,4 @@
+import { sleepUnless } from '../defender/budget.js';
 import { DefenderApiError } from '../defender/errors.js';
 import { backoffMs, retryPolicy } from '../defender/retry.js';
 import { InFlightDeliveries } from './in-flight.js';
@@ -89,7 +90,7 @@ export class AlertsCollector implements CollectorTask {
         const cut = e instanceof DefenderApiError && e.errorClass === 'malformed' && e.status === 200;
         if (!cut || attempt >= retryPolicy.maxTransientRetries) throw e;
         ctx.logger.warn({ connector: ctx.connector.name, err: e }, 'alerts page cut short or malformed; asking for it again');
-        await ctx.clock.sleep(backoffMs(attempt));
+        await sleepUnless(ctx.clock, backoffMs(attempt), ctx.signal);
       }
     }
   }

@@ -1,5 +1,5 @@
 import type { Config, Connector, ContentType } from '../config/load.js';
-import { type Clock, systemClock } from '../defender/budget.js';
+import { type Clock, systemClock, WaitInterruptedError } from '../defender/budget.js';
 import { DefenderClient } from '../defender/client.js';
 import { errorClassOf } from '../defender/errors.js';
 import type { Logger } from '../log.js';
@@ -100,9 +100,10 @@ export class Collector {
     for (const r of this.runners) r.loop = this.loop(r);
   }
 
-  /** Stops polling; in-flight polls end at their next delivery or request. */
+  /** Stops polling; in-flight polls end at their next delivery or request, or at once when waiting on the API's budget or a retry. */
   async stop(): Promise<void> {
     this.stopper.abort();
+    for (const client of new Set(this.runners.map((r) => r.client))) client.interruptWaits();
     await Promise.all(this.runners.map((r) => r.loop));
     this.close();
   }
@@ -162,7 +163,7 @@ export class Collector {
       this.opts.hooks?.onPollDone?.(state, result);
       return true;
     } catch (e) {
-      if (this.stopped && (e instanceof StoppedError || e instanceof SinkClosedError)) return true;
+      if (this.stopped && (e instanceof StoppedError || e instanceof SinkClosedError || e instanceof WaitInterruptedError)) return true;
       const errorClass = errorClassOf(e);
       state.lastError = { class: errorClass, message: (e as Error)?.message ?? String(e), at: this.clock.now() };
       this.opts.logger.error({ connector: connector.name, content: r.task.content, err: e, errorClass }, 'poll failed; the cursor did not move');

@@ -9,6 +9,32 @@ export const systemClock: Clock = {
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 };
 
+/** A wait for the rate budget or a retry that was cut short because the collector is stopping. */
+export class WaitInterruptedError extends Error {
+  constructor() {
+    super('wait interrupted: stopping');
+    this.name = 'WaitInterruptedError';
+  }
+}
+
+/**
+ * clock.sleep(ms) that rejects with WaitInterruptedError as soon as `signal` aborts: a shutdown
+ * must not sit out an hourly budget or a long Retry-After. (The clock's own timer may still run
+ * out later; the CLI exits once its command is done.)
+ */
+export function sleepUnless(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return clock.sleep(ms);
+  if (signal.aborted) return Promise.reject(new WaitInterruptedError());
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(new WaitInterruptedError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    clock.sleep(ms).then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, reject);
+  });
+}
+
 export type ApiFamily = 'standard' | 'export';
 
 /**
@@ -38,10 +64,13 @@ export class RateBudget {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  /** Resolves when one more call fits in both windows; the call is counted then. */
-  acquire(): Promise<void> {
-    const next = this.queue.then(() => this.waitForSlot());
-    this.queue = next;
+  /**
+   * Resolves when one more call fits in both windows; the call is counted then. Rejects with
+   * WaitInterruptedError when `signal` aborts first (the callers behind it keep their turn).
+   */
+  acquire(signal?: AbortSignal): Promise<void> {
+    const next = this.queue.then(() => this.waitForSlot(signal));
+    this.queue = next.catch(() => undefined);
     return next;
   }
 
@@ -71,7 +100,7 @@ export class RateBudget {
     return this.sent.length - lo;
   }
 
-  private async waitForSlot(): Promise<void> {
+  private async waitForSlot(signal: AbortSignal | undefined): Promise<void> {
     for (;;) {
       const now = this.clock.now();
       const wait = this.delayAt(now);
@@ -79,7 +108,7 @@ export class RateBudget {
         this.sent.push(now);
         return;
       }
-      await this.clock.sleep(wait);
+      await sleepUnless(this.clock, wait, signal);
     }
   }
 }

@@ -3,7 +3,7 @@ import type { Response } from 'node-fetch';
 import type { Connector } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { TokenProvider } from './auth.js';
-import { type ApiFamily, type Clock, familyLimits, RateBudget, systemClock } from './budget.js';
+import { type ApiFamily, type Clock, familyLimits, RateBudget, sleepUnless, systemClock } from './budget.js';
 import { DefenderApiError, type DefenderErrorBody, type ErrorClass } from './errors.js';
 import { createAgent, send, transportError } from './http.js';
 import { MalformedPageError, PageSplitter } from './page-stream.js';
@@ -71,6 +71,8 @@ export class DefenderClient {
   private readonly logger?: Logger;
   private readonly events: ClientEvents;
   private readonly random: () => number;
+  /** aborted by interruptWaits(): budget and retry waits end at once */
+  private readonly waits = new AbortController();
 
   constructor(
     readonly connector: Connector,
@@ -87,6 +89,14 @@ export class DefenderClient {
     this.logger = opts.logger;
     this.events = opts.events ?? {};
     this.random = opts.random ?? Math.random;
+  }
+
+  /**
+   * Ends every budget or retry wait, now and later, with WaitInterruptedError: the collector is
+   * stopping and a shutdown must not sit out a rate window or a Retry-After.
+   */
+  interruptWaits(): void {
+    this.waits.abort();
   }
 
   /** Closes idle keep-alive connections (API and authority) so the process can exit. */
@@ -199,7 +209,7 @@ export class DefenderClient {
     let throttled = 0;
     let reauthed = false;
     for (;;) {
-      await this.budgets[family].acquire();
+      await this.budgets[family].acquire(this.waits.signal);
       const token = await this.tokens.getToken(reauthed ? { forceRefresh: true } : {});
       let res: Response;
       // A streamed page gets timeoutMs for its headers, then the caller's idle timer (abort) for the
@@ -255,7 +265,7 @@ export class DefenderClient {
 
   private async pause(ms: number, why: DefenderApiError): Promise<void> {
     this.logger?.warn({ connector: this.connector.name, err: why, waitMs: ms }, 'Defender call failed; retrying');
-    await this.clock.sleep(ms);
+    await sleepUnless(this.clock, ms, this.waits.signal);
   }
 }
 
