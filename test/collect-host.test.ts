@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import nock from 'nock';
+import { CursorStore } from '../plugin/collect/cursor-store.js';
 import { HostCollector } from '../plugin/collect/host.js';
 import { apiOrigin, testConfig } from './helpers/connector.js';
 import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
 import { pollOnce } from './helpers/collect.js';
+import { HeldAcksSink } from './helpers/held-acks-sink.js';
 
 const machine = (id: string, extra: Record<string, unknown> = {}) => ({
   id: id.padEnd(40, '0'),
@@ -67,6 +70,26 @@ describe('host collection', () => {
     const run = await pollOnce(config, new HostCollector(), { now });
     assert.equal(run.failed, 0);
     assert.equal(run.sink.received.length, 0);
+  });
+
+  it('reads on while slices await their acknowledgement; the digests are saved only after the last ack', async () => {
+    const config = testConfig({ contentTypes: ['host'] });
+    nockMachines(['a1', 'b2', 'c3', 'd4', 'e5', 'f6'].map((id) => machine(id)));
+    const sink = new HeldAcksSink();
+    const cursorFile = new CursorStore(config.stateDir).file('acme-mde', 'host');
+    const poll = pollOnce(config, new HostCollector(4, 2, 2), { now, sink });
+    await sink.waitForPending(2);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(sink.pending.length, 2, 'a second slice was handed over before the first was acknowledged, and no third');
+    for (let acked = 0; acked < 3; acked++) {
+      await sink.waitForPending(1);
+      await new Promise((r) => setTimeout(r, 30)); // room for a premature cursor save to land
+      assert.equal(existsSync(cursorFile), false, `no cursor before every slice is acknowledged (${acked} of 3)`);
+      sink.ackOldest();
+    }
+    assert.equal((await poll).failed, 0);
+    assert.equal(sink.received.length, 12, 'each machine → a Syslog and an Assets record');
+    assert.equal(existsSync(cursorFile), true);
   });
 
   it('a page that repeats machines already read stops the poll', async () => {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DefenderApiError } from '../defender/errors.js';
+import { InFlightDeliveries } from './in-flight.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 export interface HostCursor {
@@ -28,7 +29,9 @@ export class HostCollector implements CollectorTask {
   constructor(
     private readonly pageSize = 10_000,
     /** machines handed to the pipeline at a time while a page streams in */
-    private readonly sliceSize = 2000,
+    private readonly sliceSize = 500,
+    /** slices delivered but not yet acknowledged while the next ones are read */
+    private readonly slicesInFlight = 4,
   ) {}
 
   async poll(ctx: TaskContext): Promise<PollResult> {
@@ -39,6 +42,8 @@ export class HostCollector implements CollectorTask {
     const previous = full ? {} : cursor!.digests;
     const digests: Record<string, string> = {};
     const result: PollResult = { pages: 0, records: 0, cursor: '' };
+    // Every delivery is acknowledged before the digests (the cursor) are saved.
+    const inFlight = new InFlightDeliveries(this.slicesInFlight);
     let skip = 0;
     for (;;) {
       throwIfStopped(ctx.signal);
@@ -54,7 +59,7 @@ export class HostCollector implements CollectorTask {
             digests[m.id] = d;
             if (previous[m.id] !== d) changed.push(m);
           }
-          if (changed.length) await ctx.emit(changed);
+          if (changed.length) await inFlight.add(ctx.emit(changed));
           result.records += changed.length;
         }));
       } catch (e) {
@@ -69,6 +74,7 @@ export class HostCollector implements CollectorTask {
       if (count < this.pageSize) break;
       skip += this.pageSize;
     }
+    await inFlight.drain();
     const lastFullRefresh = full ? new Date(now).toISOString() : cursor!.lastFullRefresh;
     await cursors.save(connector.name, 'host', { v: 1, lastFullRefresh, digests } satisfies HostCursor);
     result.cursor = `${Object.keys(digests).length} machines, full refresh ${lastFullRefresh}`;
