@@ -5,7 +5,7 @@
 // Each collector run is a fresh process: its CPU time and peak RSS (kernel high-water mark) are its own.
 //   node --import tsx bench/run.ts --only e2e [--alerts 100000] [--machines 20000] [--profile]
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forwardServerProblem, forwardServerStats, runCollectorChild, startEmulatorChild, startFluentChild, type EmulatorStats, type ForwardServerChild } from './lib/children.js';
 import { hotSpots } from './lib/profile.js';
@@ -70,7 +70,9 @@ export async function e2eBench(o: E2eOptions = {}): Promise<BenchOutput> {
     };
 
     // ---- alerts into the native-speed stand-in (the headline)
+    const emuBefore = await emu.call<EmulatorStats>('stats');
     const d = await deliverTo(standIn, alertsArgs);
+    const emuCpuMs = (await emu.call<EmulatorStats>('stats')).cpuMs - emuBefore.cpuMs;
     const a = d.run;
     const alertCount = checkAlerts(a);
     const alertRate = alertCount / (a.wallMs / 1000);
@@ -83,6 +85,17 @@ export async function e2eBench(o: E2eOptions = {}): Promise<BenchOutput> {
         `evidence per alert avg ${fmt(ev.items / ev.alerts, 2)} (max ${ev.max}; issue 4 asks for 5 per alert), ~${fmt(ev.sampleBytes / ev.sampled)} B of JSON per alert; ` +
         `forward server acknowledged ${fmt(d.received)} records in ${a.sink?.chunksAcked} chunks (${a.sink?.chunksResent} re-sent), ${serverNote(d)}; ` +
         `peak RSS: VmHWM ${fmt(a.memory.hwmMB ?? NaN)} MB, sampled every 50 ms ${fmt(a.memory.sampledPeakMB)} MB, ${fmt(a.memory.beforeRunMB)} MB before the poll.`,
+    );
+
+    // What the three processes cost per alert, and so the most this machine could do with every
+    // core busy and none idle: the headline rate measured against its physical ceiling.
+    const perAlert = { collector: (a.cpuMs * 1000) / alertCount, emulator: (emuCpuMs * 1000) / alertCount, server: (d.serverCpuMs * 1000) / alertCount };
+    const cores = availableParallelism();
+    const ceiling = (cores * 1e6) / (perAlert.collector + perAlert.emulator + perAlert.server);
+    rows.push({ bench: 'e2e', metric: `ceiling of this machine for that run (${cores} cores ÷ CPU per alert of collector + emulator + server)`, value: fmt(ceiling), target: '' });
+    notes.push(
+      `e2e alerts, CPU per alert: collector ${fmt(perAlert.collector, 1)} µs, emulator ${fmt(perAlert.emulator, 1)} µs, stand-in server ${fmt(perAlert.server, 1)} µs; ` +
+        `${cores} cores fully busy could do at most ${fmt(ceiling)} alerts/s, and the collector alone (one thread) ${fmt(1e6 / perAlert.collector)} alerts/s.`,
     );
 
     // ---- the same alerts into the JS FluentServer

@@ -22,6 +22,8 @@ export interface EmulatorStats {
   pages: Record<string, number>;
   tokensIssued: number;
   maxRssMB: number;
+  /** the emulator's CPU time since it started (user + system) */
+  cpuMs: number;
 }
 
 export const startEmulatorChild = (opts: EmulatorOptions): Promise<Child<EmulatorInfo>> =>

@@ -25,6 +25,7 @@ serve(
         pages: s.pages,
         tokensIssued: emu.tokensIssued(),
         maxRssMB: process.resourceUsage().maxRSS / 1024,
+        cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
       };
     },
     /** request log lines (method, path, query, status) for the report */
