@@ -27,6 +27,90 @@ describe('EntryWriter (forward msgpack encoder)', () => {
     });
   }
 
+  // A string of exactly `bytes` UTF-8 bytes made of `unit` (padded with ASCII).
+  const sized = (bytes: number, unit: string) => {
+    const size = Buffer.byteLength(unit);
+    return unit.repeat(Math.floor(bytes / size)) + 'a'.repeat(bytes % size);
+  };
+  // Header sizes change at 32, 256 and 65536 bytes. The writer reserves the header for one byte
+  // per char and widens it afterwards, so multi-byte strings cross a boundary the char count
+  // does not (e.g. 16 × 'é' = 32 bytes); 4096+ chars take the measured long-string path.
+  for (const [name, unit] of [['ASCII', 'x'], ['Latin-1', 'é'], ['3-byte', '日'], ['astral', '😀']] as const) {
+    it(`is byte-identical to @msgpack/msgpack for ${name} strings at every header-size boundary`, () => {
+      for (const bytes of [0, 1, 11, 12, 31, 32, 33, 255, 256, 257, 12287, 12288, 65535, 65536, 65537]) {
+        const s = sized(bytes, unit);
+        assert.equal(Buffer.byteLength(s), bytes);
+        const ours = EntryWriter.encode(s);
+        assert.deepEqual(ours, reference(s), `${bytes} bytes`);
+        assert.equal(msgpack.decode(ours), s);
+      }
+    });
+  }
+
+  it('is byte-identical to @msgpack/msgpack for short strings that turn non-ASCII midway', () => {
+    for (const s of ['abcdefghij日', 'abc日日日日日日日日', '日'.repeat(11), 'ascii-then-é', 'ø', 'søren.kierkegaard']) {
+      assert.deepEqual(EntryWriter.encode(s), reference(s), s);
+      assert.deepEqual(EntryWriter.encode({ [s]: s }), reference({ [s]: s }), `key ${s}`);
+    }
+  });
+
+  it("writes lone surrogates as Buffer's UTF-8 encoder does (U+FFFD)", () => {
+    for (const s of ['\ud800', 'a\udc00b', 'x'.repeat(20) + '\ud83d', '\ude00'.repeat(100), 'y'.repeat(5000) + '\udfff']) {
+      const ours = EntryWriter.encode(s);
+      assert.deepEqual(ours.subarray(ours.length - Buffer.byteLength(s)), Buffer.from(s, 'utf8'));
+      assert.equal(msgpack.decode(ours), Buffer.from(s, 'utf8').toString('utf8'));
+    }
+  });
+
+  it('writes long strings correctly while the buffer grows', () => {
+    const w = new EntryWriter(16);
+    const recs = [1, 40, 300, 5000, 70000].map((n) => ({ a: 'é'.repeat(n), b: '日'.repeat(n >> 1), c: 'x'.repeat(n) }));
+    recs.forEach((r, i) => w.appendEntry(1000 + i, r));
+    assert.deepEqual(protocol.decodeEntries(w.bytes()).map(([, r]) => r), recs);
+  });
+
+  it('encodes own enumerable members only, in Object.keys order, like JSON', () => {
+    class Point {
+      constructor(
+        public x: number,
+        public y: number,
+      ) {}
+      norm(): number {
+        return Math.hypot(this.x, this.y);
+      }
+    }
+    const inheriting = (own: Record<string, unknown>) => Object.assign(Object.create({ inherited: 1 }) as Record<string, unknown>, own);
+    const inherited = inheriting({ own: 2 });
+    const sparse = inheriting({ own: 2, skip: undefined }); // rewritten without the skipped member
+    const hidden = Object.defineProperty({ shown: 1 }, 'hidden', { value: 2, enumerable: false });
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1 });
+    const v = { numbered: { b: 1, 2: 'x', a: 2, 1: 'y' }, point: new Point(3, 4), inherited, sparse, hidden, bare, data: { toJSON: 'not a function' } };
+    const json = JSON.parse(JSON.stringify(v)) as unknown;
+    assert.deepEqual(msgpack.decode(EntryWriter.encode(v)), json);
+    assert.deepEqual(EntryWriter.encode(v), reference(json));
+  });
+
+  it('honours toJSON wherever JSON.stringify finds it', () => {
+    const own = { a: 1, toJSON: () => 'own' };
+    const hiddenOwn = Object.defineProperty({ a: 1 }, 'toJSON', { value: () => 'hidden own', enumerable: false });
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { toJSON: () => 'bare' });
+    class Money {
+      constructor(private readonly cents: number) {}
+      toJSON(): string {
+        return `${this.cents / 100} EUR`;
+      }
+    }
+    const v = { own, hiddenOwn, bare, money: new Money(1250), date: new Date(0) };
+    assert.deepEqual(msgpack.decode(EntryWriter.encode(v)), JSON.parse(JSON.stringify(v)));
+    const proto = Object.prototype as { toJSON?: () => string };
+    proto.toJSON = () => 'inherited';
+    try {
+      assert.equal(msgpack.decode(EntryWriter.encode({ plain: 1 })), JSON.parse(JSON.stringify({ plain: 1 })));
+    } finally {
+      delete proto.toJSON;
+    }
+  });
+
   it('uses JSON semantics where msgpack and JSON differ (same data as the stdout sink)', () => {
     const date = new Date('2026-11-28T05:00:00.123Z');
     const v = { d: date, u: undefined, f: () => 1, n: Number.NaN, i: -Infinity, arr: [undefined, () => 1], big: 12345678901234567890n };
