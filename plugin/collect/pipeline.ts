@@ -48,6 +48,8 @@ export function makeEmitter(opts: {
       }
     }
     counters.collected += entities.length;
-    if (out.length) await sink.deliver(out);
+    // Returned, not awaited: a suspended frame would keep the entities and records alive (and
+    // promoted by the garbage collector) until the pipeline acknowledges them.
+    return out.length ? sink.deliver(out) : undefined;
   };
 }

@@ -13,7 +13,7 @@ export interface DeliveryGroup {
   reject(err: Error): void;
 }
 
-/** Records of one tag from one deliver() call, cut into chunks on demand (so memory stays bounded). */
+/** Records of one tag from one deliver() call, being cut into chunks. */
 export interface ChunkSource {
   tag: string;
   records: OutRecord[];

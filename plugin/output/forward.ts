@@ -72,11 +72,9 @@ export class ForwardSink implements Sink {
   private readonly connectionOptions: { host: string; port: number; tls?: ConnectionOptions; security?: ForwardSecurity };
   private readonly writer: EntryWriter;
 
-  /** batches not yet cut into chunks, FIFO */
-  private readonly sources: ChunkSource[] = [];
-  /** encoded chunks waiting for a (re)send */
-  private readonly resend: Chunk[] = [];
-  /** every encoded chunk without an ack yet, by chunk id (in flight or waiting in `resend`) */
+  /** encoded chunks waiting for their first send or a re-send, FIFO */
+  private readonly ready: Chunk[] = [];
+  /** every encoded chunk without an ack yet, by chunk id (in flight or waiting in `ready`) */
   private readonly unacked = new Map<string, Chunk>();
   private readonly inflight = new Map<string, InFlight>();
   private readonly groups = new Set<DeliveryGroup>();
@@ -140,7 +138,7 @@ export class ForwardSink implements Sink {
         reject: rejectPromise,
       };
       this.groups.add(group);
-      this.sources.push(...splitByTag(batch, group));
+      for (const source of splitByTag(batch, group)) this.encode(source);
       this.reconnectTimer?.ref();
       this.pump();
     });
@@ -186,8 +184,7 @@ export class ForwardSink implements Sink {
     this.inflight.clear();
     this.unacked.clear();
     this.overdue.clear();
-    this.resend.length = 0;
-    this.sources.length = 0;
+    this.ready.length = 0;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.reconnectTimer = this.connectTimer = null;
@@ -260,7 +257,7 @@ export class ForwardSink implements Sink {
       this.inflight.delete(f.chunk.id);
       lost.push(f.chunk);
     }
-    this.resend.unshift(...lost);
+    this.ready.unshift(...lost);
     if (this.finished) return;
     if (!wasEstablished) this.failures++;
     const delay = this.backoffMs();
@@ -298,18 +295,22 @@ export class ForwardSink implements Sink {
   }
 
   private takeNext(): Chunk | null {
-    while (this.resend.length > 0) {
-      const chunk = this.resend.shift()!;
+    while (this.ready.length > 0) {
+      const chunk = this.ready.shift()!;
       if (this.unacked.has(chunk.id) && !chunk.group.settled) return chunk;
       this.unacked.delete(chunk.id);
       this.overdue.delete(chunk.id);
     }
-    while (this.sources.length > 0) {
-      const source = this.sources[0]!;
-      if (source.group.settled || source.next >= source.records.length) {
-        this.sources.shift();
-        continue;
-      }
+    return null;
+  }
+
+  /**
+   * Cuts a batch into encoded chunks at once, not when a send slot frees: the records then die
+   * young (the caller's objects are ~3× their msgpack size and would otherwise be promoted by the
+   * garbage collector while they wait), and memory stays bounded by the callers awaiting deliver().
+   */
+  private encode(source: ChunkSource): void {
+    while (source.next < source.records.length && !source.group.settled) {
       const index = source.next;
       let cut: ReturnType<typeof nextChunk>;
       try {
@@ -319,21 +320,19 @@ export class ForwardSink implements Sink {
         // rather than drop the record or block every later batch behind it.
         const err = new TypeError(`forward sink: a record with tag ${source.tag} (record ${index + 1} of that tag in the batch) cannot be encoded: ${(e as Error).message}`);
         this.settle(source.group, err);
-        continue;
+        return;
       }
-      if (source.next >= source.records.length) this.sources.shift();
       if (cut.oversized) {
         this.log.warn({ tag: source.tag, bytes: cut.chunk.packet!.length, maxBatchBytes: this.limits.maxBytes }, 'one record is larger than maxBatchBytes; sending it alone');
       }
       this.unacked.set(cut.chunk.id, cut.chunk);
-      return cut.chunk;
+      this.ready.push(cut.chunk);
     }
-    return null;
   }
 
   private send(conn: ForwardConnection, chunk: Chunk): void {
     if (!conn.write(chunk.packet!)) {
-      this.resend.unshift(chunk);
+      this.ready.unshift(chunk);
       return;
     }
     if (chunk.sends > 0) this.stats.chunksResent++;
@@ -374,7 +373,7 @@ export class ForwardSink implements Sink {
     this.inflight.delete(chunkId);
     this.stats.ackTimeouts++;
     this.overdue.add(chunkId);
-    this.resend.push(f.chunk);
+    this.ready.push(f.chunk);
     const seconds = this.ackTimeoutMs / 1000;
     if (this.conn === conn && this.connLastAckAt < f.sentAt) {
       // Not a single ack on this connection since the chunk went out: presume it stalled
