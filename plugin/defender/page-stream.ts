@@ -205,12 +205,13 @@ export class PageSplitter {
       if (this.itemParts.length === 0) return; // empty array or stray comma
     }
     const start = this.itemStart < 0 ? 0 : this.itemStart;
-    const tail = chunk.subarray(start, end);
-    const bytes = this.itemParts.length ? Buffer.concat([...this.itemParts, tail]) : tail;
+    // An item within one chunk is decoded in place (no Buffer view allocated per item); one that
+    // spans chunks is joined first, as a multi-byte character may be split between them.
+    const text = this.itemParts.length ? Buffer.concat([...this.itemParts, chunk.subarray(start, end)]).toString('utf8') : chunk.toString('utf8', start, end);
     this.itemParts = [];
     this.itemStart = -1;
     try {
-      items.push(JSON.parse(bytes.toString('utf8')));
+      items.push(JSON.parse(text));
     } catch (e) {
       throw new MalformedPageError(`item ${this.count + 1} of the page is not valid JSON: ${(e as Error).message}`);
     }
