@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import nock from 'nock';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
 import { type VulnerabilitiesCursor, VulnerabilitiesCollector } from '../plugin/collect/vulnerabilities.js';
@@ -7,6 +7,7 @@ import { epochMs } from '../plugin/transform/convert.js';
 import { apiOrigin, testConfig } from './helpers/connector.js';
 import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
 import { pollOnce } from './helpers/collect.js';
+import { HeldAcksSink } from './helpers/held-acks-sink.js';
 import { MemorySink } from './helpers/memory-sink.js';
 
 const full = '/api/machines/SoftwareVulnerabilitiesByMachine';
@@ -40,6 +41,27 @@ describe('vulnerability collection', () => {
 
   const cursor = (config: ReturnType<typeof testConfig>) =>
     JSON.parse(readFileSync(new CursorStore(config.stateDir).file('acme-mde', 'vulnerabilities'), 'utf8')) as VulnerabilitiesCursor;
+
+  it('reads on while slices await their acknowledgement; a page\'s progress is saved only once all its slices are acknowledged', async () => {
+    const config = testConfig({ contentTypes: ['vulnerabilities'], vulnerabilityPageSize: 4 });
+    nockPages(full, [[vuln(1), vuln(2), vuln(3), vuln(4)], [vuln(5)]]);
+    const sink = new HeldAcksSink();
+    const cursorFile = new CursorStore(config.stateDir).file('acme-mde', 'vulnerabilities');
+    const poll = pollOnce(config, new VulnerabilitiesCollector(2, 2), { now, sink });
+    await sink.waitForPending(2);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(sink.pending.length, 2, 'the second slice was handed over before the first was acknowledged');
+    sink.ackOldest();
+    await new Promise((r) => setTimeout(r, 30)); // room for a premature progress save to land
+    assert.equal(existsSync(cursorFile), false, 'no progress saved while a slice of the page awaits its ack');
+    sink.ackOldest();
+    await sink.waitForPending(1);
+    const progress = cursor(config).progress;
+    assert.ok(progress?.nextLink?.endsWith('$skiptoken=1'), `first page committed once acknowledged: ${JSON.stringify(progress)}`);
+    sink.ackOldest();
+    assert.equal((await poll).failed, 0);
+    assert.equal(sink.received.length, 5);
+  });
 
   it('starts with a full export over nextLink pages, then polls deltas since the latest event delivered', async () => {
     const config = testConfig({ contentTypes: ['vulnerabilities'], vulnerabilityPageSize: 3 });

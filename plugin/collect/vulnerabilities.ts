@@ -1,5 +1,6 @@
 import { DefenderApiError } from '../defender/errors.js';
 import { epochMs } from '../transform/convert.js';
+import { InFlightDeliveries } from './in-flight.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 const fullPath = '/api/machines/SoftwareVulnerabilitiesByMachine';
@@ -41,7 +42,11 @@ export function isVulnerabilitiesCursor(v: unknown): v is VulnerabilitiesCursor 
 export class VulnerabilitiesCollector implements CollectorTask {
   readonly content = 'vulnerabilities' as const;
 
-  constructor(private readonly emitBatch = 5000) {}
+  constructor(
+    private readonly emitBatch = 1000,
+    /** slices delivered but not yet acknowledged while the next ones are read */
+    private readonly slicesInFlight = 4,
+  ) {}
 
   async poll(ctx: TaskContext): Promise<PollResult> {
     const { connector, cursors } = ctx;
@@ -152,14 +157,18 @@ export class VulnerabilitiesCollector implements CollectorTask {
     select: (records: Record<string, unknown>[]) => Record<string, unknown>[] = (r) => r,
   ): Promise<void> {
     const linksSeen = new Set<string>();
+    // Slices awaiting acknowledgement while the next are read; every one is acknowledged before
+    // the page's progress is saved.
+    const inFlight = new InFlightDeliveries(this.slicesInFlight);
     let request = start;
     for (;;) {
       throwIfStopped(ctx.signal);
       const page = await ctx.client.streamPage({ ...request, family: 'export' }, this.emitBatch, async (items) => {
         const fresh = select(items);
-        if (fresh.length) await ctx.emit(fresh);
+        if (fresh.length) await inFlight.add(ctx.emit(fresh));
         result.records += fresh.length;
       });
+      await inFlight.drain();
       result.pages++;
       const next = page.nextLink || undefined;
       if (next) {
