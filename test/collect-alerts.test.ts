@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import nock from 'nock';
 import { AlertsCollector, type AlertsCursor } from '../plugin/collect/alerts.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
-import { testConfig } from './helpers/connector.js';
+import { apiOrigin, testConfig } from './helpers/connector.js';
 import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
 import { alert, nockAlertsApi } from './helpers/odata-api.js';
 import { pollOnce } from './helpers/collect.js';
@@ -168,6 +168,77 @@ describe('alerts collection', () => {
     assert.equal(failed, 1);
     assert.match(states[0]!.lastError!.message, /chunk refused/);
     assert.throws(() => cursorOf(config), /ENOENT/);
+  });
+
+  describe('read-ahead: the next $skip page is asked for while the end of this one is processed', () => {
+    /** Polls `cond` every 10 ms for up to 2 s; false if it never held. */
+    async function eventually(cond: () => boolean): Promise<boolean> {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      return cond();
+    }
+
+    it('page 2 is asked for while the last slice of page 1 still waits for its acknowledgement', async () => {
+      const config = alertsConfig();
+      const served = nockAlertsApi(Array.from({ length: 15 }, (_, i) => alert(iso((i + 1) * min))));
+      const sink = new HeldAcksSink();
+      // one slice at a time: without read-ahead page 2 could only be asked for after this ack
+      const poll = pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 2, slicesInFlight: 1 }), { now, sink });
+      for (let i = 0; i < 4; i++) {
+        await sink.waitForPending(1);
+        sink.ackOldest();
+      }
+      await sink.waitForPending(1); // page 1's last slice, held
+      assert.ok(await eventually(() => served.length === 2), `page 2 asked for ahead: ${JSON.stringify(served)}`);
+      assert.equal(sink.pending.length, 1);
+      while ((await Promise.race([poll.then(() => 'done'), sink.waitForPending(1).then(() => 'more')])) === 'more') sink.ackOldest();
+      const { failed } = await poll;
+      assert.equal(failed, 0);
+      assert.equal(sink.received.length, 15);
+      assert.deepEqual(
+        served.map((p) => [p.skip, p.count]),
+        [
+          [0, 10],
+          [10, 5],
+        ],
+      );
+      assert.equal(cursorOf(config).watermark, iso(0));
+    });
+
+    it('a page asked for ahead that is not needed (this one links on) is dropped unread: nothing from it is delivered', async () => {
+      const config = alertsConfig();
+      const p1 = Array.from({ length: 10 }, (_, i) => alert(iso((i + 1) * min)));
+      const wrong = Array.from({ length: 5 }, (_, i) => alert(iso((i + 20) * min)));
+      const p2 = Array.from({ length: 3 }, (_, i) => alert(iso((i + 40) * min)));
+      const asked: string[] = [];
+      nock(apiOrigin)
+        .get('/api/alerts')
+        .query(true)
+        .times(3)
+        .reply((uri) => {
+          const q = new URL(uri, apiOrigin).searchParams;
+          asked.push(q.get('$skiptoken') ? 'link' : `skip=${q.get('$skip')}`);
+          if (q.get('$skiptoken')) return [200, { value: p2 }];
+          if (q.get('$skip') === '0') return [200, { value: p1, '@odata.nextLink': `${apiOrigin}/api/alerts?$skiptoken=2` }];
+          return [200, { value: wrong }];
+        });
+      const { failed, sink } = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 5 }), { now });
+      assert.equal(failed, 0);
+      assert.deepEqual(ids(sink.records()), ids([...p1, ...p2]));
+      assert.ok(await eventually(() => asked.includes('skip=10')), `the read-ahead went out: ${asked.join(', ')}`);
+      assert.deepEqual(asked.slice().sort(), ['link', 'skip=0', 'skip=10']);
+    });
+
+    it('a read-ahead page that failed fails the window when it is taken: the cursor stays', async () => {
+      const config = alertsConfig();
+      const firstPage = Array.from({ length: 4 }, (_, i) => alert(iso((i + 1) * min)));
+      nock(apiOrigin).get('/api/alerts').query((q) => q.$skip === '0').reply(200, { value: firstPage });
+      nock(apiOrigin).get('/api/alerts').query((q) => q.$skip === '4').reply(403, { error: { code: 'Forbidden', message: 'role removed', target: 'x' } });
+      const { failed, states, sink } = await pollOnce(config, new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 1 }), { now });
+      assert.equal(failed, 1);
+      assert.match(states[0]!.lastError!.message, /role removed|403/);
+      assert.equal(sink.received.length, 4, 'page 1 was delivered (at-least-once)');
+      assert.throws(() => cursorOf(config), /ENOENT/);
+    });
   });
 
   it('an API failure mid-window keeps the previous cursor', async () => {

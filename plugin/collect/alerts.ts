@@ -1,7 +1,9 @@
 import { sleepUnless } from '../defender/budget.js';
+import type { OpenedPage, PageEnd } from '../defender/client.js';
 import { DefenderApiError } from '../defender/errors.js';
 import { backoffMs, retryPolicy } from '../defender/retry.js';
 import { InFlightDeliveries } from './in-flight.js';
+import { PageAhead } from './read-ahead.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 export interface AlertsCursor {
@@ -28,9 +30,13 @@ export interface AlertsOptions {
   sliceSize: number;
   /** slices delivered but not yet acknowledged while the next ones are read (1: wait for each) */
   slicesInFlight: number;
+  /** ask for the next $skip page while reading the end of this one */
+  readAhead: boolean;
 }
 
-export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindowMs: 24 * 3600_000, pageMargin: 100, sliceSize: 250, slicesInFlight: 4 };
+export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindowMs: 24 * 3600_000, pageMargin: 100, sliceSize: 250, slicesInFlight: 4, readAhead: true };
+
+type PageRequest = { path: string; query?: Record<string, string | number> };
 
 const key = (a: Record<string, unknown>): string => `${String(a.id)}|${String(a.lastUpdateTime)}`;
 
@@ -78,14 +84,17 @@ export class AlertsCollector implements CollectorTask {
    */
   private async streamPage(
     ctx: TaskContext,
-    request: { path: string; query?: Record<string, string | number> },
+    request: PageRequest,
     restart: () => void,
     onItems: (items: Record<string, unknown>[]) => Promise<void>,
-  ): Promise<{ nextLink?: string; count: number }> {
+    /** the same page, asked for ahead of time: read on the first attempt */
+    opened: Promise<OpenedPage> | null,
+  ): Promise<PageEnd> {
     for (let attempt = 0; ; attempt++) {
       restart();
       try {
-        return await ctx.client.streamPage(request, this.opts.sliceSize, onItems);
+        const page = attempt === 0 && opened ? await opened : await ctx.client.openPage(request);
+        return await page.read(this.opts.sliceSize, onItems);
       } catch (e) {
         const cut = e instanceof DefenderApiError && e.errorClass === 'malformed' && e.status === 200;
         if (!cut || attempt >= retryPolicy.maxTransientRetries) throw e;
@@ -115,66 +124,89 @@ export class AlertsCollector implements CollectorTask {
     const linksSeen = new Set<string>();
     let skip = 0;
     let nextLink: string | undefined;
-    for (;;) {
-      throwIfStopped(ctx.signal);
-      const request = nextLink ? { path: nextLink } : { path: '/api/alerts', query: { $filter: filter, $expand: 'evidence', $top: pageSize, $skip: skip } };
-      // Keys delivered from this page survive a retry of the page, so a page cut short and asked
-      // again delivers each alert once.
-      const deliveredHere = new Set<string>();
-      let thisPage = new Set<string>();
-      let repeated = 0;
-      const page = await this.streamPage(ctx, request, () => {
-        thisPage = new Set();
-        repeated = 0;
-      }, async (items) => {
-        const fresh: Record<string, unknown>[] = [];
-        for (const a of items) {
-          if (typeof a.id !== 'string' || typeof a.lastUpdateTime !== 'string') {
-            // Kept and delivered (the transforms mark what they cannot map), never a reason to fail
-            // the window: that would re-deliver everything before it at every interval.
-            ctx.logger.warn({ connector: ctx.connector.name, id: a.id }, 'alert without id or lastUpdateTime: delivered without dedupe');
-            fresh.push(a);
-            continue;
-          }
-          const k = key(a);
-          thisPage.add(k);
-          if (previousPage.has(k)) repeated++;
-          if (carry.has(k) || previousPage.has(k) || deliveredHere.has(k)) {
-            // delivered by an earlier poll and still inside the next overlap: keep skipping it there
-            if (carry.has(k) && Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
-            continue;
-          }
-          fresh.push(a);
-          deliveredHere.add(k);
-          if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
+    const skipPage = (at: number): PageRequest => ({ path: '/api/alerts', query: { $filter: filter, $expand: 'evidence', $top: pageSize, $skip: at } });
+    // The next $skip page is asked for once 90 % of this one has arrived: a page that far along is
+    // most likely full, so a next one is needed (asked earlier, a window of 5 000–9 999 alerts
+    // would waste a call of the budget on an empty page).
+    const ahead = new PageAhead();
+    try {
+      for (;;) {
+        throwIfStopped(ctx.signal);
+        const request = nextLink ? { path: nextLink } : skipPage(skip);
+        const opened = nextLink ? (ahead.drop(), null) : ahead.take(skip);
+        // Keys delivered from this page survive a retry of the page, so a page cut short and asked
+        // again delivers each alert once.
+        const deliveredHere = new Set<string>();
+        let thisPage = new Set<string>();
+        let repeated = 0;
+        let read = 0;
+        const page = await this.streamPage(
+          ctx,
+          request,
+          () => {
+            thisPage = new Set();
+            repeated = 0;
+            read = 0;
+          },
+          async (items) => {
+            read += items.length;
+            if (this.opts.readAhead && !nextLink && !ahead.asked && read >= 0.9 * pageSize) {
+              const at = skip + pageSize - margin;
+              ahead.ask(at, () => ctx.client.openPage(skipPage(at)));
+            }
+            const fresh: Record<string, unknown>[] = [];
+            for (const a of items) {
+              if (typeof a.id !== 'string' || typeof a.lastUpdateTime !== 'string') {
+                // Kept and delivered (the transforms mark what they cannot map), never a reason to fail
+                // the window: that would re-deliver everything before it at every interval.
+                ctx.logger.warn({ connector: ctx.connector.name, id: a.id }, 'alert without id or lastUpdateTime: delivered without dedupe');
+                fresh.push(a);
+                continue;
+              }
+              const k = key(a);
+              thisPage.add(k);
+              if (previousPage.has(k)) repeated++;
+              if (carry.has(k) || previousPage.has(k) || deliveredHere.has(k)) {
+                // delivered by an earlier poll and still inside the next overlap: keep skipping it there
+                if (carry.has(k) && Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
+                continue;
+              }
+              fresh.push(a);
+              deliveredHere.add(k);
+              if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
+            }
+            if (fresh.length) await inFlight.add(ctx.emit(fresh));
+            result.records += fresh.length;
+          },
+          opened,
+        );
+        // $skip advances by more than the margin, so a page made only of the previous page's alerts
+        // means the server ignored $skip: stop instead of looping forever.
+        if (page.count > margin && repeated === page.count) {
+          throw new DefenderApiError(`GET /api/alerts: page at $skip=${skip} repeats the previous page (paging loop)`, { errorClass: 'paging' });
         }
-        if (fresh.length) await inFlight.add(ctx.emit(fresh));
-        result.records += fresh.length;
-      });
-      // $skip advances by more than the margin, so a page made only of the previous page's alerts
-      // means the server ignored $skip: stop instead of looping forever.
-      if (page.count > margin && repeated === page.count) {
-        throw new DefenderApiError(`GET /api/alerts: page at $skip=${skip} repeats the previous page (paging loop)`, { errorClass: 'paging' });
-      }
-      result.pages++;
-      ctx.progress?.({ pages: result.pages, records: result.records, cursor: new Date(windowStart).toISOString() });
-      previousPage = thisPage;
+        result.pages++;
+        ctx.progress?.({ pages: result.pages, records: result.records, cursor: new Date(windowStart).toISOString() });
+        previousPage = thisPage;
 
-      const link = page.nextLink;
-      if (link) {
-        if (linksSeen.has(link)) throw new DefenderApiError(`GET /api/alerts: @odata.nextLink repeats a link already followed (paging loop)`, { errorClass: 'paging' });
-        linksSeen.add(link);
-        ctx.client.url(link); // refuses off-host links before any request
-        nextLink = link;
-        continue;
+        const link = page.nextLink;
+        if (link) {
+          if (linksSeen.has(link)) throw new DefenderApiError(`GET /api/alerts: @odata.nextLink repeats a link already followed (paging loop)`, { errorClass: 'paging' });
+          linksSeen.add(link);
+          ctx.client.url(link); // refuses off-host links before any request
+          nextLink = link;
+          continue;
+        }
+        if (nextLink || page.count < pageSize) {
+          // A window shorter than the overlap (the last of a catch-up) keeps what the one before it carried.
+          for (const k of carry) if (Date.parse(k.slice(k.lastIndexOf('|') + 1)) >= carryFrom) nextCarry.add(k);
+          await inFlight.drain();
+          return nextCarry;
+        }
+        skip += pageSize - margin;
       }
-      if (nextLink || page.count < pageSize) {
-        // A window shorter than the overlap (the last of a catch-up) keeps what the one before it carried.
-        for (const k of carry) if (Date.parse(k.slice(k.lastIndexOf('|') + 1)) >= carryFrom) nextCarry.add(k);
-        await inFlight.drain();
-        return nextCarry;
-      }
-      skip += pageSize - margin;
+    } finally {
+      ahead.drop();
     }
   }
 }

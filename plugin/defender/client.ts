@@ -22,6 +22,21 @@ export interface RequestOptions {
   retry?: boolean;
 }
 
+/** How a streamed page ended. */
+export interface PageEnd {
+  nextLink?: string;
+  count: number;
+  status: number;
+}
+
+/** A page whose response headers arrived and whose body is not read yet (see openPage). */
+export interface OpenedPage {
+  /** streams the items (once), as streamPage does */
+  read(batch: number, onItems: (items: Record<string, unknown>[]) => Promise<void>): Promise<PageEnd>;
+  /** closes the response unread */
+  discard(): void;
+}
+
 export interface ClientEvents {
   onThrottled?(family: ApiFamily, retryAfterMs: number): void;
   onCall?(family: ApiFamily, status: number | undefined): void;
@@ -156,13 +171,29 @@ export class DefenderClient {
    * (backpressure: the socket is not read while the sink is busy). Returns the page's @odata.nextLink
    * and item count. A truncated or malformed body throws a 'malformed' DefenderApiError.
    */
-  async streamPage(
-    opts: Omit<RequestOptions, 'method' | 'body'>,
-    batch: number,
-    onItems: (items: Record<string, unknown>[]) => Promise<void>,
-  ): Promise<{ nextLink?: string; count: number; status: number }> {
+  async streamPage(opts: Omit<RequestOptions, 'method' | 'body'>, batch: number, onItems: (items: Record<string, unknown>[]) => Promise<void>): Promise<PageEnd> {
+    return (await this.openPage(opts)).read(batch, onItems);
+  }
+
+  /**
+   * Sends the GET for a page now and leaves its body unread (the socket's backpressure holds it)
+   * until read(): a collector asks for the next page while it still works through this one, so
+   * the API's time to first byte overlaps with our processing. discard() drops a page not needed.
+   */
+  async openPage(opts: Omit<RequestOptions, 'method' | 'body'>): Promise<OpenedPage> {
     const idle = new AbortController();
     const res = await this.send(opts, this.timeoutMs, idle);
+    return {
+      read: (batch, onItems) => this.readPage(res, idle, batch, onItems),
+      discard: () => {
+        // node-fetch reports the abort as an 'error' on the body, which nobody reads any more
+        (res.body as NodeJS.ReadableStream | null)?.on('error', () => undefined);
+        idle.abort();
+      },
+    };
+  }
+
+  private async readPage(res: Response, idle: AbortController, batch: number, onItems: (items: Record<string, unknown>[]) => Promise<void>): Promise<PageEnd> {
     const request = `GET ${new URL(res.url).pathname}`;
     const splitter = new PageSplitter();
     let pending: Record<string, unknown>[] = [];
