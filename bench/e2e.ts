@@ -50,7 +50,7 @@ async function deliverTo(server: ForwardServerChild, args: Omit<CollectorRunArgs
 
 const serverNote = (d: Delivery) =>
   `server CPU ${fmt(d.serverCpuMs / 1000, 2)} s (${fmt((d.serverCpuMs * 1000) / d.received, 1)} µs per record` +
-  (d.server.mode === 'stand-in' ? `; ${fmt(d.decodedEntries)} of the records also decoded whole and checked)` : ')');
+  (d.server.mode === 'stand-in' ? `; ${fmt(d.decodedEntries)} of the records also decoded whole and checked; ${d.server.repeatedChunks} re-sent chunks counted once so far)` : ')');
 
 export async function e2eBench(o: E2eOptions = {}): Promise<BenchOutput> {
   const alerts = o.alerts ?? 100_000;

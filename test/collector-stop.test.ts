@@ -3,8 +3,9 @@ import { existsSync } from 'node:fs';
 import nock from 'nock';
 import { Collector } from '../plugin/collect/collector.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
+import { WaitInterruptedError } from '../plugin/defender/budget.js';
 import { DefenderClient } from '../plugin/defender/client.js';
-import { apiOrigin, testConfig } from './helpers/connector.js';
+import { apiOrigin, testConfig, testConnector } from './helpers/connector.js';
 import { captureLogger } from './helpers/collect.js';
 import { useNockedEntra } from './helpers/entra.js';
 import { MemorySink } from './helpers/memory-sink.js';
@@ -16,6 +17,21 @@ import { RawMapper } from './helpers/raw-mapper.js';
  */
 describe('Collector.stop() during a wait on the API', () => {
   useNockedEntra({ roles: ['Alert.Read.All'] });
+
+  it('interruptWaits() ends a call waiting for the rate budget with WaitInterruptedError', async () => {
+    const client = new DefenderClient(testConnector({ contentTypes: ['alerts'] }));
+    const budget = client.budget('standard');
+    for (let i = 0; i < budget.perMinute; i++) await budget.acquire();
+    const call = client.request({ path: '/api/alerts' });
+    const outcome = call.then(
+      () => 'answered',
+      (e: unknown) => (e instanceof WaitInterruptedError ? 'interrupted' : String(e)),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    client.interruptWaits(); // without it the call waits a minute for the budget: a test timeout
+    assert.equal(await outcome, 'interrupted');
+    client.close();
+  });
 
   it('ends a 1-hour Retry-After wait at once; the poll is stopped, not failed, and commits nothing', async () => {
     const config = testConfig({ contentTypes: ['alerts'], lookbackHours: 3 });

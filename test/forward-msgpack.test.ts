@@ -69,6 +69,15 @@ describe('EntryWriter (forward msgpack encoder)', () => {
     assert.deepEqual(protocol.decodeEntries(w.bytes()).map(([, r]) => r), recs);
   });
 
+  it('never cuts a multi-byte string short at the end of the buffer, whatever room is left', () => {
+    for (let fill = 0; fill < 80; fill++) {
+      const w = new EntryWriter(64);
+      const rec = { p: 'x'.repeat(fill), s: '日'.repeat(12), t: '😀'.repeat(5), u: 'é'.repeat(20) };
+      w.appendEntry(1, rec);
+      assert.deepEqual(protocol.decodeEntries(w.bytes()).map(([, r]) => r), [rec], `after ${fill} bytes`);
+    }
+  });
+
   it('encodes own enumerable members only, in Object.keys order, like JSON', () => {
     class Point {
       constructor(

@@ -180,6 +180,20 @@ describe('ForwardSink acknowledgements, batching and close (hand-made server)', 
     assert.ok(s.stats.chunksResent >= 1 && s.stats.ackTimeouts >= 1);
   });
 
+  it('chunks past their ack deadline are re-sent in order, ahead of the chunks queued after them', async () => {
+    // the first four messages (the window of 4 in flight) are acked late; ten batches are queued
+    const server = await rawServer({ ackDelay: (n) => (n < 4 ? 1500 : 0) });
+    const s = sink(server.port, { ackTimeoutSeconds: 0.3, maxBatchRecords: 10 });
+    const delivered = Promise.all(Array.from({ length: 10 }, () => s.deliver(makeRecords(10))));
+    assert.ok(await waitFor(() => server.packets.length >= 8));
+    assert.deepEqual(
+      server.packets.slice(4, 8).map((p) => p.chunk),
+      server.packets.slice(0, 4).map((p) => p.chunk),
+      'the four overdue chunks go out again, in their order, before the six never sent',
+    );
+    await delivered;
+  });
+
   it('no ack at all on a connection: reconnects and re-sends there', async () => {
     const server = await rawServer({ ackDelay: (n) => (n === 0 ? null : 0) });
     const s = sink(server.port, { ackTimeoutSeconds: 0.3 });

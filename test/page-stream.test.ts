@@ -17,6 +17,8 @@ const trickyItems: unknown[] = [
   { text: 'Ünïcödé – 日本語 – 🛡️ emoji', ends: '\\' },
   { evidence: [], tags: ['a', 'b\\"c'], deep: [[[[]]]], obj: {} },
   'a bare string item, with "quotes", [brackets] and {braces}',
+  'a bare string item ending in a backslash \\',
+  '\\"\\\\"',
   42,
   true,
   null,
@@ -27,7 +29,7 @@ const trickyItems: unknown[] = [
   { 'k\\"ey': { 'x"\\': '\\\\\\', y: ['\\\\"', '"\\\\\\"'] } },
 ];
 const context = 'https://api.security.microsoft.com/api/$metadata#Alerts';
-const nextLink = 'https://api.security.microsoft.com/api/alerts?$top=2&$skip=2&$filter=title eq \'a "b" \\ c\'';
+const nextLink = 'https://api.security.microsoft.com/api/alerts?$top=2&$skip=2&$filter=title eq \'a "b" \\ c \\\\\'';
 
 /** The page as the API would write it, with whitespace around the tokens as a pretty printer would. */
 function page(opts: { items: unknown[]; nextLinkFirst?: boolean; withNextLink?: boolean; extra?: Record<string, unknown> }): Buffer {

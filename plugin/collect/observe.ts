@@ -50,10 +50,11 @@ export function statusHooks(status: StatusStore): CollectorHooks {
 /** Times every delivery until acknowledged (defender_fluent_batch_ack_seconds). */
 export function timedSink(sink: Sink, label: string): Sink {
   return {
-    async deliver(batch) {
+    deliver(batch) {
       const end = metrics.batchAckSeconds.startTimer({ sink: label });
-      await sink.deliver(batch);
-      end();
+      // Not an async function awaiting the delivery: its suspended frame would keep the batch
+      // alive until the ack (see makeEmitter).
+      return sink.deliver(batch).then(() => void end());
     },
     state: () => sink.state(),
     close: (ms) => sink.close(ms),

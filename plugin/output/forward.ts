@@ -138,8 +138,8 @@ export class ForwardSink implements Sink {
         reject: rejectPromise,
       };
       this.groups.add(group);
-      for (const source of splitByTag(batch, group)) this.encode(source);
       this.reconnectTimer?.ref();
+      for (const source of splitByTag(batch, group)) this.encode(source);
       this.pump();
     });
   }
@@ -257,7 +257,7 @@ export class ForwardSink implements Sink {
       this.inflight.delete(f.chunk.id);
       lost.push(f.chunk);
     }
-    this.ready.unshift(...lost);
+    for (const chunk of lost) this.requeue(chunk);
     if (this.finished) return;
     if (!wasEstablished) this.failures++;
     const delay = this.backoffMs();
@@ -292,6 +292,15 @@ export class ForwardSink implements Sink {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * Queues a sent chunk to go out again: after the re-sends already waiting (their order kept),
+   * ahead of every chunk never sent, since the oldest deliveries are the ones callers wait on.
+   */
+  private requeue(chunk: Chunk): void {
+    const firstNew = this.ready.findIndex((c) => c.sends === 0);
+    this.ready.splice(firstNew === -1 ? this.ready.length : firstNew, 0, chunk);
   }
 
   private takeNext(): Chunk | null {
@@ -373,7 +382,7 @@ export class ForwardSink implements Sink {
     this.inflight.delete(chunkId);
     this.stats.ackTimeouts++;
     this.overdue.add(chunkId);
-    this.ready.push(f.chunk);
+    this.requeue(f.chunk);
     const seconds = this.ackTimeoutMs / 1000;
     if (this.conn === conn && this.connLastAckAt < f.sentAt) {
       // Not a single ack on this connection since the chunk went out: presume it stalled
