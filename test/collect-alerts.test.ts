@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import nock from 'nock';
 import { AlertsCollector, type AlertsCursor } from '../plugin/collect/alerts.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
@@ -20,6 +20,10 @@ function alertsConfig(extra: Record<string, unknown> = {}) {
 
 function cursorOf(config: ReturnType<typeof testConfig>): AlertsCursor {
   return JSON.parse(readFileSync(new CursorStore(config.stateDir).file('acme-mde', 'alerts'), 'utf8')) as AlertsCursor;
+}
+
+function journalOf(config: ReturnType<typeof testConfig>): string[] {
+  return readFileSync(new CursorStore(config.stateDir).sideFile('acme-mde', 'alerts', 'window'), 'utf8').split('\n').filter(Boolean);
 }
 
 const ids = (records: Record<string, unknown>[]) => records.map((r) => `${String(r.id)}@${String(r.lastUpdateTime)}`).sort();
@@ -139,7 +143,7 @@ describe('alerts collection', () => {
     const config = alertsConfig();
     nockAlertsApi(Array.from({ length: 8 }, (_, i) => alert(iso((i + 1) * min))));
     const sink = new HeldAcksSink();
-    const poll = pollOnce(config, new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 2, slicesInFlight: 2 }), { now, sink });
+    const poll = pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 2, slicesInFlight: 2 }), { now, sink });
     await sink.waitForPending(2);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(sink.pending.length, 2, 'a second slice was handed over before the first was acknowledged, and no third');
@@ -236,8 +240,9 @@ describe('alerts collection', () => {
       const { failed, states, sink } = await pollOnce(config, new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 1 }), { now });
       assert.equal(failed, 1);
       assert.match(states[0]!.lastError!.message, /role removed|403/);
-      assert.equal(sink.received.length, 4, 'page 1 was delivered (at-least-once)');
-      assert.throws(() => cursorOf(config), /ENOENT/);
+      assert.equal(sink.received.length, 4, 'page 1 was delivered');
+      assert.equal(cursorOf(config).watermark, iso(3 * hour), 'the watermark did not move (the window is recorded as unfinished)');
+      assert.equal(journalOf(config).length, 4);
     });
   });
 
@@ -250,8 +255,88 @@ describe('alerts collection', () => {
     nock('https://api-us.securitycenter.microsoft.com').get('/api/alerts').query(true).reply(403, { error: { code: 'Forbidden', message: 'no', target: 'x' } });
     const { failed, sink } = await pollOnce(config, new AlertsCollector({ pageSize: 2, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
     assert.equal(failed, 1);
-    assert.equal(sink.received.length, 2, 'the first page was delivered (at-least-once)');
-    assert.deepEqual(cursorOf(config), before);
+    assert.equal(sink.received.length, 2, 'the first page was delivered');
+    const { partial, ...committed } = cursorOf(config);
+    assert.deepEqual(committed, before, 'watermark and overlap keys unchanged');
+    assert.deepEqual(partial, { start: iso(1 * hour + 5 * min), end: iso(0) }, 'the unfinished window, to resume');
+    assert.deepEqual(journalOf(config).sort(), ids(sink.records()).map((k) => k.replace('@', '|')), 'its delivered page in the journal');
+  });
+
+  describe('a window of several pages that fails (or is killed) part-way is resumed, not delivered again', () => {
+    it('the next poll resumes the same window, skips what the acknowledged pages delivered, then commits it', async () => {
+      const config = alertsConfig();
+      const alerts = Array.from({ length: 10 }, (_, i) => alert(iso((i + 1) * min)));
+      const collector = () => new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 2, readAhead: false });
+      // first poll: pages at $skip 0 and 4 answer, the third fails
+      const firstFilter: string[] = [];
+      nock(apiOrigin)
+        .get('/api/alerts')
+        .query(true)
+        .times(2)
+        .reply((uri) => {
+          const q = new URL(uri, apiOrigin).searchParams;
+          firstFilter.push(q.get('$filter')!);
+          const skip = Number(q.get('$skip'));
+          return [200, { value: alerts.slice(skip, skip + 4) }];
+        });
+      nock(apiOrigin).get('/api/alerts').query(true).reply(503, { error: { code: 'ServiceUnavailable', message: 'down', target: 'x' } }, { 'Retry-After': '0' }).persist();
+      const first = await pollOnce(config, collector(), { now });
+      assert.equal(first.failed, 1);
+      assert.equal(first.sink.received.length, 8);
+      nock.cleanAll();
+      nockTokens([tokenReply(fakeJwt({ roles: ['Alert.Read.All'] }))]);
+
+      // next poll, 10 minutes later: the same window (pinned end), every alert once in all
+      const served = nockAlertsApi(alerts);
+      const second = await pollOnce(config, collector(), { now: now + 10 * min });
+      assert.equal(second.failed, 0);
+      assert.deepEqual(ids(second.sink.records()), ids(alerts.slice(8)), 'only what the first poll did not deliver');
+      assert.equal(served[0]!.filter, firstFilter[0], 'the resumed window keeps its bounds');
+      const cursor = cursorOf(config);
+      assert.equal(cursor.partial, undefined);
+      assert.equal(cursor.watermark, iso(-10 * min), 'then the polls go on to now');
+    });
+
+    it('a page goes into the journal only once all its slices are acknowledged', async () => {
+      const config = alertsConfig();
+      nockAlertsApi(Array.from({ length: 6 }, (_, i) => alert(iso((i + 1) * min))));
+      const sink = new HeldAcksSink();
+      const journal = new CursorStore(config.stateDir).sideFile('acme-mde', 'alerts', 'window');
+      const poll = pollOnce(config, new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 2, slicesInFlight: 4 }), { now, sink });
+      await sink.waitForPending(2); // page 1, both slices held
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(existsSync(journal), false, 'nothing recorded while page 1 awaits its acks');
+      sink.ackOldest();
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(existsSync(journal), false, 'nor with one of its two slices acknowledged');
+      sink.ackOldest();
+      await sink.waitForPending(1); // page 2 read
+      assert.equal(journalOf(config).length, 4);
+      while ((await Promise.race([poll.then(() => 'done'), sink.waitForPending(1).then(() => 'more')])) === 'more') sink.ackOldest();
+      assert.equal((await poll).failed, 0);
+      assert.equal(cursorOf(config).partial, undefined);
+    });
+
+    it('a journal line torn by a crash is dropped: that alert is delivered again, none is skipped', async () => {
+      const config = alertsConfig();
+      const alerts = Array.from({ length: 3 }, (_, i) => alert(iso((i + 1) * min)));
+      const key = (a: Record<string, unknown>) => `${String(a.id)}|${String(a.lastUpdateTime)}`;
+      await new CursorStore(config.stateDir).save('acme-mde', 'alerts', { v: 1, watermark: iso(3 * hour), seen: [], partial: { start: iso(3 * hour), end: iso(0) } });
+      writeFileSync(new CursorStore(config.stateDir).sideFile('acme-mde', 'alerts', 'window'), `${key(alerts[0]!)}\n${key(alerts[1]!).slice(0, 10)}`);
+      nockAlertsApi(alerts);
+      const { failed, sink } = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
+      assert.equal(failed, 0);
+      assert.deepEqual(ids(sink.records()), ids(alerts.slice(1)));
+      assert.equal(cursorOf(config).partial, undefined);
+    });
+
+    it('a cursor with a malformed partial window is an error naming the file, not a silent restart', async () => {
+      const config = alertsConfig();
+      await new CursorStore(config.stateDir).save('acme-mde', 'alerts', { v: 1, watermark: iso(3 * hour), seen: [], partial: { start: 'yesterday', end: iso(0) } });
+      const { failed, states } = await pollOnce(config, new AlertsCollector(), { now });
+      assert.equal(failed, 1);
+      assert.match(states[0]!.lastError!.message, /acme-mde\.alerts\.json.*--reset-cursor acme-mde:alerts/);
+    });
   });
 
   it('follows @odata.nextLink when present and stops on a repeated link', async () => {

@@ -4,6 +4,7 @@ import { DefenderApiError } from '../defender/errors.js';
 import { backoffMs, retryPolicy } from '../defender/retry.js';
 import { InFlightDeliveries } from './in-flight.js';
 import { PageAhead } from './read-ahead.js';
+import { WindowJournal } from './window-journal.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 export interface AlertsCursor {
@@ -12,11 +13,24 @@ export interface AlertsCursor {
   watermark: string;
   /** id|lastUpdateTime of alerts delivered within the overlap before the watermark */
   seen: string[];
+  /**
+   * A window of several pages begun and not finished (a failed poll, a kill): it is resumed with
+   * the same bounds, skipping the alerts its journal (WindowJournal) lists as delivered.
+   */
+  partial?: { start: string; end: string };
 }
 
 export function isAlertsCursor(v: unknown): v is AlertsCursor {
   const c = v as AlertsCursor;
-  return !!c && c.v === 1 && typeof c.watermark === 'string' && !Number.isNaN(Date.parse(c.watermark)) && Array.isArray(c.seen) && c.seen.every((s) => typeof s === 'string');
+  const date = (s: unknown) => typeof s === 'string' && !Number.isNaN(Date.parse(s));
+  return (
+    !!c &&
+    c.v === 1 &&
+    date(c.watermark) &&
+    Array.isArray(c.seen) &&
+    c.seen.every((s) => typeof s === 'string') &&
+    (c.partial === undefined || (!!c.partial && date(c.partial.start) && date(c.partial.end)))
+  );
 }
 
 export interface AlertsOptions {
@@ -60,17 +74,34 @@ export class AlertsCollector implements CollectorTask {
     const cursor = await cursors.load(connector.name, 'alerts', isAlertsCursor);
     const now = ctx.clock.now();
     const overlapMs = connector.alertOverlapMinutes * 60_000;
-    let windowStart = cursor ? Date.parse(cursor.watermark) - overlapMs : now - connector.lookbackHours * 3600_000;
+    const journal = new WindowJournal(cursors.sideFile(connector.name, 'alerts', 'window'));
+    let windowStart = cursor?.partial ? Date.parse(cursor.partial.start) : cursor ? Date.parse(cursor.watermark) - overlapMs : now - connector.lookbackHours * 3600_000;
+    let resumeEnd = cursor?.partial ? Date.parse(cursor.partial.end) : undefined;
     let carry = new Set(cursor?.seen ?? []);
+    let committed = { watermark: cursor?.watermark ?? new Date(windowStart).toISOString(), seen: cursor?.seen ?? [] };
     const result: PollResult = { pages: 0, records: 0, cursor: cursor?.watermark ?? 'none' };
 
     while (windowStart < now) {
       throwIfStopped(ctx.signal);
-      const windowEnd = Math.min(now, windowStart + this.opts.maxWindowMs);
-      const nextCarry = await this.collectWindow(ctx, windowStart, windowEnd, carry, overlapMs, result);
-      const watermark = new Date(windowEnd).toISOString();
-      await cursors.save(connector.name, 'alerts', { v: 1, watermark, seen: [...nextCarry] } satisfies AlertsCursor);
-      result.cursor = watermark;
+      const windowEnd = resumeEnd ?? Math.min(now, windowStart + this.opts.maxWindowMs);
+      const delivered = new Set(resumeEnd === undefined ? [] : journal.load());
+      let journaled = resumeEnd !== undefined;
+      const start = windowStart;
+      // After each page of a window that goes on: its alerts into the journal, and the window's
+      // bounds into the cursor the first time (the journal is started afresh before that, so a
+      // cursor never points at a finished window's journal).
+      const checkpoint = async (keys: string[]) => {
+        if (journaled) return journal.append(keys);
+        journal.start(keys);
+        const partial = { start: new Date(start).toISOString(), end: new Date(windowEnd).toISOString() };
+        await cursors.save(connector.name, 'alerts', { v: 1, ...committed, partial } satisfies AlertsCursor);
+        journaled = true;
+      };
+      const nextCarry = await this.collectWindow(ctx, { start, end: windowEnd, carry, delivered, checkpoint }, overlapMs, result);
+      resumeEnd = undefined;
+      committed = { watermark: new Date(windowEnd).toISOString(), seen: [...nextCarry] };
+      await cursors.save(connector.name, 'alerts', { v: 1, ...committed } satisfies AlertsCursor);
+      result.cursor = committed.watermark;
       carry = nextCarry;
       windowStart = windowEnd;
     }
@@ -104,15 +135,19 @@ export class AlertsCollector implements CollectorTask {
     }
   }
 
-  /** Delivers every alert with windowStart ≤ lastUpdateTime < windowEnd not in `carry`; returns the keys to carry on. */
+  /**
+   * Delivers every alert with start ≤ lastUpdateTime < end that is neither in `carry` (delivered
+   * by an earlier poll) nor in `delivered` (by this window; grows as it goes); returns the keys to
+   * carry on. After every page but the last, once all of it is acknowledged, `checkpoint` gets the
+   * keys that page delivered.
+   */
   private async collectWindow(
     ctx: TaskContext,
-    windowStart: number,
-    windowEnd: number,
-    carry: Set<string>,
+    w: { start: number; end: number; carry: Set<string>; delivered: Set<string>; checkpoint: (keys: string[]) => Promise<void> },
     overlapMs: number,
     result: PollResult,
   ): Promise<Set<string>> {
+    const { start: windowStart, end: windowEnd, carry, delivered } = w;
     const { pageSize, pageMargin } = this.opts;
     const margin = Math.min(pageMargin, pageSize - 1);
     const filter = `lastUpdateTime ge ${new Date(windowStart).toISOString()} and lastUpdateTime lt ${new Date(windowEnd).toISOString()}`;
@@ -134,9 +169,9 @@ export class AlertsCollector implements CollectorTask {
         throwIfStopped(ctx.signal);
         const request = nextLink ? { path: nextLink } : skipPage(skip);
         const opened = nextLink ? (ahead.drop(), null) : ahead.take(skip);
-        // Keys delivered from this page survive a retry of the page, so a page cut short and asked
-        // again delivers each alert once.
-        const deliveredHere = new Set<string>();
+        // Keys delivered from this page (also in `delivered`, which survives a retry of the page, so
+        // a page cut short and asked again delivers each alert once): its checkpoint.
+        const deliveredHere: string[] = [];
         let thisPage = new Set<string>();
         let repeated = 0;
         let read = 0;
@@ -166,13 +201,14 @@ export class AlertsCollector implements CollectorTask {
               const k = key(a);
               thisPage.add(k);
               if (previousPage.has(k)) repeated++;
-              if (carry.has(k) || previousPage.has(k) || deliveredHere.has(k)) {
-                // delivered by an earlier poll and still inside the next overlap: keep skipping it there
-                if (carry.has(k) && Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
+              if (carry.has(k) || previousPage.has(k) || delivered.has(k)) {
+                // delivered before (by an earlier poll or this window) and still inside the next overlap: keep skipping it there
+                if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
                 continue;
               }
               fresh.push(a);
-              deliveredHere.add(k);
+              delivered.add(k);
+              deliveredHere.push(k);
               if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
             }
             if (fresh.length) await inFlight.add(ctx.emit(fresh));
@@ -190,18 +226,21 @@ export class AlertsCollector implements CollectorTask {
         previousPage = thisPage;
 
         const link = page.nextLink;
+        if (!link && (nextLink || page.count < pageSize)) {
+          // A window shorter than the overlap (the last of a catch-up) keeps what the one before it carried.
+          for (const k of carry) if (Date.parse(k.slice(k.lastIndexOf('|') + 1)) >= carryFrom) nextCarry.add(k);
+          await inFlight.drain();
+          return nextCarry;
+        }
+        // The window goes on: once this page is acknowledged, a restart need not deliver it again.
+        await inFlight.drain();
+        await w.checkpoint(deliveredHere);
         if (link) {
           if (linksSeen.has(link)) throw new DefenderApiError(`GET /api/alerts: @odata.nextLink repeats a link already followed (paging loop)`, { errorClass: 'paging' });
           linksSeen.add(link);
           ctx.client.url(link); // refuses off-host links before any request
           nextLink = link;
           continue;
-        }
-        if (nextLink || page.count < pageSize) {
-          // A window shorter than the overlap (the last of a catch-up) keeps what the one before it carried.
-          for (const k of carry) if (Date.parse(k.slice(k.lastIndexOf('|') + 1)) >= carryFrom) nextCarry.add(k);
-          await inFlight.drain();
-          return nextCarry;
         }
         skip += pageSize - margin;
       }

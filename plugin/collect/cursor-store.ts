@@ -30,6 +30,11 @@ export class CursorStore {
     return join(this.dir, `${encodeURIComponent(connector)}.${content}.json`);
   }
 
+  /** Side file of a cursor (the alerts' window journal). */
+  sideFile(connector: string, content: ContentType, kind: string): string {
+    return join(this.dir, `${encodeURIComponent(connector)}.${content}.${kind}`);
+  }
+
   async load<T>(connector: string, content: ContentType, check: (v: unknown) => v is T): Promise<T | undefined> {
     const file = this.file(connector, content);
     let text: string;

@@ -1,0 +1,45 @@
+import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from '../atomic-file.js';
+
+/**
+ * The alerts delivered so far in a window that spans several pages, one `id|lastUpdateTime` per
+ * line, added after each page is acknowledged: a restart resumes the window without delivering
+ * them again. Appended, so a window of n alerts costs O(n) bytes written (the keys inside the
+ * cursor, rewritten per page, would cost O(n²)). A line torn by a crash is dropped on load: at
+ * worst that alert is delivered again, never skipped.
+ */
+export class WindowJournal {
+  constructor(readonly file: string) {}
+
+  /** Replaces whatever the file held (a finished window's keys) with `keys`. */
+  start(keys: string[]): void {
+    writeFileAtomic(this.file, lines(keys));
+  }
+
+  append(keys: string[]): void {
+    if (!keys.length) return;
+    const fd = openSync(this.file, 'a', 0o600);
+    try {
+      writeSync(fd, lines(keys));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The keys recorded; none when the file is missing. */
+  load(): string[] {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const keys = text.split('\n');
+    keys.pop(); // '' after the last newline, or a line torn by a crash
+    return keys;
+  }
+}
+
+const lines = (keys: string[]): string => (keys.length ? `${keys.join('\n')}\n` : '');
