@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,6 +105,17 @@ describe('CursorStore', function () {
   });
 
   // Connector names may contain "." (printable ASCII): "acme" must not match "acme.eu"'s files.
+  it('reset removes the alerts window journal with the cursor, and nothing of a connector named like "acme.alerts"', async () => {
+    const store = new CursorStore(mkdtempSync(join(tmpdir(), 'df-cur-')));
+    await store.save('acme', 'alerts', { v: 1 });
+    await store.save('acme.alerts', 'alerts', { v: 1 });
+    mkdirSync(store.dir, { recursive: true });
+    writeFileSync(store.sideFile('acme', 'alerts', 'window'), 'a|b\n');
+    writeFileSync(store.sideFile('acme.alerts', 'alerts', 'window'), 'c|d\n');
+    assert.deepEqual((await store.reset('acme', 'alerts')).sort(), [store.file('acme', 'alerts'), store.sideFile('acme', 'alerts', 'window')].sort());
+    assert.ok(existsSync(store.file('acme.alerts', 'alerts')) && existsSync(store.sideFile('acme.alerts', 'alerts', 'window')));
+  });
+
   it('reset of connector "acme" leaves connector "acme.eu" alone', async () => {
     const store = new CursorStore(stateDir);
     await store.save('acme', 'alerts', { a: 1 });

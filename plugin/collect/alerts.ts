@@ -29,7 +29,8 @@ export function isAlertsCursor(v: unknown): v is AlertsCursor {
     date(c.watermark) &&
     Array.isArray(c.seen) &&
     c.seen.every((s) => typeof s === 'string') &&
-    (c.partial === undefined || (!!c.partial && date(c.partial.start) && date(c.partial.end)))
+    // a partial window starts at or before the watermark (nothing between them is skipped) and ends after it starts
+    (c.partial === undefined || (!!c.partial && date(c.partial.start) && date(c.partial.end) && Date.parse(c.partial.start) <= Date.parse(c.watermark) && Date.parse(c.partial.start) < Date.parse(c.partial.end)))
   );
 }
 
@@ -84,6 +85,7 @@ export class AlertsCollector implements CollectorTask {
     while (windowStart < now) {
       throwIfStopped(ctx.signal);
       const windowEnd = resumeEnd ?? Math.min(now, windowStart + this.opts.maxWindowMs);
+      // only while resuming: what the journal lists (kept out of memory otherwise)
       const delivered = new Set(resumeEnd === undefined ? [] : journal.load());
       let journaled = resumeEnd !== undefined;
       const start = windowStart;
@@ -101,6 +103,7 @@ export class AlertsCollector implements CollectorTask {
       resumeEnd = undefined;
       committed = { watermark: new Date(windowEnd).toISOString(), seen: [...nextCarry] };
       await cursors.save(connector.name, 'alerts', { v: 1, ...committed } satisfies AlertsCursor);
+      if (journaled) journal.remove();
       result.cursor = committed.watermark;
       carry = nextCarry;
       windowStart = windowEnd;
@@ -137,9 +140,9 @@ export class AlertsCollector implements CollectorTask {
 
   /**
    * Delivers every alert with start ≤ lastUpdateTime < end that is neither in `carry` (delivered
-   * by an earlier poll) nor in `delivered` (by this window; grows as it goes); returns the keys to
-   * carry on. After every page but the last, once all of it is acknowledged, `checkpoint` gets the
-   * keys that page delivered.
+   * by an earlier poll) nor in `delivered` (by this window before a restart: its journal); returns
+   * the keys to carry on. After every page but the last, once all of it is acknowledged,
+   * `checkpoint` gets the keys that page delivered.
    */
   private async collectWindow(
     ctx: TaskContext,
@@ -169,9 +172,9 @@ export class AlertsCollector implements CollectorTask {
         throwIfStopped(ctx.signal);
         const request = nextLink ? { path: nextLink } : skipPage(skip);
         const opened = nextLink ? (ahead.drop(), null) : ahead.take(skip);
-        // Keys delivered from this page (also in `delivered`, which survives a retry of the page, so
-        // a page cut short and asked again delivers each alert once): its checkpoint.
-        const deliveredHere: string[] = [];
+        // Keys delivered from this page survive a retry of the page, so a page cut short and asked
+        // again delivers each alert once; they are its checkpoint.
+        const deliveredHere = new Set<string>();
         let thisPage = new Set<string>();
         let repeated = 0;
         let read = 0;
@@ -201,14 +204,13 @@ export class AlertsCollector implements CollectorTask {
               const k = key(a);
               thisPage.add(k);
               if (previousPage.has(k)) repeated++;
-              if (carry.has(k) || previousPage.has(k) || delivered.has(k)) {
+              if (carry.has(k) || previousPage.has(k) || deliveredHere.has(k) || delivered.has(k)) {
                 // delivered before (by an earlier poll or this window) and still inside the next overlap: keep skipping it there
                 if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
                 continue;
               }
               fresh.push(a);
-              delivered.add(k);
-              deliveredHere.push(k);
+              deliveredHere.add(k);
               if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
             }
             if (fresh.length) await inFlight.add(ctx.emit(fresh));
@@ -234,7 +236,7 @@ export class AlertsCollector implements CollectorTask {
         }
         // The window goes on: once this page is acknowledged, a restart need not deliver it again.
         await inFlight.drain();
-        await w.checkpoint(deliveredHere);
+        await w.checkpoint([...deliveredHere]);
         if (link) {
           if (linksSeen.has(link)) throw new DefenderApiError(`GET /api/alerts: @odata.nextLink repeats a link already followed (paging loop)`, { errorClass: 'paging' });
           linksSeen.add(link);

@@ -30,8 +30,8 @@ export class CursorStore {
     return join(this.dir, `${encodeURIComponent(connector)}.${content}.json`);
   }
 
-  /** Side file of a cursor (the alerts' window journal). */
-  sideFile(connector: string, content: ContentType, kind: string): string {
+  /** Side file of a cursor (`window`: the alerts' window journal); reset() removes it with the cursor. */
+  sideFile(connector: string, content: ContentType, kind: 'window'): string {
     return join(this.dir, `${encodeURIComponent(connector)}.${content}.${kind}`);
   }
 
@@ -64,14 +64,18 @@ export class CursorStore {
     const prefix = `${encodeURIComponent(connector)}.`;
     const names = await readdir(this.dir).catch(() => [] as string[]);
     for (const name of names) {
-      // whole names only: connector "acme" must not take "acme.eu.alerts.json" with it
-      if (!(content ? [content] : contentTypes).some((c) => name === `${prefix}${c}.json`)) continue;
+      // whole names only: connector "acme" must not take "acme.eu.alerts.json" with it; side files
+      // (the alerts' window journal) go with their cursor
+      if (!(content ? [content] : contentTypes).some((c) => sideKinds.some((kind) => name === `${prefix}${c}.${kind}`))) continue;
       await unlink(join(this.dir, name));
       removed.push(join(this.dir, name));
     }
     return removed;
   }
 }
+
+/** The cursor itself and its side files (see sideFile). */
+const sideKinds = ['json', 'window'];
 
 export function resetCommand(connector: string, content: ContentType): string {
   return `defender-fluent run --config <file> --reset-cursor ${connector}:${content}`;

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { writeFileAtomic } from '../atomic-file.js';
 
 /**
@@ -20,14 +20,16 @@ export class WindowJournal {
     if (!keys.length) return;
     const fd = openSync(this.file, 'a', 0o600);
     try {
-      writeSync(fd, lines(keys));
+      const text = lines(keys);
+      // a short write (disk full) must fail the checkpoint, not leave a torn line behind silently
+      if (writeSync(fd, text) !== Buffer.byteLength(text)) throw new Error(`short write to ${this.file}`);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
   }
 
-  /** The keys recorded; none when the file is missing. */
+  /** The keys recorded; none when the file is missing. A torn last line is cut off the file too, so that the next append starts on a line of its own. */
   load(): string[] {
     let text: string;
     try {
@@ -37,8 +39,13 @@ export class WindowJournal {
       throw e;
     }
     const keys = text.split('\n');
-    keys.pop(); // '' after the last newline, or a line torn by a crash
+    const torn = keys.pop(); // '' after the last newline, or a line torn by a crash
+    if (torn) this.start(keys);
     return keys;
+  }
+
+  remove(): void {
+    rmSync(this.file, { force: true });
   }
 }
 
