@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import FakeTimers from '@sinonjs/fake-timers';
-import { familyLimits, RateBudget, systemClock, WaitInterruptedError } from '../plugin/defender/budget.js';
+import { familyLimits, RateBudget, sleepUnless, systemClock, WaitInterruptedError } from '../plugin/defender/budget.js';
 
 const minute = 60_000;
 const hour = 3_600_000;
@@ -108,6 +108,15 @@ describe('RateBudget (fake timers on the globals)', () => {
     await clock.tickAsync(minute - 1000);
     assert.equal(next, minute, 'the next caller gets the slot the interrupted one would have had');
     await assert.rejects(budget.acquire(stop.signal), WaitInterruptedError, 'an aborted signal never waits');
+  });
+
+  it('an interrupted wait leaves no timer behind (an hour-long Retry-After must not hold the process)', async () => {
+    const stop = new AbortController();
+    const waiting = sleepUnless(systemClock, 3_600_000, stop.signal);
+    assert.equal(clock.countTimers(), 1);
+    stop.abort();
+    await assert.rejects(waiting, WaitInterruptedError);
+    assert.equal(clock.countTimers(), 0);
   });
 
   it('serves waiting callers in FIFO order', async () => {

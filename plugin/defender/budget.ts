@@ -1,12 +1,23 @@
 /** Clock seam: tests drive it with @sinonjs/fake-timers through the globals. */
 export interface Clock {
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Resolves after ms; may resolve early once `signal` aborts (sleepUnless then rejects). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      // an interrupted hour-long wait must not leave its timer holding the process
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+    }),
 };
 
 /** A wait for the rate budget or a retry that was cut short because the collector is stopping. */
@@ -19,8 +30,8 @@ export class WaitInterruptedError extends Error {
 
 /**
  * clock.sleep(ms) that rejects with WaitInterruptedError as soon as `signal` aborts: a shutdown
- * must not sit out an hourly budget or a long Retry-After. (The clock's own timer may still run
- * out later; the CLI exits once its command is done.)
+ * must not sit out an hourly budget or a long Retry-After. The clock gets the signal too, so that
+ * the system clock clears its timer.
  */
 export function sleepUnless(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (!signal) return clock.sleep(ms);
@@ -28,7 +39,7 @@ export function sleepUnless(clock: Clock, ms: number, signal: AbortSignal | unde
   return new Promise<void>((resolve, reject) => {
     const onAbort = () => reject(new WaitInterruptedError());
     signal.addEventListener('abort', onAbort, { once: true });
-    clock.sleep(ms).then(() => {
+    clock.sleep(ms, signal).then(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
     }, reject);
