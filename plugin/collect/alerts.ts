@@ -204,14 +204,11 @@ export class AlertsCollector implements CollectorTask {
               const k = key(a);
               thisPage.add(k);
               if (previousPage.has(k)) repeated++;
-              if (carry.has(k) || previousPage.has(k) || deliveredHere.has(k) || delivered.has(k)) {
-                // delivered before (by an earlier poll or this window) and still inside the next overlap: keep skipping it there
-                if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
-                continue;
-              }
+              // delivered before (by an earlier poll or this window) or now: inside the next overlap, skipped there
+              if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
+              if (carry.has(k) || previousPage.has(k) || deliveredHere.has(k) || delivered.has(k)) continue;
               fresh.push(a);
               deliveredHere.add(k);
-              if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
             }
             if (fresh.length) await inFlight.add(ctx.emit(fresh));
             result.records += fresh.length;
