@@ -29,22 +29,6 @@ function journalOf(config: ReturnType<typeof testConfig>): string[] {
 const ids = (records: Record<string, unknown>[]) => records.map((r) => `${String(r.id)}@${String(r.lastUpdateTime)}`).sort();
 const key = (a: Record<string, unknown>) => `${String(a.id)}|${String(a.lastUpdateTime)}`;
 
-/** Serves the window's pages below $skip `failAt`; a 403 from there on. */
-function serveUntil(alerts: Record<string, unknown>[], failAt: number) {
-  nock(apiOrigin)
-    .get('/api/alerts')
-    .query(true)
-    .times(100)
-    .reply((uri) => {
-      const q = new URL(uri, apiOrigin).searchParams;
-      const skip = Number(q.get('$skip'));
-      if (skip >= failAt) return [403, { error: { code: 'Forbidden', message: 'no', target: 'x' } }];
-      const m = /^lastUpdateTime ge (\S+) and lastUpdateTime lt (\S+)$/.exec(q.get('$filter')!)!;
-      const rows = alerts.filter((a) => Date.parse(String(a.lastUpdateTime)) >= Date.parse(m[1]!) && Date.parse(String(a.lastUpdateTime)) < Date.parse(m[2]!));
-      return [200, { value: rows.slice(skip, skip + Number(q.get('$top'))) }];
-    });
-}
-
 function resetNock() {
   nock.cleanAll();
   nockTokens([tokenReply(fakeJwt({ roles: ['Alert.Read.All'] }))]);
@@ -358,15 +342,15 @@ describe('alerts collection', () => {
       it('journaled alerts inside the overlap are carried after the resumed window commits (no duplicate two polls later)', async () => {
         const c = config();
         const alerts = Array.from({ length: 6 }, (_, i) => alert(iso((i + 1) * min)));
-        serveUntil(alerts, 4);
+        nockAlertsApi(alerts, { failFromSkip: 4 });
         assert.equal((await pollOnce(c, collector(), { now })).failed, 1);
         resetNock();
-        serveUntil(alerts, 1000);
+        nockAlertsApi(alerts);
         const second = await pollOnce(c, collector(), { now: now + 2 * min });
         assert.equal(second.failed, 0);
         assert.deepEqual(ids(second.sink.records()), ids(alerts.slice(4)));
         resetNock();
-        serveUntil(alerts, 1000);
+        nockAlertsApi(alerts);
         const third = await pollOnce(c, collector(), { now: now + 4 * min });
         assert.equal(third.failed, 0);
         assert.deepEqual(ids(third.sink.records()), [], 'nothing delivered again from the overlap');
@@ -375,15 +359,15 @@ describe('alerts collection', () => {
       it('a resumed window that fails again keeps the first poll\'s journal', async () => {
         const c = config();
         const alerts = Array.from({ length: 13 }, (_, i) => alert(iso((i + 1) * min)));
-        serveUntil(alerts, 8);
+        nockAlertsApi(alerts, { failFromSkip: 8 });
         assert.equal((await pollOnce(c, collector(), { now })).failed, 1);
         resetNock();
-        serveUntil(alerts, 12);
+        nockAlertsApi(alerts, { failFromSkip: 12 });
         const second = await pollOnce(c, collector(), { now: now + 1 * min });
         assert.equal(second.failed, 1);
         assert.deepEqual(ids(second.sink.records()), ids(alerts.slice(8, 12)));
         resetNock();
-        serveUntil(alerts, 1000);
+        nockAlertsApi(alerts);
         const third = await pollOnce(c, collector(), { now: now + 2 * min });
         assert.equal(third.failed, 0);
         assert.deepEqual(ids(third.sink.records()), ids(alerts.slice(12)));
@@ -394,12 +378,12 @@ describe('alerts collection', () => {
         const old = [alert(iso(62 * min)), alert(iso(61 * min))];
         const fresh = Array.from({ length: 6 }, (_, i) => alert(iso(30 * min - i * 1000)));
         await new CursorStore(c.stateDir).save('acme-mde', 'alerts', { v: 1, watermark: iso(1 * hour), seen: old.map(key) } satisfies AlertsCursor);
-        serveUntil([...old, ...fresh], 4);
+        nockAlertsApi([...old, ...fresh], { failFromSkip: 4 });
         const first = await pollOnce(c, collector(), { now });
         assert.equal(first.failed, 1);
         assert.deepEqual(ids(first.sink.records()), ids(fresh.slice(0, 2)));
         resetNock();
-        serveUntil([...old, ...fresh], 1000);
+        nockAlertsApi([...old, ...fresh]);
         const second = await pollOnce(c, collector(), { now: now + 1 * min });
         assert.equal(second.failed, 0);
         assert.deepEqual(ids(second.sink.records()), ids(fresh.slice(2)), 'the alerts the cursor\'s seen lists are not delivered again');
@@ -417,7 +401,7 @@ describe('alerts collection', () => {
         assert.equal(first.failed, 1);
         assert.deepEqual(ids(first.sink.records()), ids(alerts.slice(0, 4)));
         resetNock();
-        serveUntil(alerts, 1000);
+        nockAlertsApi(alerts);
         const second = await pollOnce(c, collector(), { now: now + 1 * min });
         assert.deepEqual(ids(second.sink.records()), ids(alerts.slice(4)));
       });
@@ -430,11 +414,11 @@ describe('alerts collection', () => {
         // pages 1 and 2 acknowledged; the crash tore page 2's append after a few bytes
         writeFileSync(store.sideFile('acme-mde', 'alerts', 'window'), `${alerts.slice(0, 4).map(key).join('\n')}\n${key(alerts[4]!).slice(0, 10)}`);
         const coll = () => new AlertsCollector({ pageSize: 4, maxWindowMs: 24 * hour, pageMargin: 0, sliceSize: 1, readAhead: false });
-        serveUntil(alerts, 8);
+        nockAlertsApi(alerts, { failFromSkip: 8 });
         const second = await pollOnce(c, coll(), { now: now + min });
         assert.deepEqual(ids(second.sink.records()), ids(alerts.slice(4, 8)), 'page 2 again (the torn append)');
         resetNock();
-        serveUntil(alerts, 1000);
+        nockAlertsApi(alerts);
         const third = await pollOnce(c, coll(), { now: now + 2 * min });
         assert.deepEqual(ids(third.sink.records()), ids(alerts.slice(8)), 'page 2 was journaled by the second poll');
       });

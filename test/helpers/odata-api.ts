@@ -11,9 +11,10 @@ export interface ServedPage {
 /**
  * A tiny in-memory /api/alerts for nock: evaluates the collector's `lastUpdateTime ge X and
  * lastUpdateTime lt Y` filter, $top and $skip over `alerts` (in the given order), and records each
- * page it served. `mutate` runs before each page (to simulate alerts changing while paging).
+ * page it served. `mutate` runs before each page (to simulate alerts changing while paging);
+ * pages at `$skip` ≥ `failFromSkip` answer 403 (a poll failing part-way through a window).
  */
-export function nockAlertsApi(alerts: Array<Record<string, unknown>>, opts: { mutate?: (page: number) => void; times?: number } = {}): ServedPage[] {
+export function nockAlertsApi(alerts: Array<Record<string, unknown>>, opts: { mutate?: (page: number) => void; times?: number; failFromSkip?: number } = {}): ServedPage[] {
   const served: ServedPage[] = [];
   nock(apiOrigin)
     .get('/api/alerts')
@@ -25,6 +26,7 @@ export function nockAlertsApi(alerts: Array<Record<string, unknown>>, opts: { mu
       const filter = q.get('$filter') ?? undefined;
       const top = Number(q.get('$top') ?? 10000);
       const skip = Number(q.get('$skip') ?? 0);
+      if (skip >= (opts.failFromSkip ?? Infinity)) return [403, { error: { code: 'Forbidden', message: 'no', target: 'x' } }];
       let rows = alerts;
       if (filter) {
         const m = /^lastUpdateTime ge (\S+) and lastUpdateTime lt (\S+)$/.exec(filter);
