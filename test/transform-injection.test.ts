@@ -38,13 +38,13 @@ describe('transform compiler: file content never executes', () => {
       const rules: RuleIR[] = [
         { kind: 'const', target: [bad], value: bad },
         { kind: 'const', target: ['nested', bad, 'x'], value: { [bad]: [bad] } },
-        { kind: 'from', target: ['copied'], paths: [path(bad)], arrayCopy: false, steps: [] },
-        { kind: 'from', target: ['looked'], paths: [path('k')], arrayCopy: false, steps: [{ lookup: table }] },
+        { kind: 'from', target: ['copied'], alts: [{ path: path(bad), steps: [] }], arrayCopy: false },
+        { kind: 'from', target: ['looked'], alts: [{ path: path('k'), steps: [{ lookup: table }] }], arrayCopy: false },
         { kind: 'template', target: ['tpl'], parts: [bad, { path: path(bad), steps: [] }, bad] },
         { kind: 'collect', target: ['list'], sources: [{ path: path(bad) }], steps: [] },
-        { kind: 'const', target: ['guarded'], value: 1, when: { path: path(bad), op: 'equals', value: bad } },
-        { kind: 'const', target: ['guarded_in'], value: 1, when: { path: path(bad), op: 'in', value: [bad] } },
-        { kind: 'from', target: ['dflt'], paths: [path('missing')], arrayCopy: false, steps: [], default: bad },
+        { kind: 'const', target: ['guarded'], value: 1, when: [{ path: path(bad), op: 'equals', value: bad, negate: false }] },
+        { kind: 'const', target: ['guarded_in'], value: 1, when: [{ path: path(bad), op: 'in', value: [bad], negate: false }] },
+        { kind: 'from', target: ['dflt'], alts: [{ path: path('missing'), steps: [] }], arrayCopy: false, default: bad },
       ];
       const { fn, source } = compileRules(rules);
       assert.equal(g.__pwned, undefined, 'compiling ran code');

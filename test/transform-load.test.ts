@@ -122,7 +122,7 @@ describe('transform load-time checks', () => {
     // the schema pass stops here for this file; fix it and the semantic pass reports the double kind
     t.fields[i] = { target: 'srcip_host', from: 'computerDnsName' };
     write('host.syslog.json', t);
-    assert.match(only(validateTransforms(dir), 'host.syslog.json', `/fields/${t.fields.length - 1}`).message, /exactly one of "const", "from", "template", "collect", "raw" \(found const, from\)/);
+    assert.match(only(validateTransforms(dir), 'host.syslog.json', `/fields/${t.fields.length - 1}`).message, /exactly one of "const", "from", "template", "collect", "objects", "score", "raw" \(found const, from\)/);
   });
 
   it('unknown keys in lookup files and conditions get suggestions too', () => {

@@ -1,14 +1,40 @@
 /* Generated from schemas/ by `npm run gen` (json-schema-to-typescript). Do not edit. */
 
-export type LookupValue = (string | number | boolean)
 /**
- * dotted path into the input entity; a segment ending in [] walks an array (evidence[].sha1); $tenant, $connector and $writeTime are the mapping context
+ * a value, or an object (e.g. {id, name}) to set an object field in one step
+ */
+export type LookupValue = (string | number | boolean | {
+
+})
+/**
+ * dotted path into the input entity; a segment ending in [] walks an array (evidence[].sha1); $tenant, $connector and $writeTime are the mapping context; @name.field reads a field of the item picked by the transform's "items"; inside objects, "." is the element itself
  */
 export type Path = string
 /**
- * epochMs: ISO-8601 (up to 7 fractional digits) or the export API's YYYY-MM-DD HH:MM:SS[.fffffff] to epoch ms (UTC); number: numeric value; string; lower/upper case; ip: normalised IPv4/IPv6 text; mac: aa:bb:cc:dd:ee:ff (all-zero dropped)
+ * conversion(s) applied in order to the value (to each item for collect)
  */
-export type Conversion = ("epochMs" | "number" | "string" | "lower" | "upper" | "ip" | "mac")
+export type Converts = (Conversion | [Conversion, ...(Conversion)[]])
+/**
+ * epochMs: ISO-8601 (up to 7 fractional digits) or the export API's YYYY-MM-DD HH:MM:SS[.fffffff] to epoch ms (UTC); number: numeric value; string; lower/upper case; ip: normalised IPv4/IPv6 text; mac: aa:bb:cc:dd:ee:ff (all-zero dropped); slug: lower-case words joined by -, at most 80 characters; urlHost: the host of a URL (lower case); integer: rounded number
+ */
+export type Conversion = ("epochMs" | "number" | "string" | "lower" | "upper" | "ip" | "mac" | "slug" | "urlHost" | "integer")
+/**
+ * lookup table(s) applied after the conversions, in order; a key that is not in a table (and no default) sets nothing
+ */
+export type Lookups = (string | [string, ...(string)[]])
+/**
+ * one condition, or a list that must all hold
+ */
+export type Conditions = (Condition | [Condition, ...(Condition)[]])
+/**
+ * a path relative to the element ("." = the element), or {from, convert, lookup, maxLength}
+ */
+export type ObjectField = (Path | {
+from: (Path | [(Path | FromAlternative), ...((Path | FromAlternative))[]])
+convert?: Converts
+lookup?: Lookups
+maxLength?: number
+})
 
 /**
  * A declarative mapping from one Defender entity to one index record (transforms/<content>.<index>.json). Data only: no code. Checked at load time against this schema, the input entity schema and the output index schema.
@@ -44,6 +70,12 @@ lookups?: {
  * @minItems 1
  */
 fields: [FieldRule, ...(FieldRule)[]]
+/**
+ * named evidence items: each picks ONE element of an array (the first matching the first preference, else the first matching the second, …); rules read several fields of that same element as @name.field, so nothing is stitched from different elements
+ */
+items?: {
+[k: string]: ItemPick | undefined
+}
 }
 /**
  * either entries (exact key → value) or bands (first band whose min ≤ the number)
@@ -69,7 +101,7 @@ min: number
 value: LookupValue
 }
 /**
- * sets one output field; exactly one of const / from / template / collect / raw
+ * sets one output field; exactly one of const / from / template / collect / objects / score / raw
  */
 export interface FieldRule {
 /**
@@ -84,9 +116,9 @@ const?: (string | number | boolean | {
 
 } | unknown[])
 /**
- * copy from a path, or the first non-empty of several paths
+ * copy from a path, or the first non-empty of several paths (each a path or {path, convert, lookup})
  */
-from?: (Path | [Path, ...(Path)[]])
+from?: (Path | [(Path | FromAlternative), ...((Path | FromAlternative))[]])
 /**
  * string template: {path} or {path|conversion|lookup:table} placeholders; a missing value renders as nothing; {{ and }} are literal braces
  */
@@ -101,32 +133,40 @@ collect?: [(Path | CollectSource), ...((Path | CollectSource))[]]
  * the whole entity, with nulls and empty strings removed
  */
 raw?: true
-/**
- * conversion(s) applied in order to the value (to each item for collect)
- */
-convert?: (Conversion | [Conversion, ...(Conversion)[]])
-/**
- * lookup table(s) applied after the conversions, in order; a key that is not in a table (and no default) sets nothing
- */
-lookup?: (string | [string, ...(string)[]])
+convert?: Converts
+lookup?: Lookups
 /**
  * value used when the result is empty
  */
 default?: (string | number | boolean | {
 
 } | unknown[])
-when?: Condition
+when?: Conditions
+objects?: ObjectsSource
+score?: ScoreSource
+/**
+ * strings longer than this are cut to it (long descriptions); applies to from and template results
+ */
+maxLength?: number
+}
+/**
+ * one alternative of from with its own conversions and lookups (applied before the rule's)
+ */
+export interface FromAlternative {
+path: Path
+convert?: Converts
+lookup?: Lookups
 }
 /**
  * values at path (relative to each element of the array at each), for the elements where the condition holds
  */
 export interface CollectSource {
 each: Path
-where?: Condition
+where?: Conditions
 path: Path
 }
 /**
- * holds when the value at path equals a value, is one of a list, or exists (non-empty); exactly one of equals / in / exists
+ * holds when the value at path equals a value, is one of a list, exists (non-empty), equals the value at another path (equalsPath, read from the entity's root), or is an IP address of one of the classes (ip); exactly one of equals / in / exists / equalsPath / ip; not: true negates it
  */
 export interface Condition {
 path: Path
@@ -136,4 +176,48 @@ equals?: (string | number | boolean)
  */
 in?: [(string | number | boolean), ...((string | number | boolean))[]]
 exists?: boolean
+equalsPath?: Path
+/**
+ * IP address classes (ipaddr.js ranges; public = global unicast); a value that is not an IP address matches none
+ * 
+ * @minItems 1
+ */
+ip?: [("public" | "private" | "loopback" | "linkLocal" | "multicast" | "unspecified" | "broadcast" | "carrierGradeNat" | "uniqueLocal" | "reserved"), ...(("public" | "private" | "loopback" | "linkLocal" | "multicast" | "unspecified" | "broadcast" | "carrierGradeNat" | "uniqueLocal" | "reserved"))[]]
+/**
+ * negate the condition (not-equals, not-in, missing, not of these IP classes)
+ */
+not?: boolean
+}
+/**
+ * a deduplicated list of objects, one per element of the array at each (where the condition holds); every field of one object comes from that same element
+ */
+export interface ObjectsSource {
+each: Path
+where?: Conditions
+fields: {
+[k: string]: ObjectField | undefined
+}
+}
+/**
+ * an integer 0–100 computed from numeric output fields set by earlier rules
+ */
+export interface ScoreSource {
+/**
+ * output fields (dotted); the rounded geometric mean of those that are set
+ * 
+ * @minItems 1
+ */
+geometricMean: [string, ...(string)[]]
+}
+/**
+ * picks one element of the array at each
+ */
+export interface ItemPick {
+each: Path
+/**
+ * conditions (or lists of conditions that must all hold) tried in order; the first element matching the earliest one is picked
+ * 
+ * @minItems 1
+ */
+prefer: [Conditions, ...(Conditions)[]]
 }

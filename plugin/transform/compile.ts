@@ -3,8 +3,8 @@
 // Field names and constant values enter only as JSON.stringify'd literals; conversions, lookup
 // tables and sets enter as indexes into arrays passed in as arguments. A crafted field name or
 // template therefore stays data (test/transform-injection.test.ts tries).
-import { clean, cleanArray, conversions, type ConversionName } from './convert.js';
-import type { CondIR, PathRef, RuleIR, ValueOps } from './load.js';
+import { clean, cleanArray, conversions, inIpClasses, type ConversionName } from './convert.js';
+import type { AltIR, CondsIR, ItemIR, PathRef, RuleIR, ValueOps } from './load.js';
 import type { LookupRuntime } from './lookups.js';
 import type { MapContext } from './mapper.js';
 import type { JsonSchema } from './schema-nav.js';
@@ -69,13 +69,36 @@ class Gen {
   }
 
   /** Code that runs body(valueVar) for every value at the path (arrays walked at [] segments). */
+  readonly itemVars = new Map<string, string>();
+
   walk(path: PathRef, base: string, body: (v: string) => string): string {
     if (path.ctx) {
       if (!ctxKeys.has(path.ctx)) throw new Error(`unknown context value ${J(path.ctx)}`);
       const t = this.id('t');
       return `{ const ${t} = c[${J(path.ctx)}]; ${body(t)} }`;
     }
+    if (path.self) return body(base);
+    if (path.item) {
+      const iv = this.itemVars.get(path.item);
+      if (!iv) throw new Error(`unknown item ${J(path.item)}`);
+      return this.walkSegs(path.segs, iv, body);
+    }
     return this.walkSegs(path.segs, base, body);
+  }
+
+  /** Statements that set the variable of a named item: the first element matching the earliest preference. */
+  item(it: ItemIR): string {
+    const iv = this.id('I');
+    const label = this.id('L');
+    let code = `let ${iv}; ${label}: { `;
+    for (const pref of it.prefer) {
+      code += this.walk(it.each, 'e', (el) => {
+        const c = this.conds(pref, el);
+        return `if (${el} !== null && typeof ${el} === "object") { ${c.stmts}if (${c.expr}) { ${iv} = ${el}; break ${label}; } }`;
+      });
+    }
+    this.itemVars.set(it.name, iv);
+    return code + '}\n';
   }
 
   private walkSegs(segs: PathRef['segs'], base: string, body: (v: string) => string): string {
@@ -98,35 +121,61 @@ class Gen {
     return code;
   }
 
-  /** Statements that leave in `out` the first value at any of the paths that is non-empty after the ops. */
-  first(out: string, paths: PathRef[], ops: ValueOps, base = 'e'): string {
+  /** Statements that leave in `out` the first value of the alternatives that is non-empty after its steps. */
+  first(out: string, alts: AltIR[], base = 'e'): string {
     const label = this.id('L');
     let code = `let ${out}; ${label}: { `;
-    for (const p of paths) {
-      code += this.walk(p, base, (t) => {
+    for (const a of alts) {
+      code += this.walk(a.path, base, (t) => {
         const x = this.id('x');
-        return `let ${x} = ${t}; if (${x} === null || ${x} === "") ${x} = undefined; ${this.ops(x, ops)}if (${x} !== undefined && ${x} !== null && ${x} !== "") { ${out} = ${x}; break ${label}; }`;
+        return `let ${x} = ${t}; if (${x} === null || ${x} === "") ${x} = undefined; ${this.ops(x, a)}if (${x} !== undefined && ${x} !== null && ${x} !== "") { ${out} = ${x}; break ${label}; }`;
       });
     }
     return code + '} ';
   }
 
-  /** Statements + boolean expression for a condition. */
-  cond(c: CondIR, base = 'e'): { stmts: string; expr: string } {
+  /** The first non-empty value at a path (a variable set by the statements). */
+  private present(path: PathRef, base: string): { stmts: string; w: string } {
     const w = this.id('w');
     const label = this.id('L');
     const stmts =
       `let ${w}; ${label}: { ` +
-      this.walk(c.path, base, (t) => `if (${t} !== undefined && ${t} !== null && ${t} !== "" && !(Array.isArray(${t}) && ${t}.length === 0)) { ${w} = ${t}; break ${label}; }`) +
+      this.walk(path, base, (t) => `if (${t} !== undefined && ${t} !== null && ${t} !== "" && !(Array.isArray(${t}) && ${t}.length === 0)) { ${w} = ${t}; break ${label}; }`) +
       '} ';
-    switch (c.op) {
-      case 'equals':
-        return { stmts, expr: `${w} === ${J(c.value)}` };
-      case 'in':
-        return { stmts, expr: `${this.konst(new Set(c.value as unknown[]))}.has(${w})` };
-      case 'exists':
-        return { stmts, expr: `(${w} !== undefined) === ${c.value === false ? 'false' : 'true'}` };
+    return { stmts, w };
+  }
+
+  /** Statements + boolean expression for conditions that must all hold. */
+  conds(list: CondsIR, base = 'e'): { stmts: string; expr: string } {
+    let stmts = '';
+    const exprs: string[] = [];
+    for (const c of list) {
+      const { stmts: s, w } = this.present(c.path, base);
+      stmts += s;
+      let expr: string;
+      switch (c.op) {
+        case 'equals':
+          expr = `${w} === ${J(c.value)}`;
+          break;
+        case 'in':
+          expr = `${this.konst(new Set(c.value as unknown[]))}.has(${w})`;
+          break;
+        case 'exists':
+          expr = `(${w} !== undefined) === ${c.value === false ? 'false' : 'true'}`;
+          break;
+        case 'equalsPath': {
+          const other = this.present(c.value as PathRef, 'e');
+          stmts += other.stmts;
+          expr = `(${w} !== undefined && ${w} === ${other.w})`;
+          break;
+        }
+        case 'ip':
+          expr = `H.inIpClasses(${w}, ${this.konst(new Set(c.value as string[]))})`;
+          break;
+      }
+      exprs.push(c.negate ? `!(${expr})` : expr);
     }
+    return { stmts, expr: exprs.length === 1 ? (exprs[0] as string) : `(${exprs.join(' && ')})` };
   }
 
   setter(target: string[], v: string): string {
@@ -149,9 +198,33 @@ class Gen {
       case 'from':
         if (r.arrayCopy) {
           const label = this.id('L');
-          body = `let ${v}; ${label}: { ${r.paths.map((p) => this.walk(p, 'e', (t) => `${v} = H.cleanArray(${t}); if (${v} !== undefined) break ${label};`)).join(' ')} } `;
-        } else body = this.first(v, r.paths, r);
+          body = `let ${v}; ${label}: { ${r.alts.map((a) => this.walk(a.path, 'e', (t) => `${v} = H.cleanArray(${t}); if (${v} !== undefined) break ${label};`)).join(' ')} } `;
+        } else body = this.first(v, r.alts);
         break;
+      case 'objects': {
+        const a = this.id('c');
+        const seen = this.id('s');
+        body = `let ${v}; const ${a} = []; const ${seen} = new Set(); `;
+        body += this.walk(r.each, 'e', (el) => {
+          const o = this.id('o');
+          let inner = `const ${o} = {}; let n = 0; `;
+          for (const f of r.fields) {
+            const x = this.id('f');
+            inner += this.first(x, f.alts, el) + this.truncate(x, f.maxLength) + `if (${x} !== undefined) { ${o}[${J(f.name)}] = ${x}; n++; } `;
+          }
+          inner += `if (n) { const key = JSON.stringify(${o}); if (!${seen}.has(key)) { ${seen}.add(key); ${a}.push(${o}); } }`;
+          if (!r.where) return `{ ${inner} }`;
+          const c = this.conds(r.where, el);
+          return `{ ${c.stmts}if (${c.expr}) { ${inner} } }`;
+        });
+        body += `if (${a}.length) ${v} = ${a}; `;
+        break;
+      }
+      case 'score': {
+        const xs = this.id('n');
+        body = `let ${v}; const ${xs} = [${r.inputs.map((t) => this.access('r', t)).join(', ')}]; ${v} = H.geometricMean(${xs}); `;
+        break;
+      }
       case 'template': {
         const s = this.id('s');
         const label = this.id('L');
@@ -160,7 +233,7 @@ class Gen {
           if (typeof part === 'string') body += `${s} += ${J(part)}; `;
           else {
             const x = this.id('p');
-            body += this.first(x, [part.path], part) + `if (${x} === undefined) break ${label}; ${s} += (typeof ${x} === "string" ? ${x} : String(${x})); `;
+            body += this.first(x, [part]) + `if (${x} === undefined) break ${label}; ${s} += (typeof ${x} === "string" ? ${x} : String(${x})); `;
           }
         }
         body += `if (${s} !== "") ${v} = ${s}; } `;
@@ -178,7 +251,7 @@ class Gen {
             body += this.walk(src.each, 'e', (el) => {
               const inner = this.walk(src.path, el, push);
               if (!src.where) return inner;
-              const c = this.cond(src.where, el);
+              const c = this.conds(src.where, el);
               return `${c.stmts}if (${c.expr}) ${inner}`;
             });
           } else body += this.walk(src.path, 'e', push);
@@ -187,28 +260,53 @@ class Gen {
         break;
       }
     }
+    body += this.truncate(v, r.maxLength);
     if (r.default !== undefined) body += `if (${v} === undefined) ${v} = ${J(r.default)}; `;
     body += `if (${v} !== undefined) ${this.setter(r.target, v)}`;
     return this.guard(r, `{ ${body} }`);
   }
 
+  private truncate(v: string, max: number | undefined): string {
+    return max === undefined ? '' : `if (typeof ${v} === "string" && ${v}.length > ${max}) ${v} = H.cut(${v}, ${max}); `;
+  }
+
   private guard(r: RuleIR, code: string): string {
     if (!r.when) return code;
-    const c = this.cond(r.when);
+    const c = this.conds(r.when);
     return `{ ${c.stmts}if (${c.expr}) ${code} }`;
   }
 }
 
 /** One function per transform: (entity, ctx) → record. */
-export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema): Compiled {
+export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema, items: ItemIR[] = []): Compiled {
   const g = new Gen();
   let code = '"use strict";\nreturn function transform(e, c) {\nconst r = {};\n';
+  for (const it of items) code += g.item(it);
   for (const r of rules) code += g.rule(r) + '\n';
   code += 'return r;\n};';
-  const helpers = Object.freeze({ clean, cleanArray, raw: inputSchema ? compileCleaner(inputSchema) : clean });
+  const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, cut, raw: inputSchema ? compileCleaner(inputSchema) : clean });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the point of this module; see the header comment
   const factory = new Function('H', 'CV', 'LK', 'K', code) as (...a: unknown[]) => CompiledFn;
   return { fn: factory(helpers, Object.freeze(g.convFns), Object.freeze(g.lookupFns), Object.freeze(g.consts)), source: code };
+}
+
+/** Rounded geometric mean of the numbers among xs (undefined when there are none): a low confidence pulls a high severity down, and the other way round. */
+function geometricMean(xs: unknown[]): number | undefined {
+  let log = 0;
+  let n = 0;
+  for (const x of xs) {
+    if (typeof x !== 'number' || !Number.isFinite(x)) continue;
+    if (x <= 0) return 0;
+    log += Math.log(x);
+    n++;
+  }
+  return n ? Math.round(Math.exp(log / n)) : undefined;
+}
+
+/** Cuts a string to max UTF-16 units without leaving half of a surrogate pair. */
+function cut(s: string, max: number): string {
+  const code = s.charCodeAt(max - 1);
+  return s.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // written for speed (no regex on the common paths) and never throw: a value that cannot be
 // converted becomes undefined, which makes the rule set nothing (the raw entity keeps the original).
 import { isIPv6 } from 'node:net';
+import ipaddr from 'ipaddr.js';
 
 function digits(s: string, from: number, to: number): number {
   let n = 0;
@@ -223,5 +224,50 @@ export function cleanArray(v: unknown): unknown[] | undefined {
   return out.length ? out : undefined;
 }
 
-export const conversions = { epochMs, number: toNumber, string: toStr, lower, upper, ip, mac } as const;
+/** Lower-case ASCII words joined by "-" (a stable name from a title), at most 80 characters. */
+export function slug(v: unknown): string | undefined {
+  const s = toStr(v);
+  if (s === undefined) return undefined;
+  const out = s.normalize('NFKD').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80).replace(/-+$/, '');
+  return out || undefined;
+}
+
+/** The host of a URL, lower case (a bare "host/path" is read as http); undefined when it does not parse. */
+export function urlHost(v: unknown): string | undefined {
+  if (typeof v !== 'string' || !v.trim()) return undefined;
+  const s = v.trim();
+  try {
+    const host = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(s) ? s : `http://${s}`).hostname;
+    return host ? host.replace(/^\[|\]$/g, '').toLowerCase() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function integer(v: unknown): number | undefined {
+  const n = toNumber(v);
+  return n === undefined ? undefined : Math.round(n);
+}
+
+/** The ipaddr.js range of an address, "public" for global unicast; undefined when v is not an IP address. */
+export function ipClass(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  let s = v.trim();
+  if (s.charCodeAt(0) === 91 && s.charCodeAt(s.length - 1) === 93) s = s.slice(1, -1);
+  const pct = s.indexOf('%');
+  if (pct >= 0) s = s.slice(0, pct);
+  if (!ipaddr.isValid(s)) return undefined;
+  let a = ipaddr.parse(s);
+  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) a = (a as ipaddr.IPv6).toIPv4Address();
+  const r = a.range();
+  return r === 'unicast' ? 'public' : r;
+}
+
+/** Whether v is an IP address of one of the classes ("private" includes IPv6 unique-local addresses). */
+export function inIpClasses(v: unknown, classes: Set<string>): boolean {
+  const r = ipClass(v);
+  return r !== undefined && (classes.has(r) || (r === 'uniqueLocal' && classes.has('private')));
+}
+
+export const conversions = { epochMs, number: toNumber, string: toStr, lower, upper, ip, mac, slug, urlHost, integer } as const;
 export type ConversionName = keyof typeof conversions;

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { packageRoot } from '../paths.js';
 import { formatProblem, loadSchema } from '../schema-check.js';
-import { loadTransformDir, type CondIR, type LoadedTransform, type PathRef, type RuleIR, type ValueOps } from './load.js';
+import { loadTransformDir, type AltIR, type CondIR, type CondsIR, type LoadedTransform, type PathRef, type RuleIR, type ValueOps } from './load.js';
 import { child, itemsOf, typesOf, type JsonSchema } from './schema-nav.js';
 import type { LookupRuntime } from './lookups.js';
 import type { LookupTable } from '../generated/transform.js';
@@ -24,10 +24,21 @@ function ops(o: ValueOps): string {
   return parts.length ? ` → ${parts.join(' → ')}` : '';
 }
 
-function cond(c: CondIR): string {
-  if (c.op === 'exists') return `${path(c.path)} ${c.value === false ? 'is empty' : 'is set'}`;
-  if (c.op === 'in') return `${path(c.path)} in ${code(JSON.stringify(c.value))}`;
-  return `${path(c.path)} = ${code(JSON.stringify(c.value))}`;
+function cond1(c: CondIR): string {
+  const not = c.negate ? 'not ' : '';
+  if (c.op === 'exists') return `${path(c.path)} ${(c.value === false) !== c.negate ? 'is empty' : 'is set'}`;
+  if (c.op === 'in') return `${path(c.path)} ${not}in ${code(JSON.stringify(c.value))}`;
+  if (c.op === 'ip') return `${path(c.path)} is ${not}a ${(c.value as string[]).join(' / ')} IP`;
+  if (c.op === 'equalsPath') return `${path(c.path)} ${c.negate ? '≠' : '='} ${path(c.value as PathRef)}`;
+  return `${path(c.path)} ${c.negate ? '≠' : '='} ${code(JSON.stringify(c.value))}`;
+}
+
+function cond(list: CondsIR): string {
+  return list.map(cond1).join(' and ');
+}
+
+function alts(list: AltIR[]): string {
+  return list.map((a) => path(a.path) + ops(a)).join(', ');
 }
 
 function describe(r: RuleIR): { source: string; rule: string } {
@@ -40,7 +51,16 @@ function describe(r: RuleIR): { source: string; rule: string } {
       out = { source: 'whole entity', rule: 'raw: nulls and empty strings removed, unknown fields kept' };
       break;
     case 'from':
-      out = { source: r.paths.map(path).join(', '), rule: (r.paths.length > 1 ? 'first non-empty' : r.arrayCopy ? 'copy (array)' : 'copy') + ops(r) };
+      out = { source: alts(r.alts), rule: r.alts.length > 1 ? 'first non-empty' : r.arrayCopy ? 'copy (array)' : 'copy' };
+      break;
+    case 'objects':
+      out = {
+        source: `each ${path(r.each)}${r.where ? ` where ${cond(r.where)}` : ''}`,
+        rule: `list of objects, one per element: ${r.fields.map((f) => `${code(f.name)} ← ${alts(f.alts)}`).join('; ')}`,
+      };
+      break;
+    case 'score':
+      out = { source: r.inputs.map((t) => code(t.join('.'))).join(', '), rule: 'rounded geometric mean of the output fields that are set' };
       break;
     case 'template':
       out = {
@@ -58,6 +78,7 @@ function describe(r: RuleIR): { source: string; rule: string } {
       };
       break;
   }
+  if (r.maxLength !== undefined) out.rule += `; cut to ${r.maxLength} characters`;
   if (r.default !== undefined) out.rule += `; default ${code(JSON.stringify(r.default))}`;
   if (r.when) out.rule += `; only when ${cond(r.when)}`;
   return out;

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { isNode, LineCounter, parseDocument } from 'yaml';
 import type { ValidateFunction } from 'ajv';
-import type { CollectSource, Condition, FieldRule, LookupTable, TransformFile } from '../generated/transform.js';
+import type { CollectSource, Condition, FieldRule, FromAlternative, LookupTable, ObjectsSource, ScoreSource, TransformFile } from '../generated/transform.js';
 import type { ContentType } from '../config/load.js';
 import { ajvProblems, escapePointer, loadSchema, newAjv, pointerSegments, type Problem } from '../schema-check.js';
 import { schemaDir } from '../paths.js';
@@ -24,6 +24,10 @@ export type ContextVar = (typeof contextVars)[number];
 export interface PathRef {
   text: string;
   ctx?: ContextVar;
+  /** @name.field: read from the element picked by the transform's "items" */
+  item?: string;
+  /** ".": the element itself (objects over an array of scalars) */
+  self?: boolean;
   segs: { name: string; each: boolean }[];
 }
 /** Conversions and lookups, applied in order. */
@@ -33,16 +37,33 @@ export interface ValueOps {
 }
 export interface CondIR {
   path: PathRef;
-  op: 'equals' | 'in' | 'exists';
+  op: 'equals' | 'in' | 'exists' | 'equalsPath' | 'ip';
   value: unknown;
+  negate: boolean;
 }
+/** Conditions that must all hold. */
+export type CondsIR = CondIR[];
+/** One alternative of a from: a path and the steps applied to its value. */
+export type AltIR = { path: PathRef } & ValueOps;
 export type TemplatePart = string | ({ path: PathRef } & ValueOps);
-export type CollectIR = { path: PathRef } | { each: PathRef; where?: CondIR; path: PathRef };
-export type RuleIR = { target: string[]; when?: CondIR; default?: unknown } & (
+export type CollectIR = { path: PathRef } | { each: PathRef; where?: CondsIR; path: PathRef };
+export interface ObjectFieldIR {
+  name: string;
+  alts: AltIR[];
+  maxLength?: number;
+}
+export interface ItemIR {
+  name: string;
+  each: PathRef;
+  prefer: CondsIR[];
+}
+export type RuleIR = { target: string[]; when?: CondsIR; default?: unknown; maxLength?: number } & (
   | { kind: 'const'; value: unknown }
-  | ({ kind: 'from'; paths: PathRef[]; arrayCopy: boolean } & ValueOps)
+  | { kind: 'from'; alts: AltIR[]; arrayCopy: boolean }
   | { kind: 'template'; parts: TemplatePart[] }
   | ({ kind: 'collect'; sources: CollectIR[] } & ValueOps)
+  | { kind: 'objects'; each: PathRef; where?: CondsIR; fields: ObjectFieldIR[] }
+  | { kind: 'score'; inputs: string[][] }
   | { kind: 'raw' }
 );
 
@@ -56,6 +77,7 @@ export interface LoadedTransform {
   output: string;
   input: string;
   source: TransformFile;
+  items: ItemIR[];
   rules: RuleIR[];
 }
 
@@ -74,8 +96,11 @@ const conversionIn: Record<ConversionName, string[] | null> = {
   upper: null,
   ip: ['string'],
   mac: ['string'],
+  slug: null,
+  urlHost: ['string'],
+  integer: ['string', 'number', 'integer'],
 };
-const conversionOut: Record<ConversionName, string> = { epochMs: 'integer', number: 'number', string: 'string', lower: 'string', upper: 'string', ip: 'string', mac: 'string' };
+const conversionOut: Record<ConversionName, string> = { epochMs: 'integer', number: 'number', string: 'string', lower: 'string', upper: 'string', ip: 'string', mac: 'string', slug: 'string', urlHost: 'string', integer: 'integer' };
 const conversionNames = Object.keys(conversionIn) as ConversionName[];
 
 let fileValidator: ValidateFunction<TransformFile> | undefined;
@@ -149,6 +174,14 @@ function withKeySuggestions(problems: Problem[], root: JsonSchema, kind: 'transf
 }
 
 export function parsePath(text: string): PathRef | string {
+  if (text === '.') return { text, self: true, segs: [] };
+  if (text.startsWith('@')) {
+    const dot = text.indexOf('.');
+    const item = text.slice(1, dot < 0 ? undefined : dot);
+    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(item) || dot < 0) return `malformed item path "${text}": write @item.field`;
+    const rest = parsePath(text.slice(dot + 1));
+    return typeof rest === 'string' || rest.ctx || rest.item || rest.self ? `malformed item path "${text}": write @item.field` : { ...rest, text, item };
+  }
   if (text.startsWith('$')) {
     const name = text.slice(1);
     if ((contextVars as readonly string[]).includes(name)) return { text, ctx: name as ContextVar, segs: [] };
@@ -170,6 +203,8 @@ interface Ctx {
   input: JsonSchema;
   output: JsonSchema;
   lookups: Map<string, LookupRuntime>;
+  /** element schema of each named item */
+  items: Map<string, JsonSchema>;
 }
 
 /** Resolves a path against the input schema; returns the JSON types of its values or undefined (problem pushed). */
@@ -181,6 +216,19 @@ function checkPath(c: Ctx, text: string, pointer: string, base: JsonSchema = c.i
   }
   if (ref.ctx) return { ref, types: new Set([ref.ctx === 'writeTime' ? 'integer' : 'string']), array: false };
   let node = base;
+  if (ref.item) {
+    const picked = c.items.get(ref.item);
+    if (!picked) {
+      c.problems.push({ file: c.file, pointer, message: `unknown item "@${ref.item}"${didYouMean(ref.item, c.items.keys())} (items are declared in the file's "items")` });
+      return undefined;
+    }
+    node = picked;
+  }
+  if (ref.self) {
+    const types = typesOf(c.input, node);
+    types.delete('null');
+    return { ref, types, node, array: types.has('array') };
+  }
   const title = (c.input.title as string | undefined) ?? 'input';
   for (let i = 0; i < ref.segs.length; i++) {
     const { name, each } = ref.segs[i] as { name: string; each: boolean };
@@ -269,16 +317,34 @@ function checkSteps(c: Ctx, raw: RawStep[], inTypes: Set<string>): { ops: ValueO
   return ok ? { ops: { steps }, types, values } : undefined;
 }
 
+const condOps = ['equals', 'in', 'exists', 'equalsPath', 'ip'] as const;
 function checkCond(c: Ctx, cond: Condition, pointer: string, base?: JsonSchema): CondIR | undefined {
-  const ops = (['equals', 'in', 'exists'] as const).filter((k) => cond[k] !== undefined);
+  const ops = condOps.filter((k) => cond[k] !== undefined);
   if (ops.length !== 1) {
-    c.problems.push({ file: c.file, pointer, message: `a condition needs exactly one of "equals", "in", "exists"${ops.length ? ` (found ${ops.join(', ')})` : ''}` });
+    c.problems.push({ file: c.file, pointer, message: `a condition needs exactly one of ${condOps.map((o) => `"${o}"`).join(', ')}${ops.length ? ` (found ${ops.join(', ')})` : ''}` });
     return undefined;
   }
-  const p = checkPath(c, cond.path, `${pointer}/path`, base ?? c.input, ops[0] === 'exists');
-  if (!p) return undefined;
   const op = ops[0] as CondIR['op'];
-  return { path: p.ref, op, value: cond[op] };
+  const p = checkPath(c, cond.path, `${pointer}/path`, base ?? c.input, op === 'exists');
+  if (!p) return undefined;
+  if (op === 'ip' && !p.types.has('string')) {
+    c.problems.push({ file: c.file, pointer: `${pointer}/ip`, message: `"${cond.path}" is ${describeTypes(p.types)}, but an IP class needs a string` });
+    return undefined;
+  }
+  let value: unknown = cond[op];
+  if (op === 'equalsPath') {
+    const other = checkPath(c, cond.equalsPath as string, `${pointer}/equalsPath`);
+    if (!other) return undefined;
+    value = other.ref;
+  }
+  return { path: p.ref, op, value, negate: cond.not === true };
+}
+
+/** One condition or a list that must all hold. */
+function checkConds(c: Ctx, conds: Condition | Condition[], pointer: string, base?: JsonSchema): CondsIR | undefined {
+  const list = Array.isArray(conds) ? conds : [conds];
+  const out = list.map((x, i) => checkCond(c, x, Array.isArray(conds) ? `${pointer}/${i}` : pointer, base));
+  return out.every((x) => x) ? (out as CondsIR) : undefined;
 }
 
 /** Output sub-schema of a dotted target, or a problem. */
@@ -392,23 +458,84 @@ function parseTemplate(c: Ctx, template: string, pointer: string): TemplatePart[
   return ok ? parts : undefined;
 }
 
+type FromSpec = NonNullable<FieldRule['from']>;
+interface CheckedFrom {
+  alts: AltIR[];
+  arrayCopy: boolean;
+  types: Set<string>;
+  itemTypes: Set<string>;
+  values?: unknown[];
+}
+
+/** A from (one path, or alternatives each with its own steps) plus the rule's steps, applied after the alternative's. */
+function checkFrom(c: Ctx, from: FromSpec, pointer: string, base: JsonSchema, rule: { convert?: FieldRule['convert']; lookup?: FieldRule['lookup'] }, rulePtr: string): CheckedFrom | undefined {
+  const list = Array.isArray(from) ? from : [from];
+  const alts: AltIR[] = [];
+  const types = new Set<string>();
+  const itemTypes = new Set<string>();
+  let values: unknown[] | undefined = [];
+  let arrays = 0;
+  let ok = true;
+  const ruleSteps = (rule.convert !== undefined || rule.lookup !== undefined) ? rule : undefined;
+  list.forEach((alt, j) => {
+    const aptr = Array.isArray(from) ? `${pointer}/${j}` : pointer;
+    const a = typeof alt === 'string' ? { path: alt } : (alt as FromAlternative);
+    const p = checkPath(c, a.path, typeof alt === 'string' ? aptr : `${aptr}/path`, base, true);
+    if (!p) {
+      ok = false;
+      return;
+    }
+    if (p.array) {
+      arrays++;
+      if (p.node) for (const t of typesOf(c.input, itemsOf(c.input, p.node) ?? {})) if (t !== 'null') itemTypes.add(t);
+      if (typeof alt !== 'string' || ruleSteps) {
+        c.problems.push({ file: c.file, pointer: aptr, message: `"${a.path}" is an array: use "collect" with "${a.path}[]" to convert or look up its items` });
+        ok = false;
+      }
+      alts.push({ path: p.ref, steps: [] });
+      return;
+    }
+    const own = typeof alt === 'string' ? undefined : checkOps(c, a, p.types, aptr, `${aptr}/convert`, `${aptr}/lookup`);
+    if (typeof alt !== 'string' && !own) {
+      ok = false;
+      return;
+    }
+    const after = ruleSteps ? checkOps(c, ruleSteps, own?.types ?? p.types, rulePtr, `${rulePtr}/convert`, `${rulePtr}/lookup`) : undefined;
+    if (ruleSteps && !after) {
+      ok = false;
+      return;
+    }
+    const last = after ?? own;
+    (last?.types ?? p.types).forEach((t) => types.add(t));
+    if (values) values = last?.values ? [...values, ...last.values] : undefined;
+    alts.push({ path: p.ref, steps: [...(own?.ops.steps ?? []), ...(after?.ops.steps ?? [])] });
+  });
+  if (!ok) return undefined;
+  if (arrays && arrays !== list.length) {
+    c.problems.push({ file: c.file, pointer, message: 'mixes array and non-array paths' });
+    return undefined;
+  }
+  return { alts, arrayCopy: arrays > 0, types, itemTypes, ...(values && values.length ? { values } : {}) };
+}
+
 function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
   const ptr = `/fields/${i}`;
-  const kinds = (['const', 'from', 'template', 'collect', 'raw'] as const).filter((k) => rule[k] !== undefined);
+  const kinds = (['const', 'from', 'template', 'collect', 'objects', 'score', 'raw'] as const).filter((k) => rule[k] !== undefined);
   if (kinds.length !== 1) {
-    c.problems.push({ file: c.file, pointer: ptr, message: `a field rule needs exactly one of "const", "from", "template", "collect", "raw"${kinds.length ? ` (found ${kinds.join(', ')})` : ''}` });
+    c.problems.push({ file: c.file, pointer: ptr, message: `a field rule needs exactly one of "const", "from", "template", "collect", "objects", "score", "raw"${kinds.length ? ` (found ${kinds.join(', ')})` : ''}` });
     return undefined;
   }
   const kind = kinds[0];
-  if ((kind === 'const' || kind === 'raw' || kind === 'template') && (rule.convert !== undefined || rule.lookup !== undefined)) {
-    c.problems.push({ file: c.file, pointer: `${ptr}/${rule.convert !== undefined ? 'convert' : 'lookup'}`, message: `does not apply to "${kind}"${kind === 'template' ? ' (use {path|conversion|lookup:table} inside the template)' : ''}` });
+  if ((kind === 'const' || kind === 'raw' || kind === 'template' || kind === 'objects' || kind === 'score') && (rule.convert !== undefined || rule.lookup !== undefined)) {
+    c.problems.push({ file: c.file, pointer: `${ptr}/${rule.convert !== undefined ? 'convert' : 'lookup'}`, message: `does not apply to "${kind}"${kind === 'template' ? ' (use {path|conversion|lookup:table} inside the template)' : kind === 'objects' ? ' (give each field its own convert / lookup)' : ''}` });
   }
-  if ((kind === 'const' || kind === 'raw') && rule.default !== undefined) c.problems.push({ file: c.file, pointer: `${ptr}/default`, message: `does not apply to "${kind}"` });
+  if ((kind === 'const' || kind === 'raw' || kind === 'objects' || kind === 'score') && rule.default !== undefined) c.problems.push({ file: c.file, pointer: `${ptr}/default`, message: `does not apply to "${kind}"` });
+  if (rule.maxLength !== undefined && kind !== 'from' && kind !== 'template') c.problems.push({ file: c.file, pointer: `${ptr}/maxLength`, message: `applies to "from" and "template" only` });
   const node = targetNode(c, rule.target, `${ptr}/target`);
-  const when = rule.when ? checkCond(c, rule.when, `${ptr}/when`) : undefined;
+  const when = rule.when ? checkConds(c, rule.when, `${ptr}/when`) : undefined;
   if (rule.when && !when) return undefined;
   const target = rule.target.split('.');
-  const base = { target, ...(when ? { when } : {}), ...(rule.default !== undefined ? { default: rule.default } : {}) };
+  const base = { target, ...(when ? { when } : {}), ...(rule.default !== undefined ? { default: rule.default } : {}), ...(rule.maxLength !== undefined ? { maxLength: rule.maxLength } : {}) };
   const checkDefault = () => {
     if (node && rule.default !== undefined) checkTypes(c, node, { types: new Set([jsonType(rule.default)]), values: [rule.default] }, `${ptr}/default`, rule.target);
   };
@@ -422,32 +549,62 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
       return node ? { ...base, kind } : undefined;
     }
     case 'from': {
-      const list = Array.isArray(rule.from) ? rule.from : [rule.from as string];
-      const checked = list.map((p, j) => checkPath(c, p, Array.isArray(rule.from) ? `${ptr}/from/${j}` : `${ptr}/from`, c.input, true));
-      if (checked.some((x) => !x)) return undefined;
-      const paths = checked as NonNullable<(typeof checked)[number]>[];
-      const arrays = paths.filter((p) => p.array).length;
-      if (arrays && arrays !== paths.length) {
-        c.problems.push({ file: c.file, pointer: `${ptr}/from`, message: 'mixes array and non-array paths' });
-        return undefined;
-      }
-      const arrayCopy = arrays > 0;
-      if (arrayCopy && (rule.convert !== undefined || rule.lookup !== undefined)) {
-        c.problems.push({ file: c.file, pointer: `${ptr}/from`, message: `"${list.join('", "')}" is an array: use "collect" with "${list[0]}[]" to convert or look up its items` });
-        return undefined;
-      }
-      const inTypes = new Set(paths.flatMap((p) => [...p.types]));
-      const ops = checkOps(c, rule, inTypes, ptr, `${ptr}/convert`, `${ptr}/lookup`);
-      if (!ops) return undefined;
+      const f = checkFrom(c, rule.from as FromSpec, `${ptr}/from`, c.input, rule, ptr);
+      if (!f) return undefined;
       if (node) {
-        if (arrayCopy) {
-          const items = new Set(paths.flatMap((p) => (p.node ? [...typesOf(c.input, itemsOf(c.input, p.node) ?? {})] : [])));
-          items.delete('null');
-          checkTypes(c, node, { types: new Set(['array']), itemTypes: items }, `${ptr}/from`, rule.target);
-        } else checkTypes(c, node, { types: ops.types, values: ops.values }, `${ptr}/${ops.values ? 'lookup' : 'from'}`, rule.target);
+        if (f.arrayCopy) checkTypes(c, node, { types: new Set(['array']), itemTypes: f.itemTypes }, `${ptr}/from`, rule.target);
+        else checkTypes(c, node, { types: f.types, values: f.values }, `${ptr}/${f.values ? 'lookup' : 'from'}`, rule.target);
       }
       checkDefault();
-      return node ? { ...base, kind, paths: paths.map((p) => p.ref), arrayCopy, ...ops.ops } : undefined;
+      return node ? { ...base, kind, alts: f.alts, arrayCopy: f.arrayCopy } : undefined;
+    }
+    case 'objects': {
+      const o = rule.objects as ObjectsSource;
+      const optr = `${ptr}/objects`;
+      const each = checkPath(c, o.each.endsWith('[]') ? o.each : `${o.each}[]`, `${optr}/each`);
+      if (!each?.node) return undefined;
+      const where = o.where ? checkConds(c, o.where, `${optr}/where`, each.node) : undefined;
+      if (o.where && !where) return undefined;
+      const items = node && itemsOf(c.output, node);
+      if (node && (!typesOf(c.output, node).has('array') || !items || !propertiesOf(c.output, items))) {
+        c.problems.push({ file: c.file, pointer: `${ptr}/target`, message: `"${rule.target}" is not a list of objects in ${c.output.title as string}` });
+        return undefined;
+      }
+      const fields: ObjectFieldIR[] = [];
+      let ok = true;
+      for (const [name, spec] of Object.entries(o.fields)) {
+        const fptr = `${optr}/fields/${escapePointer(name)}`;
+        const sub = typeof spec === 'string' || spec === undefined ? { from: spec ?? '.' } : spec;
+        const f = checkFrom(c, sub.from, typeof spec === 'string' ? fptr : `${fptr}/from`, each.node, sub, fptr);
+        if (!f || f.arrayCopy) {
+          if (f) c.problems.push({ file: c.file, pointer: fptr, message: 'an object field takes one value, not an array' });
+          ok = false;
+          continue;
+        }
+        const fnode = items ? child(c.output, items, name) : undefined;
+        if (items && !fnode) {
+          c.problems.push({ file: c.file, pointer: fptr, message: `"${name}" is not a field of the items of "${rule.target}"${didYouMean(name, Object.keys(propertiesOf(c.output, items) ?? {}))}` });
+          ok = false;
+          continue;
+        }
+        if (fnode) checkTypes(c, fnode, { types: f.types, values: f.values }, fptr, `${rule.target}[].${name}`);
+        fields.push({ name, alts: f.alts, ...(sub.maxLength !== undefined ? { maxLength: sub.maxLength } : {}) });
+      }
+      return ok && node ? { ...base, kind, each: each.ref, ...(where ? { where } : {}), fields } : undefined;
+    }
+    case 'score': {
+      const inputs: string[][] = [];
+      let ok = true;
+      (rule.score as ScoreSource).geometricMean.forEach((t, j) => {
+        const n = targetNode(c, t, `${ptr}/score/geometricMean/${j}`);
+        if (!n) ok = false;
+        else if (!typesOf(c.output, n).has('integer') && !typesOf(c.output, n).has('number')) {
+          c.problems.push({ file: c.file, pointer: `${ptr}/score/geometricMean/${j}`, message: `"${t}" is not a number in ${c.output.title as string}` });
+          ok = false;
+        } else inputs.push(t.split('.'));
+      });
+      if (node) checkTypes(c, node, { types: new Set(['integer']) }, `${ptr}/score`, rule.target);
+      return ok && node ? { ...base, kind, inputs } : undefined;
     }
     case 'template': {
       const parts = parseTemplate(c, rule.template as string, `${ptr}/template`);
@@ -476,7 +633,7 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
           ok = false;
           return;
         }
-        const where = s.where ? checkCond(c, s.where, `${sp}/where`, each.node) : undefined;
+        const where = s.where ? checkConds(c, s.where, `${sp}/where`, each.node) : undefined;
         const p = checkPath(c, s.path, `${sp}/path`, each.node);
         if (!p || (s.where && !where)) {
           ok = false;
@@ -593,10 +750,20 @@ function loadOne(file: string, name: string, value: unknown, shared: Map<string,
     const l = table && buildLookup(lname, file, `/lookups/${escapePointer(lname)}`, table, problems);
     if (l) lookups.set(lname, l);
   }
-  const c: Ctx = { file, problems, input, output, lookups };
+  const c: Ctx = { file, problems, input, output, lookups, items: new Map() };
   const before = problems.length;
+  const items: ItemIR[] = [];
+  for (const [iname, pick] of Object.entries(tf.items ?? {})) {
+    if (!pick) continue;
+    const iptr = `/items/${escapePointer(iname)}`;
+    const each = checkPath(c, pick.each.endsWith('[]') ? pick.each : `${pick.each}[]`, `${iptr}/each`);
+    if (!each?.node) continue;
+    const prefer = pick.prefer.map((p, j) => checkConds(c, p, `${iptr}/prefer/${j}`, each.node));
+    if (prefer.every((p) => p)) items.push({ name: iname, each: each.ref, prefer: prefer as CondsIR[] });
+    c.items.set(iname, each.node);
+  }
   const rules = tf.fields.map((r, i) => checkRule(c, r, i));
   checkCoverage(c, tf.fields.map((r) => r.target), output, '');
   if (problems.length > before || rules.some((r) => !r)) return undefined;
-  return { name, file, content: tf.content, tag: tf.tag, output: tf.output, input: tf.input, source: tf, rules: rules as RuleIR[] };
+  return { name, file, content: tf.content, tag: tf.tag, output: tf.output, input: tf.input, source: tf, items, rules: rules as RuleIR[] };
 }

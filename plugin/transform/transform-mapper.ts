@@ -52,7 +52,7 @@ export function describeErrors(v: ValidateFunction): string {
 }
 
 export function compileTransform(t: LoadedTransform): CompiledTransform {
-  const c = compileRules(t.rules, loadSchema(t.input) as JsonSchema);
+  const c = compileRules(t.rules, loadSchema(t.input) as JsonSchema, t.items);
   return { name: t.name, content: t.content, tagSuffix: tagSuffix[t.tag], fn: c.fn, output: t.output, validate: indexValidator(t.output), source: c.source };
 }
 
