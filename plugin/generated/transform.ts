@@ -15,9 +15,9 @@ export type Path = string
  */
 export type Converts = (Conversion | [Conversion, ...(Conversion)[]])
 /**
- * epochMs: ISO-8601 (up to 7 fractional digits) or the export API's YYYY-MM-DD HH:MM:SS[.fffffff] to epoch ms (UTC); number: numeric value; string; lower/upper case; ip: normalised IPv4/IPv6 text; mac: aa:bb:cc:dd:ee:ff (all-zero dropped); slug: lower-case words joined by -, at most 80 characters; urlHost: the host of a URL (lower case); integer: rounded number
+ * epochMs: ISO-8601 (up to 7 fractional digits) or the export API's YYYY-MM-DD HH:MM:SS[.fffffff] to epoch ms (UTC); number: numeric value; string; lower/upper case; ip: normalised IPv4/IPv6 text; mac: aa:bb:cc:dd:ee:ff (all-zero dropped); slug: lower-case words joined by -, at most 80 characters; urlHost: the host of a URL (lower case); integer: rounded number; hostLabel: a host name's first label; dnsDomain: what follows it (lower case)
  */
-export type Conversion = ("epochMs" | "number" | "string" | "lower" | "upper" | "ip" | "mac" | "slug" | "urlHost" | "integer")
+export type Conversion = ("epochMs" | "number" | "string" | "lower" | "upper" | "ip" | "mac" | "slug" | "urlHost" | "integer" | "hostLabel" | "dnsDomain")
 /**
  * lookup table(s) applied after the conversions, in order; a key that is not in a table (and no default) sets nothing
  */
@@ -166,7 +166,7 @@ where?: Conditions
 path: Path
 }
 /**
- * holds when the value at path equals a value, is one of a list, exists (non-empty), equals the value at another path (equalsPath, read from the entity's root), or is an IP address of one of the classes (ip); exactly one of equals / in / exists / equalsPath / ip; not: true negates it
+ * holds when the value at path equals a value, is one of a list, exists (non-empty), equals the value at another path (equalsPath, read from the entity's root), or is an IP address of one of the classes (ip); exactly one of equals / in / exists / equalsPath / ip / startsWith; not: true negates it
  */
 export interface Condition {
 path: Path
@@ -187,6 +187,10 @@ ip?: [("public" | "private" | "loopback" | "linkLocal" | "multicast" | "unspecif
  * negate the condition (not-equals, not-in, missing, not of these IP classes)
  */
 not?: boolean
+/**
+ * the value is a string starting with this (case-insensitive)
+ */
+startsWith?: string
 }
 /**
  * a deduplicated list of objects, one per element of the array at each (where the condition holds); every field of one object comes from that same element
@@ -199,15 +203,19 @@ fields: {
 }
 }
 /**
- * an integer 0–100 computed from numeric output fields set by earlier rules
+ * an integer 0–100 computed from numeric output fields set by earlier rules (those not set are left out)
  */
 export interface ScoreSource {
 /**
- * output fields (dotted); the rounded geometric mean of those that are set
+ * geometricMean: rounded geometric mean (a low confidence pulls a high severity down); max: the largest
+ */
+method: ("geometricMean" | "max")
+/**
+ * output fields (dotted)
  * 
  * @minItems 1
  */
-geometricMean: [string, ...(string)[]]
+of: [string, ...(string)[]]
 }
 /**
  * picks one element of the array at each

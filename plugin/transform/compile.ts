@@ -172,6 +172,9 @@ class Gen {
         case 'ip':
           expr = `H.inIpClasses(${w}, ${this.konst(new Set(c.value as string[]))})`;
           break;
+        case 'startsWith':
+          expr = `(typeof ${w} === "string" && ${w}.toLowerCase().startsWith(${J((c.value as string).toLowerCase())}))`;
+          break;
       }
       exprs.push(c.negate ? `!(${expr})` : expr);
     }
@@ -222,7 +225,7 @@ class Gen {
       }
       case 'score': {
         const xs = this.id('n');
-        body = `let ${v}; const ${xs} = [${r.inputs.map((t) => this.access('r', t)).join(', ')}]; ${v} = H.geometricMean(${xs}); `;
+        body = `let ${v}; const ${xs} = [${r.inputs.map((t) => this.access('r', t)).join(', ')}]; ${v} = H.${r.method === 'max' ? 'maxOf' : 'geometricMean'}(${xs}); ${this.ops(v, r)}`;
         break;
       }
       case 'template': {
@@ -284,7 +287,7 @@ export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema, items: I
   for (const it of items) code += g.item(it);
   for (const r of rules) code += g.rule(r) + '\n';
   code += 'return r;\n};';
-  const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, cut, raw: inputSchema ? compileCleaner(inputSchema) : clean });
+  const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, maxOf, cut, raw: inputSchema ? compileCleaner(inputSchema) : clean });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the point of this module; see the header comment
   const factory = new Function('H', 'CV', 'LK', 'K', code) as (...a: unknown[]) => CompiledFn;
   return { fn: factory(helpers, Object.freeze(g.convFns), Object.freeze(g.lookupFns), Object.freeze(g.consts)), source: code };
@@ -301,6 +304,12 @@ function geometricMean(xs: unknown[]): number | undefined {
     n++;
   }
   return n ? Math.round(Math.exp(log / n)) : undefined;
+}
+
+function maxOf(xs: unknown[]): number | undefined {
+  let m: number | undefined;
+  for (const x of xs) if (typeof x === 'number' && Number.isFinite(x) && (m === undefined || x > m)) m = x;
+  return m === undefined ? undefined : Math.round(m);
 }
 
 /** Cuts a string to max UTF-16 units without leaving half of a surrogate pair. */

@@ -244,6 +244,22 @@ export function urlHost(v: unknown): string | undefined {
   }
 }
 
+/** First label of a host name, lower case (TESTSERVER4.contoso.local → testserver4). */
+export function hostLabel(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  const s = v.trim().toLowerCase();
+  const dot = s.indexOf('.');
+  return (dot < 0 ? s : s.slice(0, dot)) || undefined;
+}
+
+/** DNS domain of a host name: what follows the first label, lower case; undefined for a bare name. */
+export function dnsDomain(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  const s = v.trim().toLowerCase().replace(/\.$/, '');
+  const dot = s.indexOf('.');
+  return dot < 0 ? undefined : s.slice(dot + 1) || undefined;
+}
+
 export function integer(v: unknown): number | undefined {
   const n = toNumber(v);
   return n === undefined ? undefined : Math.round(n);
@@ -269,5 +285,5 @@ export function inIpClasses(v: unknown, classes: Set<string>): boolean {
   return r !== undefined && (classes.has(r) || (r === 'uniqueLocal' && classes.has('private')));
 }
 
-export const conversions = { epochMs, number: toNumber, string: toStr, lower, upper, ip, mac, slug, urlHost, integer } as const;
+export const conversions = { epochMs, number: toNumber, string: toStr, lower, upper, ip, mac, slug, urlHost, hostLabel, dnsDomain, integer } as const;
 export type ConversionName = keyof typeof conversions;

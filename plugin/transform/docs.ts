@@ -29,6 +29,7 @@ function cond1(c: CondIR): string {
   if (c.op === 'exists') return `${path(c.path)} ${(c.value === false) !== c.negate ? 'is empty' : 'is set'}`;
   if (c.op === 'in') return `${path(c.path)} ${not}in ${code(JSON.stringify(c.value))}`;
   if (c.op === 'ip') return `${path(c.path)} is ${not}a ${(c.value as string[]).join(' / ')} IP`;
+  if (c.op === 'startsWith') return `${path(c.path)} ${not}starts with ${code(JSON.stringify(c.value))}`;
   if (c.op === 'equalsPath') return `${path(c.path)} ${c.negate ? '≠' : '='} ${path(c.value as PathRef)}`;
   return `${path(c.path)} ${c.negate ? '≠' : '='} ${code(JSON.stringify(c.value))}`;
 }
@@ -60,7 +61,7 @@ function describe(r: RuleIR): { source: string; rule: string } {
       };
       break;
     case 'score':
-      out = { source: r.inputs.map((t) => code(t.join('.'))).join(', '), rule: 'rounded geometric mean of the output fields that are set' };
+      out = { source: r.inputs.map((t) => code(t.join('.'))).join(', '), rule: r.method === 'max' ? 'the largest of the output fields that are set' : 'rounded geometric mean of the output fields that are set' + ops(r) };
       break;
     case 'template':
       out = {

@@ -37,7 +37,7 @@ export interface ValueOps {
 }
 export interface CondIR {
   path: PathRef;
-  op: 'equals' | 'in' | 'exists' | 'equalsPath' | 'ip';
+  op: 'equals' | 'in' | 'exists' | 'equalsPath' | 'ip' | 'startsWith';
   value: unknown;
   negate: boolean;
 }
@@ -63,7 +63,7 @@ export type RuleIR = { target: string[]; when?: CondsIR; default?: unknown; maxL
   | { kind: 'template'; parts: TemplatePart[] }
   | ({ kind: 'collect'; sources: CollectIR[] } & ValueOps)
   | { kind: 'objects'; each: PathRef; where?: CondsIR; fields: ObjectFieldIR[] }
-  | { kind: 'score'; inputs: string[][] }
+  | ({ kind: 'score'; method: 'geometricMean' | 'max'; inputs: string[][] } & ValueOps)
   | { kind: 'raw' }
 );
 
@@ -98,9 +98,11 @@ const conversionIn: Record<ConversionName, string[] | null> = {
   mac: ['string'],
   slug: null,
   urlHost: ['string'],
+  hostLabel: ['string'],
+  dnsDomain: ['string'],
   integer: ['string', 'number', 'integer'],
 };
-const conversionOut: Record<ConversionName, string> = { epochMs: 'integer', number: 'number', string: 'string', lower: 'string', upper: 'string', ip: 'string', mac: 'string', slug: 'string', urlHost: 'string', integer: 'integer' };
+const conversionOut: Record<ConversionName, string> = { epochMs: 'integer', number: 'number', string: 'string', lower: 'string', upper: 'string', ip: 'string', mac: 'string', slug: 'string', urlHost: 'string', hostLabel: 'string', dnsDomain: 'string', integer: 'integer' };
 const conversionNames = Object.keys(conversionIn) as ConversionName[];
 
 let fileValidator: ValidateFunction<TransformFile> | undefined;
@@ -317,7 +319,7 @@ function checkSteps(c: Ctx, raw: RawStep[], inTypes: Set<string>): { ops: ValueO
   return ok ? { ops: { steps }, types, values } : undefined;
 }
 
-const condOps = ['equals', 'in', 'exists', 'equalsPath', 'ip'] as const;
+const condOps = ['equals', 'in', 'exists', 'equalsPath', 'ip', 'startsWith'] as const;
 function checkCond(c: Ctx, cond: Condition, pointer: string, base?: JsonSchema): CondIR | undefined {
   const ops = condOps.filter((k) => cond[k] !== undefined);
   if (ops.length !== 1) {
@@ -526,7 +528,7 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
     return undefined;
   }
   const kind = kinds[0];
-  if ((kind === 'const' || kind === 'raw' || kind === 'template' || kind === 'objects' || kind === 'score') && (rule.convert !== undefined || rule.lookup !== undefined)) {
+  if ((kind === 'const' || kind === 'raw' || kind === 'template' || kind === 'objects') && (rule.convert !== undefined || rule.lookup !== undefined)) {
     c.problems.push({ file: c.file, pointer: `${ptr}/${rule.convert !== undefined ? 'convert' : 'lookup'}`, message: `does not apply to "${kind}"${kind === 'template' ? ' (use {path|conversion|lookup:table} inside the template)' : kind === 'objects' ? ' (give each field its own convert / lookup)' : ''}` });
   }
   if ((kind === 'const' || kind === 'raw' || kind === 'objects' || kind === 'score') && rule.default !== undefined) c.problems.push({ file: c.file, pointer: `${ptr}/default`, message: `does not apply to "${kind}"` });
@@ -595,16 +597,18 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
     case 'score': {
       const inputs: string[][] = [];
       let ok = true;
-      (rule.score as ScoreSource).geometricMean.forEach((t, j) => {
-        const n = targetNode(c, t, `${ptr}/score/geometricMean/${j}`);
+      (rule.score as ScoreSource).of.forEach((t, j) => {
+        const n = targetNode(c, t, `${ptr}/score/of/${j}`);
         if (!n) ok = false;
         else if (!typesOf(c.output, n).has('integer') && !typesOf(c.output, n).has('number')) {
-          c.problems.push({ file: c.file, pointer: `${ptr}/score/geometricMean/${j}`, message: `"${t}" is not a number in ${c.output.title as string}` });
+          c.problems.push({ file: c.file, pointer: `${ptr}/score/of/${j}`, message: `"${t}" is not a number in ${c.output.title as string}` });
           ok = false;
         } else inputs.push(t.split('.'));
       });
-      if (node) checkTypes(c, node, { types: new Set(['integer']) }, `${ptr}/score`, rule.target);
-      return ok && node ? { ...base, kind, inputs } : undefined;
+      const ops = checkOps(c, rule, new Set(['integer']), ptr, `${ptr}/convert`, `${ptr}/lookup`);
+      if (!ops) return undefined;
+      if (node) checkTypes(c, node, { types: ops.types, values: ops.values }, `${ptr}/${ops.values ? 'lookup' : 'score'}`, rule.target);
+      return ok && node ? { ...base, kind, method: (rule.score as ScoreSource).method, inputs, ...ops.ops } : undefined;
     }
     case 'template': {
       const parts = parseTemplate(c, rule.template as string, `${ptr}/template`);

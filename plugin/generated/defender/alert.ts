@@ -148,5 +148,9 @@ userPrincipalName?: (string | null)
  * "Detected" or null in the examples
  */
 detectionStatus?: (string | null)
+/**
+ * registry evidence: the value's name
+ */
+registryValueName?: (string | null)
 [k: string]: unknown | undefined
 }

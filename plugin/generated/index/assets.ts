@@ -35,19 +35,27 @@ transform_error?: string
  */
 id: string
 /**
- * computer DNS name
+ * host name (computerDnsName), lower case; the original spelling stays in microsoft_defender
  */
 name?: string
 /**
- * last IP address
+ * the host name's first label, lower case
+ */
+hostname?: string
+/**
+ * the host name's DNS domain, lower case
+ */
+domain?: string
+/**
+ * primary IP: the interface of lastIpAddress, else the first usable interface that is Up with a MAC
  */
 ip?: string
 /**
- * every interface IP address
+ * interface addresses, without loopback, link-local (APIPA), multicast, unspecified and Down interfaces
  */
 iplist?: string[]
 /**
- * first non-loopback MAC, aa:bb:cc:dd:ee:ff
+ * MAC of the same interface as ip
  */
 mac?: string
 maclist?: string[]
@@ -74,6 +82,17 @@ rbac_group_name?: string
 onboarding_status?: string
 agent_version?: string
 managed_by?: string
+/**
+ * merged: Defender merged this machine into merged_into_id (the survivor); excluded: excluded from Defender's views; else active
+ */
+asset_state?: ("active" | "merged" | "excluded")
+/**
+ * mergedIntoMachineId: the machine this one was merged into
+ */
+merged_into_id?: string
+potential_duplicate?: boolean
+exclusion_reason?: string
+cloud?: AssetCloud
 }
 export interface MsgOrigin {
 source: "microsoft_defender"
@@ -93,7 +112,23 @@ export interface RawDefenderEntity {
 }
 export interface AssetOs {
 platform?: string
+/**
+ * OS version number (osVersion)
+ */
 version?: string
 build?: number
+/**
+ * x64, x86, arm64
+ */
 architecture?: string
+/**
+ * Defender's version (22H2, 1709)
+ */
+release?: string
+}
+export interface AssetCloud {
+provider?: string
+vm_id?: string
+resource_id?: string
+subscription_id?: string
 }
