@@ -109,6 +109,8 @@ program
   .option('--token-lifetime <s>', 'access-token lifetime in seconds', '3599')
   .option('--state-dir <dir>', 'where the certificate is kept (default <tmp>/defender-fluent-emulator)')
   .option('--prebuild-alerts', 'serialise every alert at start: slower start, faster pages (benchmarks)')
+  .option('--page-cap <n>', 'alert and machine pages hold at most n items whatever $top asks (a gateway that caps pages)')
+  .option('--page-cap-next-link', 'capped pages link the rest with @odata.nextLink (default: no link)')
   .action(async (o: EmulateCommandOptions) => {
     process.exitCode = await emulateCommand({ ...o, logger: createLogger('info') });
   });

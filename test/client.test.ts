@@ -260,6 +260,21 @@ describe('Defender API client', () => {
       assert.equal(got.length, 0, 'items of a cut page are not handed on when the batch never filled');
     });
 
+    it('a 200 without a `value` array ({}, null, a scalar, another member) is a malformed page, not an empty one', async () => {
+      const client = new DefenderClient(testConnector());
+      for (const body of ['{}', '{"@odata.context":"x","value":null}', '{"value":"none"}', '{"value":{}}', '{"foo":[]}', '{"@odata.context":"x","values":[{"id":"a"}]}']) {
+        nock(apiOrigin).get('/api/alerts').query(true).reply(200, body);
+        const got: unknown[] = [];
+        const err = await rejection(client.streamPage({ path: '/api/alerts' }, 10, async (b) => void got.push(...b)));
+        assert.equal(err.errorClass, 'malformed', body);
+        assert.equal(err.status, 200, body);
+        assert.match(err.message, /without a "value" array/, body);
+        assert.equal(got.length, 0, body);
+      }
+      nock(apiOrigin).get('/api/alerts').query(true).reply(200, '{"@odata.context":"x","value":[]}');
+      assert.equal((await client.streamPage({ path: '/api/alerts' }, 10, async () => undefined)).count, 0, 'an empty array is an empty page');
+    });
+
     it('streams a page in batches and returns its nextLink', async () => {
       const items = Array.from({ length: 25 }, (_, i) => ({ id: `v${i}`, name: `ü-${i}` }));
       nock(apiOrigin)

@@ -45,13 +45,20 @@ describe('alerts collection', () => {
     const { sink, failed } = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
     assert.equal(failed, 0);
     assert.deepEqual(ids(sink.records()), ids(inside));
-    assert.equal(served.length, 1);
+    // a short page is no proof of the end (a server may cap pages below $top): one more, empty, page ends the window
+    assert.deepEqual(
+      served.map((p) => [p.skip, p.count]),
+      [
+        [0, 3],
+        [3, 0],
+      ],
+    );
     assert.equal(served[0]!.filter, `lastUpdateTime ge ${iso(3 * hour)} and lastUpdateTime lt ${iso(0)}`);
     assert.equal(cursorOf(config).watermark, iso(0));
     assert.ok(sink.received.every((r) => r.tag === 'microsoft_defender.syslog.alerts'));
   });
 
-  it('pages with $top/$skip until a short page, all pages of a window share its end, ties on lastUpdateTime lose nothing', async () => {
+  it('pages with $top/$skip until a page with nothing new, all pages of a window share its end, ties on lastUpdateTime lose nothing', async () => {
     const config = alertsConfig();
     const tie = iso(30 * min);
     const alerts = Array.from({ length: 11 }, (_, i) => alert(i % 2 ? tie : iso((i + 1) * min)));
@@ -64,6 +71,7 @@ describe('alerts collection', () => {
         [0, 4],
         [4, 4],
         [8, 3],
+        [11, 0],
       ],
     );
     assert.equal(new Set(served.map((p) => p.filter)).size, 1, 'window end pinned across pages');
@@ -84,7 +92,8 @@ describe('alerts collection', () => {
     assert.deepEqual(ids(sink.records()), ids(original), 'every alert of the window arrives exactly once');
     assert.deepEqual(
       served.map((p) => p.skip),
-      [0, 3, 6],
+      // the last page holds only the previous page's margin: nothing new, the end
+      [0, 3, 6, 7],
     );
   });
 
@@ -129,7 +138,8 @@ describe('alerts collection', () => {
     const served = nockAlertsApi(alerts);
     const { sink } = await pollOnce(config, new AlertsCollector({ pageSize: 10, maxWindowMs: 24 * hour, pageMargin: 0 }), { now });
     assert.deepEqual(ids(sink.records()), ids(alerts));
-    assert.equal(served.length, 3);
+    // windows of 2, 0 and 1 alerts: each non-empty one ends on an empty page
+    assert.equal(served.length, 5);
     assert.equal(cursorOf(config).watermark, iso(0));
   });
 
@@ -209,6 +219,7 @@ describe('alerts collection', () => {
         [
           [0, 10],
           [10, 5],
+          [15, 0],
         ],
       );
       assert.equal(cursorOf(config).watermark, iso(0));
@@ -485,7 +496,7 @@ describe('alerts collection', () => {
   it('an alert without id or lastUpdateTime is delivered, not a reason to fail the window', async () => {
     const config = alertsConfig();
     const broken = { title: 'no id', severity: 'High', evidence: [] };
-    nock('https://api-us.securitycenter.microsoft.com').get('/api/alerts').query(true).reply(200, { value: [alert(iso(1 * min)), broken] });
+    nock('https://api-us.securitycenter.microsoft.com').get('/api/alerts').query(true).reply(200, { value: [alert(iso(1 * min)), broken] }).get('/api/alerts').query(true).reply(200, { value: [] });
     const run = await pollOnce(config, new AlertsCollector(), { now });
     assert.equal(run.failed, 0);
     assert.equal(run.sink.received.length, 2);

@@ -43,7 +43,8 @@ describe('host collection', () => {
     const served = nockMachines(machines);
     const first = await pollOnce(config, new HostCollector(2), { now });
     assert.equal(first.failed, 0);
-    assert.deepEqual(served, [0, 2, 4]);
+    // a page shorter than $top is no proof of the end: paging stops on an empty one
+    assert.deepEqual(served, [0, 2, 4, 5]);
     assert.equal(first.sink.received.length, 10);
     assert.deepEqual(new Set(first.sink.received.map((r) => r.tag)), new Set(['microsoft_defender.syslog.host', 'microsoft_defender.assets.host']));
 
@@ -90,6 +91,65 @@ describe('host collection', () => {
     assert.equal((await poll).failed, 0);
     assert.equal(sink.received.length, 12, 'each machine → a Syslog and an Assets record');
     assert.equal(existsSync(cursorFile), true);
+  });
+
+  it('follows @odata.nextLink (on the API host only, never the same link twice)', async () => {
+    const config = testConfig({ contentTypes: ['host'] });
+    nock(apiOrigin).get('/api/machines').query({ $top: '2', $skip: '0' }).reply(200, { value: [machine('a1'), machine('b2')], '@odata.nextLink': `${apiOrigin}/api/machines?$skiptoken=2` });
+    nock(apiOrigin).get('/api/machines').query({ $skiptoken: '2' }).reply(200, { value: [machine('c3')], '@odata.nextLink': `${apiOrigin}/api/machines?$skiptoken=3` });
+    nock(apiOrigin).get('/api/machines').query({ $skiptoken: '3' }).reply(200, { value: [machine('d4')] });
+    const run = await pollOnce(config, new HostCollector(2), { now });
+    assert.equal(run.failed, 0);
+    assert.equal(new Set(run.sink.records().map((r) => r.id)).size, 4, 'a linked page without a link is the end');
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    nock(apiOrigin).get('/api/machines').query(true).reply(200, { value: [machine('a1')], '@odata.nextLink': `${apiOrigin}/api/machines?$skiptoken=same` });
+    nock(apiOrigin).get('/api/machines').query({ $skiptoken: 'same' }).reply(200, { value: [machine('b2')], '@odata.nextLink': `${apiOrigin}/api/machines?$skiptoken=same` });
+    const loop = await pollOnce(testConfig({ contentTypes: ['host'] }), new HostCollector(2), { now });
+    assert.equal(loop.failed, 1);
+    assert.match(loop.states[0]!.lastError!.message, /nextLink repeats a link already followed/);
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({}))]);
+    nock(apiOrigin).get('/api/machines').query(true).reply(200, { value: [machine('a1')], '@odata.nextLink': 'https://attacker.example/api/machines?$skip=1' });
+    const offHost = await pollOnce(testConfig({ contentTypes: ['host'] }), new HostCollector(2), { now });
+    assert.equal(offHost.failed, 1);
+    assert.equal(offHost.states[0]!.lastError!.class, 'paging');
+  });
+
+  it('a page shorter than $top is not the end (a server capping pages): $skip steps on by what it held until an empty page', async () => {
+    const config = testConfig({ contentTypes: ['host'] });
+    const machines = Array.from({ length: 7 }, (_, i) => machine(`m${i}`));
+    const served: number[] = [];
+    nock(apiOrigin)
+      .get('/api/machines')
+      .query(true)
+      .times(10)
+      .reply((uri) => {
+        const skip = Number(new URL(uri, apiOrigin).searchParams.get('$skip'));
+        served.push(skip);
+        return [200, { value: machines.slice(skip, skip + 3) }]; // capped at 3 whatever $top says
+      });
+    const run = await pollOnce(config, new HostCollector(10), { now });
+    assert.equal(run.failed, 0);
+    assert.deepEqual(served, [0, 3, 6, 7]);
+    assert.equal(new Set(run.sink.records().map((r) => r.id)).size, 7);
+  });
+
+  it('a page cut short is asked for again without delivering its first machines twice', async () => {
+    const config = testConfig({ contentTypes: ['host'] });
+    const body = JSON.stringify({ value: [machine('a1'), machine('b2')] });
+    nock(apiOrigin).get('/api/machines').query({ $top: '10', $skip: '0' }).reply(200, body.slice(0, body.indexOf('b2') - 10));
+    nock(apiOrigin).get('/api/machines').query({ $top: '10', $skip: '0' }).reply(200, body);
+    nock(apiOrigin).get('/api/machines').query({ $top: '10', $skip: '2' }).reply(200, { value: [] });
+    const run = await pollOnce(config, new HostCollector(10, 1), { now });
+    assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
+    assert.deepEqual(
+      run.sink.records().map((r) => r.id),
+      [machine('a1').id, machine('a1').id, machine('b2').id, machine('b2').id],
+      'each machine once (Syslog + Assets)',
+    );
   });
 
   it('a page that repeats machines already read stops the poll', async () => {

@@ -101,6 +101,43 @@ describe('emulator: faults', () => {
     assert.throws(() => parseFaults('503:p=2'), /p=2 is not a probability/);
     assert.throws(() => parseFaults('slow:speed=3'), /bad parameter "speed=3"/);
     assert.throws(() => parseFaults('reset:on=everywhere'), /on=everywhere/);
+    assert.deepEqual(parseFaults('novalue,novalue:shape=null:on=machines'), [{ kind: 'novalue' }, { kind: 'novalue', shape: 'null', on: 'machines' }]);
+    assert.throws(() => parseFaults('novalue:shape=round'), /shape=round is not one of empty, null, scalar, other/);
+  });
+
+  it('novalue: a whole 200 JSON body without a `value` array, in the shape asked for', () =>
+    withEmulator({ faults: 'novalue:on=alerts,novalue:shape=null:on=alerts,novalue:shape=scalar:on=alerts,novalue:shape=other:on=alerts' }, async (emu, agent, token) => {
+      const bodies = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await call(emu, agent, token, '/api/alerts?$top=1');
+        assert.equal(r.status, 200);
+        bodies.push(r.json());
+      }
+      assert.deepEqual(bodies.map((b) => b.value), [undefined, null, 'none', undefined]);
+      assert.deepEqual(bodies[3], { foo: [] });
+      assert.equal(emu.faultsFired().novalue, 4);
+      assert.ok(Array.isArray((await call(emu, agent, token, '/api/alerts?$top=1')).json().value), 'then normal pages');
+    }));
+
+  it('pageCap: list pages hold at most that many whatever $top says; pageCapNextLink links the rest', async () => {
+    await withEmulator({ machines: 25, pageCap: 10 }, async (emu, agent, token) => {
+      const r = (await call(emu, agent, token, '/api/machines?$top=100&$skip=20')).json();
+      assert.equal(r.value.length, 5);
+      const first = (await call(emu, agent, token, '/api/machines?$top=100')).json();
+      assert.equal(first.value.length, 10);
+      assert.equal(first['@odata.nextLink'], undefined, 'no link under $top by default');
+      assert.equal((await call(emu, agent, token, '/api/alerts?$top=100')).json().value.length, 10);
+    });
+    await withEmulator({ machines: 25, pageCap: 10, pageCapNextLink: true }, async (emu, agent, token) => {
+      const ids: string[] = [];
+      let link: string | undefined = '/api/machines?$top=100';
+      while (link) {
+        const page = (await call(emu, agent, token, link)).json();
+        ids.push(...page.value.map((m: { id: string }) => m.id));
+        link = page['@odata.nextLink'];
+      }
+      assert.equal(new Set(ids).size, 25);
+    });
   });
 
   it('429 storm: N consecutive 429s with the given Retry-After, then normal answers', () =>

@@ -195,8 +195,8 @@ function sizeBytes(v: string): number {
 
 // --- what the plugin emits, and where DESIGN.md sends it -----------------------------------------
 
-const critical = { severity: 'critical', event_score: 80, microsoft_defender: { id: 'da1', machineId: 'm1' } };
-const major = { severity: 'major', event_score: 60, microsoft_defender: { id: 'da2', machineId: 'm1' } };
+const critical = { severity: 80, event_score: 80, event_score_band: 'critical', microsoft_defender: { id: 'da1', machineId: 'm1' } };
+const major = { severity: 60, event_score: 60, event_score_band: 'major', microsoft_defender: { id: 'da2', machineId: 'm1' } };
 const generic = { msg_class: 'x' };
 
 type Destination = 'syslog' | 'assets' | 'contain';

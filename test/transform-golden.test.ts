@@ -15,10 +15,10 @@ const ctx = { connector: 'golden', tenant: 'Golden Tenant', tagPrefix: 'microsof
 
 // The cases the issue asks for; a missing one fails instead of silently shrinking coverage.
 const required: Record<string, string[]> = {
-  'alerts.syslog': ['every-evidence-type', 'evidence-empty', 'evidence-missing', 'empty-page', 'unknown-extra-fields', 'nulls-everywhere', 'non-ascii-names', 'description-100kb', 'fixture-page1'],
-  'host.syslog': ['fixture-machines', 'no-ipaddresses', 'nulls-everywhere', 'non-ascii-names', 'unknown-extra-fields', 'empty-page'],
-  'host.assets': ['fixture-machines', 'no-ipaddresses', 'nulls-everywhere', 'non-ascii-names', 'unknown-extra-fields', 'empty-page'],
-  'vulnerabilities.syslog': ['null-cveid', 'both-timestamp-formats', 'fixture-export-page', 'fixture-delta-page', 'nulls-everywhere', 'empty-page'],
+  'alerts.syslog': ['every-evidence-type', 'evidence-empty', 'evidence-missing', 'empty-page', 'unknown-extra-fields', 'nulls-everywhere', 'non-ascii-names', 'description-100kb', 'fixture-page1', 'docs-alerts-md-example', 'status-update-weeks-later', 'network-registry-evidence', 'av-prevented'],
+  'host.syslog': ['fixture-machines', 'no-ipaddresses', 'nulls-everywhere', 'non-ascii-names', 'unknown-extra-fields', 'empty-page', 'nic-order-and-states', 'merged-excluded-cloud'],
+  'host.assets': ['fixture-machines', 'no-ipaddresses', 'nulls-everywhere', 'non-ascii-names', 'unknown-extra-fields', 'empty-page', 'nic-order-and-states', 'merged-excluded-cloud'],
+  'vulnerabilities.syslog': ['null-cveid', 'both-timestamp-formats', 'fixture-export-page', 'fixture-delta-page', 'nulls-everywhere', 'empty-page', 'delta-fixed-exploited-and-tvm'],
 };
 
 describe('transform golden cases', () => {

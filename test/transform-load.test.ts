@@ -76,12 +76,12 @@ describe('transform load-time checks', () => {
     const t = read('alerts.syslog.json');
     const i = fieldIndex(t, 'event_score');
     t.fields[i] = { target: 'event_score', from: 'title' };
-    const j = fieldIndex(t, 'severity');
+    const j = fieldIndex(t, 'event_score_band');
     t.fields[j].lookup = 'alert-status';
     write('alerts.syslog.json', t);
     const problems = validateTransforms(dir);
-    assert.match(only(problems, 'alerts.syslog.json', `/fields/${i}/from`).message, /"event_score" is number in SyslogRecord, but this rule yields string/);
-    assert.match(only(problems, 'alerts.syslog.json', `/fields/${j}/lookup`).message, /"New" is not a valid "severity".*must be one of "critical"/);
+    assert.match(only(problems, 'alerts.syslog.json', `/fields/${i}/from`).message, /"event_score" is integer in SyslogRecord, but this rule yields string/);
+    assert.match(only(problems, 'alerts.syslog.json', `/fields/${j}/lookup`).message, /"New" is not a valid "event_score_band".*must be one of "critical"/);
   });
 
   it('a required output field that no rule sets is an error', () => {

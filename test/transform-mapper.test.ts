@@ -36,15 +36,16 @@ function capture(): { stream: PassThrough; text: () => string } {
 }
 
 describe('transform mapper', () => {
-  it('alerts: record contract, tag from the prefix, time = lastUpdateTime', () => {
+  it('alerts: record contract, tag from the prefix, time = creation, last update in its own field', () => {
     const page = fixture('alerts.syslog/fixture-page1.input.json');
     const out = mapper().map('alerts', page.value[0], ctx);
     assert.equal(out.length, 1);
     const [r] = out;
     assert.equal(r?.tag, 'acme.defender.syslog.alerts');
-    assert.equal(r?.time, Date.parse('2025-06-10T08:14:24.610Z'));
+    assert.equal(r?.time, Date.parse(page.value[0].alertCreationTime));
     const rec = r?.record as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     assert.equal(rec.timestamp, r?.time);
+    assert.equal(rec.last_update_time, Date.parse(page.value[0].lastUpdateTime));
     assert.equal(rec.write_time, ctx.writeTime);
     assert.equal(rec.tenant_name, 'Fabrikam');
     assert.equal(rec.engid_name, 'microsoft_defender_eu-prod');
@@ -52,8 +53,8 @@ describe('transform mapper', () => {
     assert.deepEqual(rec.msg_origin, { source: 'microsoft_defender', vendor: 'microsoft', category: 'endpoint', processor: { name: 'microsoft_defender', type: 'log_collector' } });
     assert.equal(rec.microsoft_defender.machineId, '4a7e1c9b2d3f40516273849a5b6c7d8e9f0a1b2c');
     assert.equal(rec.microsoft_defender.assignedTo, undefined, 'nulls removed');
-    assert.equal(rec.severity, 'major');
-    assert.equal(rec.event_score, 60);
+    for (const k of ['severity', 'fidelity', 'event_score']) assert.ok(Number.isInteger(rec[k]) && rec[k] >= 0 && rec[k] <= 100, `${k} is an integer 0–100`);
+    assert.ok(['critical', 'major', 'minor', 'notice'].includes(rec.event_score_band));
     assert.equal(rec.transform_error, undefined);
   });
 

@@ -60,6 +60,7 @@ const key = (a: Record<string, unknown>): string => `${String(a.id)}|${String(a.
  * reaches back `alertOverlapMinutes` behind the watermark to catch alerts indexed late, and what was
  * already delivered there is skipped by id + lastUpdateTime (an updated alert has a new
  * lastUpdateTime, so it is a new record). Pages use $top/$skip; a nextLink is followed when present.
+ * A window ends on a page with nothing new past the previous page, never on a short page alone.
  */
 export class AlertsCollector implements CollectorTask {
   readonly content = 'alerts' as const;
@@ -153,6 +154,9 @@ export class AlertsCollector implements CollectorTask {
     const { start: windowStart, end: windowEnd, carry, delivered } = w;
     const { pageSize, pageMargin } = this.opts;
     const margin = Math.min(pageMargin, pageSize - 1);
+    // The next $skip page starts this many items before the end of the last: the margin, but at most
+    // half of a short page (a server capping pages at 50 would otherwise be read one item a call).
+    const stepBack = (count: number) => Math.min(margin, Math.floor(count / 2));
     const filter = `lastUpdateTime ge ${new Date(windowStart).toISOString()} and lastUpdateTime lt ${new Date(windowEnd).toISOString()}`;
     const nextCarry = new Set<string>();
     const carryFrom = windowEnd - overlapMs;
@@ -161,7 +165,12 @@ export class AlertsCollector implements CollectorTask {
     let previousPage = new Set<string>();
     const linksSeen = new Set<string>();
     let skip = 0;
+    /** how many items of this page the previous one covered too ($skip stepped back by it) */
+    let overlap = 0;
     let nextLink: string | undefined;
+    /** pages of this window read, and keys delivered by ones not yet journaled (see below) */
+    let pagesRead = 0;
+    let unjournaled: string[] = [];
     const skipPage = (at: number): PageRequest => ({ path: '/api/alerts', query: { $filter: filter, $expand: 'evidence', $top: pageSize, $skip: at } });
     // The next $skip page is asked for once 90 % of this one has arrived: a page that far along is
     // most likely full, so a next one is needed (asked earlier, a window of 5 000–9 999 alerts
@@ -178,6 +187,7 @@ export class AlertsCollector implements CollectorTask {
         let thisPage = new Set<string>();
         let repeated = 0;
         let read = 0;
+        pagesRead++;
         const page = await this.streamPage(
           ctx,
           request,
@@ -189,7 +199,7 @@ export class AlertsCollector implements CollectorTask {
           async (items) => {
             read += items.length;
             if (this.opts.readAhead && !nextLink && !ahead.asked && read >= 0.9 * pageSize) {
-              const at = skip + pageSize - margin;
+              const at = skip + pageSize - stepBack(pageSize);
               ahead.ask(at, () => ctx.client.openPage(skipPage(at)));
             }
             const fresh: Record<string, unknown>[] = [];
@@ -215,9 +225,9 @@ export class AlertsCollector implements CollectorTask {
           },
           opened,
         );
-        // $skip advances by more than the margin, so a page made only of the previous page's alerts
-        // means the server ignored $skip: stop instead of looping forever.
-        if (page.count > margin && repeated === page.count) {
+        // $skip advances past the re-read overlap (at most half the previous page), so a page made
+        // only of the previous page's alerts means the server ignored $skip: stop instead of looping forever.
+        if (page.count > overlap && repeated === page.count) {
           throw new DefenderApiError(`GET /api/alerts: page at $skip=${skip} repeats the previous page (paging loop)`, { errorClass: 'paging' });
         }
         result.pages++;
@@ -225,23 +235,37 @@ export class AlertsCollector implements CollectorTask {
         previousPage = thisPage;
 
         const link = page.nextLink;
-        if (!link && (nextLink || page.count < pageSize)) {
+        // The end: a linked page without a link, or a $skip page that brings nothing past the end of
+        // the one before (its items, if any, are all re-read margin). A page shorter than $top is no
+        // proof of the end: a server (or gateway) may cap its pages below $top, and ending there moved
+        // the watermark past every alert after the first page. So $skip steps on by what the page
+        // actually held, and one more page is always asked for.
+        if (!link && (nextLink || page.count <= overlap)) {
           // A window shorter than the overlap (the last of a catch-up) keeps what the one before it carried.
           for (const k of carry) if (Date.parse(k.slice(k.lastIndexOf('|') + 1)) >= carryFrom) nextCarry.add(k);
           await inFlight.drain();
           return nextCarry;
         }
         // The window goes on: once this page is acknowledged, a restart need not deliver it again.
+        // A short first $skip page is most likely the whole window (its next page is only the check
+        // for the end): it is journaled with the next page, not on its own, so a small window costs
+        // no cursor or journal write beyond its commit. (Failing before then re-reads it, as before.)
         await inFlight.drain();
-        await w.checkpoint([...deliveredHere]);
+        unjournaled.push(...deliveredHere);
+        if (link || page.count >= pageSize || pagesRead > 1) {
+          await w.checkpoint(unjournaled);
+          unjournaled = [];
+        }
         if (link) {
           if (linksSeen.has(link)) throw new DefenderApiError(`GET /api/alerts: @odata.nextLink repeats a link already followed (paging loop)`, { errorClass: 'paging' });
           linksSeen.add(link);
           ctx.client.url(link); // refuses off-host links before any request
           nextLink = link;
+          overlap = 0;
           continue;
         }
-        skip += pageSize - margin;
+        overlap = stepBack(page.count);
+        skip += page.count - overlap;
       }
     } finally {
       ahead.drop();

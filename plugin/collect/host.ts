@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
+import { sleepUnless } from '../defender/budget.js';
+import type { PageEnd } from '../defender/client.js';
 import { DefenderApiError } from '../defender/errors.js';
+import { backoffMs, retryPolicy } from '../defender/retry.js';
 import { InFlightDeliveries } from './in-flight.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
@@ -21,7 +24,8 @@ const digest = (m: Record<string, unknown>): string => createHash('sha1').update
 /**
  * The machine list is a snapshot: read it whole every interval, deliver the machines whose content
  * changed since the last delivery, and everything every hostFullRefreshHours. A 404 on the first
- * page means the tenant has no machines.
+ * page means the tenant has no machines. An @odata.nextLink is followed (on the API host only,
+ * never twice); otherwise $skip pages are read until an empty one.
  */
 export class HostCollector implements CollectorTask {
   readonly content = 'host' as const;
@@ -44,40 +48,93 @@ export class HostCollector implements CollectorTask {
     const result: PollResult = { pages: 0, records: 0, cursor: '' };
     // Every delivery is acknowledged before the digests (the cursor) are saved.
     const inFlight = new InFlightDeliveries(this.slicesInFlight);
+    // Machines delivered by this poll (id → digest): a page asked for again after a cut does not deliver them twice.
+    const emitted = new Map<string, string>();
+    const linksSeen = new Set<string>();
     let skip = 0;
+    let nextLink: string | undefined;
     for (;;) {
       throwIfStopped(ctx.signal);
-      let count = 0;
+      const request = nextLink ? { path: nextLink } : { path: '/api/machines', query: { $top: this.pageSize, $skip: skip } };
+      let page: PageEnd = { count: 0, status: 404 };
+      // what this page read, merged into `digests` once the page is whole (a retry starts it afresh)
+      let pageDigests: Record<string, string> = {};
       let repeated = 0;
       try {
-        ({ count } = await ctx.client.streamPage({ path: '/api/machines', query: { $top: this.pageSize, $skip: skip } }, this.sliceSize, async (machines) => {
-          const changed: Record<string, unknown>[] = [];
-          for (const m of machines) {
-            if (typeof m.id !== 'string') throw new DefenderApiError('GET /api/machines: a machine without id', { errorClass: 'malformed' });
-            if (digests[m.id] !== undefined) repeated++;
-            const d = digest(m);
-            digests[m.id] = d;
-            if (previous[m.id] !== d) changed.push(m);
-          }
-          if (changed.length) await inFlight.add(ctx.emit(changed));
-          result.records += changed.length;
-        }));
+        page = await this.readPage(
+          ctx,
+          request,
+          () => {
+            pageDigests = {};
+            repeated = 0;
+          },
+          async (machines) => {
+            const changed: Record<string, unknown>[] = [];
+            for (const m of machines) {
+              if (typeof m.id !== 'string') throw new DefenderApiError('GET /api/machines: a machine without id', { errorClass: 'malformed' });
+              if (digests[m.id] !== undefined) repeated++;
+              const d = digest(m);
+              pageDigests[m.id] = d;
+              if (previous[m.id] !== d && emitted.get(m.id) !== d) {
+                changed.push(m);
+                emitted.set(m.id, d);
+              }
+            }
+            if (changed.length) await inFlight.add(ctx.emit(changed));
+            result.records += changed.length;
+          },
+        );
       } catch (e) {
         // "404 when there are no recent machines" (get-machines.md); past the first page it is an error.
-        if (!(e instanceof DefenderApiError && e.status === 404 && skip === 0)) throw e;
+        if (!(e instanceof DefenderApiError && e.status === 404 && skip === 0 && !nextLink)) throw e;
       }
+      const { count } = page;
       if (count > 0 && repeated === count) {
-        throw new DefenderApiError(`GET /api/machines: page at $skip=${skip} repeats machines already read (paging loop)`, { errorClass: 'paging' });
+        throw new DefenderApiError(`GET /api/machines: page at ${nextLink ? 'its @odata.nextLink' : `$skip=${skip}`} repeats machines already read (paging loop)`, { errorClass: 'paging' });
       }
+      Object.assign(digests, pageDigests);
       result.pages++;
       ctx.progress?.({ pages: result.pages, records: result.records, cursor: `${Object.keys(digests).length} machines` });
-      if (count < this.pageSize) break;
-      skip += this.pageSize;
+      const link = page.nextLink;
+      if (link) {
+        if (linksSeen.has(link)) throw new DefenderApiError('GET /api/machines: @odata.nextLink repeats a link already followed (paging loop)', { errorClass: 'paging' });
+        linksSeen.add(link);
+        ctx.client.url(link); // refuses off-host links before any request
+        nextLink = link;
+        continue;
+      }
+      // The end: a linked page without a link, or an empty $skip page. Not a page shorter than $top:
+      // a server or gateway may cap pages below $top (1 000 of 3 000 machines were delivered and
+      // the digests saved as the whole list). $skip steps on by what each page held, so every
+      // position of the list is asked for until the server has nothing more; the price is one
+      // empty page per poll. (Ending on "shorter than the largest page seen" would save that call,
+      // but loses machines whenever a server's pages vary in size, e.g. capped by bytes.)
+      if (nextLink || count === 0) break;
+      skip += count;
     }
     await inFlight.drain();
     const lastFullRefresh = full ? new Date(now).toISOString() : cursor!.lastFullRefresh;
     await cursors.save(connector.name, 'host', { v: 1, lastFullRefresh, digests } satisfies HostCursor);
     result.cursor = `${Object.keys(digests).length} machines, full refresh ${lastFullRefresh}`;
     return result;
+  }
+
+  /**
+   * One page, streamed in slices. A page cut short or malformed (including a 200 without a `value`
+   * array) is asked for again a few times, as for alerts; then the poll fails and the digests stay
+   * as they were. `restart` resets the per-attempt bookkeeping.
+   */
+  private async readPage(ctx: TaskContext, request: { path: string; query?: Record<string, string | number> }, restart: () => void, onItems: (items: Record<string, unknown>[]) => Promise<void>): Promise<PageEnd> {
+    for (let attempt = 0; ; attempt++) {
+      restart();
+      try {
+        return await ctx.client.streamPage(request, this.sliceSize, onItems);
+      } catch (e) {
+        const cut = e instanceof DefenderApiError && e.errorClass === 'malformed' && e.status === 200;
+        if (!cut || attempt >= retryPolicy.maxTransientRetries) throw e;
+        ctx.logger.warn({ connector: ctx.connector.name, err: e }, 'machines page cut short or malformed; asking for it again');
+        await sleepUnless(ctx.clock, backoffMs(attempt), ctx.signal);
+      }
+    }
   }
 }

@@ -169,7 +169,7 @@ export class DefenderClient {
   /**
    * GETs one page and streams its `value` items to onItems in slices of `batch`, awaiting each
    * (backpressure: the socket is not read while the sink is busy). Returns the page's @odata.nextLink
-   * and item count. A truncated or malformed body throws a 'malformed' DefenderApiError.
+   * and item count. A truncated or malformed body, or one without a `value` array, throws a 'malformed' DefenderApiError.
    */
   async streamPage(opts: Omit<RequestOptions, 'method' | 'body'>, batch: number, onItems: (items: Record<string, unknown>[]) => Promise<void>): Promise<PageEnd> {
     return (await this.openPage(opts)).read(batch, onItems);
@@ -214,6 +214,9 @@ export class DefenderClient {
         timer = setTimeout(() => idle.abort(), this.timeoutMs);
       }
       splitter.end();
+      // `{}`, `{"value":null}`, `{"foo":[]}` (a proxy or gateway answering 200): not "no items" but a
+      // malformed page, retried by the collectors as one cut short; taken as empty it would move the cursor past data.
+      if (!splitter.sawValueArray) throw new MalformedPageError(`200 without a "value" array (${splitter.bytes} bytes)`);
     } catch (e) {
       if (e instanceof MalformedPageError) throw new DefenderApiError(`${request}: ${e.message}`, { errorClass: 'malformed', status: res.status, request });
       if (e instanceof DefenderApiError) throw e;

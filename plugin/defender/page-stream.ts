@@ -61,6 +61,8 @@ export class PageSplitter {
   private metaStart = -1;
   private expectKey = false;
   private done = false;
+  /** the page had a top-level `value` array (a page without one is malformed, not empty) */
+  sawValueArray = false;
   readonly meta: Record<string, unknown> = {};
   count = 0;
   bytes = 0;
@@ -125,7 +127,7 @@ export class PageSplitter {
         case OPEN_OBJ:
         case OPEN_ARR:
           if (this.depth === 0 && c !== OPEN_OBJ) throw new MalformedPageError('page is not a JSON object');
-          if (this.depth === 1 && c === OPEN_ARR && this.lastKey === 'value') this.inValueArray = true;
+          if (this.depth === 1 && c === OPEN_ARR && this.lastKey === 'value') this.inValueArray = this.sawValueArray = true;
           else if (this.inValueArray && this.depth === 2 && this.itemStart === -1) this.itemStart = i;
           this.depth++;
           if (this.depth === 1) this.expectKey = true;

@@ -27,6 +27,17 @@ export interface ApiContext {
   vulnerabilityChangesPerBatch: number;
   /** page links of an export older than this are refused with 400 (default: never) */
   exportLinkTtlMs: () => number;
+  /** list pages (alerts, machines) hold at most `size` items; `nextLink`: link the rest (to the end of the list) even under $top */
+  pageCap: { size: number; nextLink: boolean };
+}
+
+/** The items of a list page and its nextLink's $skip (null: no link), under $top, the 10 000 limit and the page cap. */
+function listPage(ctx: ApiContext, paging: { top: number | null; skip: number }, total: number): { limit: number; nextSkip: number | null } {
+  const asked = paging.top ?? MAX_TOP;
+  const limit = Math.min(asked, ctx.pageCap.size);
+  // Without $top the API caps a page at 10 000 and (as reported for /api/machines) links the rest.
+  const linked = paging.top === null || (ctx.pageCap.nextLink && limit < asked);
+  return { limit, nextSkip: linked && total > paging.skip + limit ? paging.skip + limit : null };
 }
 
 function expired(ctx: ApiContext, token: SkipToken | null): boolean {
@@ -84,11 +95,10 @@ export async function listAlerts(ctx: ApiContext, x: Exchange): Promise<boolean>
   for (const s of ctx.world.alerts) {
     if (matches(clauses, (f) => (f === 'lastUpdateTime' ? s.lastUpdateMs : f === 'alertCreationTime' ? s.createdMs : f === 'status' ? s.status : s.id))) matching.push(s);
   }
-  const limit = paging.top ?? MAX_TOP;
+  const { limit, nextSkip } = listPage(ctx, paging, matching.length);
   // Snapshot the page now (still synchronous): updates that land while it streams belong to the next poll.
   const page = matching.slice(paging.skip, paging.skip + limit).map((s) => ({ ...s }));
-  // Without $top the API caps a page at 10 000 and (as reported for /api/machines) links the rest.
-  const next = paging.top === null && matching.length > paging.skip + limit ? nextLinkWith(x, { $skip: String(paging.skip + limit) }) : null;
+  const next = nextSkip !== null ? nextLinkWith(x, { $skip: String(nextSkip) }) : null;
   const versions: Array<[string, string]> = page.map((s) => [s.id, isoTrimmed(s.lastUpdateMs)]);
   return streamPage(x, `${ctx.origin()}/api/$metadata#Alerts`, page.length, (i) => alertPieces(ctx.world.alertBase(page[i]!), page[i]!, withEvidence), next, () => ctx.served.addAlerts(versions));
 }
@@ -142,9 +152,9 @@ export async function listMachines(ctx: ApiContext, x: Exchange): Promise<boolea
       }
     }),
   );
-  const limit = paging.top ?? MAX_TOP;
+  const { limit, nextSkip } = listPage(ctx, paging, matching.length);
   const page = matching.slice(paging.skip, paging.skip + limit).map(machineEntity);
-  const next = paging.top === null && matching.length > paging.skip + limit ? nextLinkWith(x, { $skip: String(paging.skip + limit) }) : null;
+  const next = nextSkip !== null ? nextLinkWith(x, { $skip: String(nextSkip) }) : null;
   return streamPage(x, `${ctx.origin()}/api/$metadata#Machines`, page.length, (i) => JSON.stringify(page[i]), next, () => ctx.served.addMachines(page.map((m) => m.id as string)));
 }
 

@@ -22,6 +22,8 @@ import { startEmulator, type Emulator, type EmulatorOptions } from './server.js'
  *   tokenLifetime        --token-lifetime S       access-token lifetime in seconds (default 3599)
  *   stateDir             --state-dir DIR          where the certificate is kept (default <tmp>/defender-fluent-emulator)
  *   prebuildAlerts       --prebuild-alerts        serialise every alert at start: slower start, ~4× faster pages (benchmarks)
+ *   pageCap              --page-cap N             alert and machine pages hold at most N items whatever $top says (default: no cap)
+ *   pageCapNextLink      --page-cap-next-link     capped pages link the rest with @odata.nextLink (default: no link)
  */
 export interface EmulateCommandOptions {
   port?: string | number;
@@ -37,6 +39,8 @@ export interface EmulateCommandOptions {
   tokenLifetime?: string | number;
   stateDir?: string;
   prebuildAlerts?: boolean;
+  pageCap?: string | number;
+  pageCapNextLink?: boolean;
   logger?: Logger;
   /** stdout by default (tests pass their own) */
   out?: NodeJS.WritableStream;
@@ -77,6 +81,8 @@ export function emulatorOptionsFromCli(o: EmulateCommandOptions): EmulatorOption
     // a stable folder: the printed caFile stays valid across restarts
     stateDir: o.stateDir ?? join(tmpdir(), 'defender-fluent-emulator'),
     prebuildAlerts: o.prebuildAlerts ?? false,
+    pageCap: num(o.pageCap, { name: 'page-cap', min: 1, max: 10_000, integer: true }, problems),
+    pageCapNextLink: o.pageCapNextLink ?? false,
     // nobody can read `served` from outside the process: do not keep a million ids
     recordVulnerabilityIds: false,
     logger: o.logger,

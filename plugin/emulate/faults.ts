@@ -1,6 +1,7 @@
 // Faults on demand. A fault list is comma-separated items `kind[:key=value]...`, for example
 //   429:count=5:retryAfter=2,503:p=0.1,slow:ms=1500,truncate:after=2,token-reject:after=3,reset
-// kinds:  429 | 500 | 503 | slow | truncate | malformed | token-reject | reset
+// kinds:  429 | 500 | 503 | slow | truncate | malformed | novalue | token-reject | reset
+//         novalue: a whole 200 JSON body without a `value` array, as a proxy or gateway may answer
 // keys:   count=N      how many calls get the fault (default 1 unless p is given; 0 = unlimited)
 //         p=0..1       probability per eligible call instead of a count (decided by the seeded PRNG)
 //         after=N      let N eligible calls through first (token-reject:after=3 hits the 4th data call)
@@ -8,9 +9,11 @@
 //         ms=N         delay for `slow` (default 2000)
 //         retryAfter=S Retry-After seconds for `429` (default 1)
 //         bytes=N      bytes sent before a `truncate` cut (default 512)
+//         shape=empty|null|scalar|other   the `novalue` body: {} (default), {"value":null}, {"value":"none"}, {"foo":[]}
 import { Rng } from './prng.js';
 
-export type FaultKind = '429' | '500' | '503' | 'slow' | 'truncate' | 'malformed' | 'token-reject' | 'reset';
+export type FaultKind = '429' | '500' | '503' | 'slow' | 'truncate' | 'malformed' | 'novalue' | 'token-reject' | 'reset';
+export type NoValueShape = 'empty' | 'null' | 'scalar' | 'other';
 export type FaultScope = 'data' | 'alerts' | 'machines' | 'vulnerabilities' | 'machineactions' | 'actions' | 'token' | 'any';
 
 export interface FaultSpec {
@@ -22,11 +25,13 @@ export interface FaultSpec {
   ms?: number;
   retryAfter?: number;
   bytes?: number;
+  shape?: NoValueShape;
 }
 
 export class FaultSpecError extends Error {}
 
-const kinds: FaultKind[] = ['429', '500', '503', 'slow', 'truncate', 'malformed', 'token-reject', 'reset'];
+const kinds: FaultKind[] = ['429', '500', '503', 'slow', 'truncate', 'malformed', 'novalue', 'token-reject', 'reset'];
+const shapes: NoValueShape[] = ['empty', 'null', 'scalar', 'other'];
 const scopes: FaultScope[] = ['data', 'alerts', 'machines', 'vulnerabilities', 'machineactions', 'actions', 'token', 'any'];
 
 export function parseFaults(list: string): FaultSpec[] {
@@ -36,12 +41,17 @@ export function parseFaults(list: string): FaultSpec[] {
     if (!kinds.includes(kind as FaultKind)) throw new FaultSpecError(`fault "${item}": unknown kind "${kind}" (expected one of ${kinds.join(', ')})`);
     const spec: FaultSpec = { kind: kind as FaultKind };
     for (const p of params) {
-      const m = /^(count|p|after|on|ms|retryAfter|bytes)=(.+)$/.exec(p);
-      if (!m) throw new FaultSpecError(`fault "${item}": bad parameter "${p}" (expected count=N, p=0..1, after=N, on=SCOPE, ms=N, retryAfter=S or bytes=N)`);
+      const m = /^(count|p|after|on|ms|retryAfter|bytes|shape)=(.+)$/.exec(p);
+      if (!m) throw new FaultSpecError(`fault "${item}": bad parameter "${p}" (expected count=N, p=0..1, after=N, on=SCOPE, ms=N, retryAfter=S, bytes=N or shape=SHAPE)`);
       const [, key, value] = m as unknown as [string, keyof FaultSpec, string];
       if (key === 'on') {
         if (!scopes.includes(value as FaultScope)) throw new FaultSpecError(`fault "${item}": on=${value} is not one of ${scopes.join(', ')}`);
         spec.on = value as FaultScope;
+        continue;
+      }
+      if (key === 'shape') {
+        if (!shapes.includes(value as NoValueShape)) throw new FaultSpecError(`fault "${item}": shape=${value} is not one of ${shapes.join(', ')}`);
+        spec.shape = value as NoValueShape;
         continue;
       }
       const n = Number(value);

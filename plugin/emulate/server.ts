@@ -67,6 +67,13 @@ export interface EmulatorOptions {
   prebuildAlerts?: boolean;
   /** every alert gets exactly this many evidence items (benchmarks); default: 0–5, ~20% none */
   evidencePerAlert?: number;
+  /**
+   * alert and machine list pages hold at most this many items whatever $top asks (a server or gateway
+   * capping pages below $top; default: no cap beyond the API's 10 000)
+   */
+  pageCap?: number;
+  /** capped pages link the rest with @odata.nextLink even when $top was given (default false: no link) */
+  pageCapNextLink?: boolean;
   /** keep the ids of served vulnerability records in `served` (default true; turn off for million-record benchmarks) */
   recordVulnerabilityIds?: boolean;
   logger?: Logger;
@@ -191,6 +198,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     vulnerabilities,
     vulnerabilityChangesPerBatch: opts.vulnerabilityChangesPerBatch ?? Math.max(1, Math.round(vulnerabilities * 0.01)),
     exportLinkTtlMs: () => exportLinkTtlMs,
+    pageCap: { size: opts.pageCap ?? Infinity, nextLink: opts.pageCapNextLink ?? false },
   };
 
   const entraReply = async (x: Exchange, reply: { status: number; body: unknown }) =>
@@ -283,6 +291,14 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         return true;
       case 'malformed': {
         const text = `{"@odata.context":"${origin}/api/$metadata#Alerts","value":[{"id":"da0000000000000000000_1","title":"cut here,}]`;
+        x.res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+        x.res.end(text);
+        return true;
+      }
+      case 'novalue': {
+        // A whole, valid JSON 200 that is not a page (a proxy's or gateway's answer): no `value` array.
+        const context = `"@odata.context":"${origin}/api/$metadata#Alerts"`;
+        const text = { empty: '{}', null: `{${context},"value":null}`, scalar: `{${context},"value":"none"}`, other: '{"foo":[]}' }[f.shape ?? 'empty'];
         x.res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
         x.res.end(text);
         return true;

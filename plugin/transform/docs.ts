@@ -97,6 +97,8 @@ function outputType(schema: JsonSchema, target: string[]): string {
   return types.join('/');
 }
 
+const docTableLimit = 100;
+
 function renderLookups(lookups: Map<string, LookupRuntime>): string[] {
   const lines = ['## Lookup tables', '', 'Shared tables in `transforms/lookups/`; a value not in a table yields the table default, or nothing.', ''];
   for (const [name, l] of [...lookups].sort(([a], [b]) => a.localeCompare(b))) {
@@ -106,6 +108,9 @@ function renderLookups(lookups: Map<string, LookupRuntime>): string[] {
     if (table.bands) {
       lines.push('| from (≥) | value |', '|---|---|');
       for (const b of [...table.bands].sort((x, y) => y.min - x.min)) lines.push(`| ${b.min} | ${cell(code(JSON.stringify(b.value)))} |`);
+    } else if (Object.keys(table.entries ?? {}).length > docTableLimit) {
+      // a generated reference table (ATT&CK: hundreds of ids) would drown the page; point to the file
+      lines.push(`${Object.keys(table.entries ?? {}).length} entries${table.caseInsensitive ? ' (keys in any case)' : ''}: see \`transforms/lookups/${name}.json\`.`);
     } else {
       lines.push(`| key${table.caseInsensitive ? ' (any case)' : ''} | value |`, '|---|---|');
       for (const [k, v] of Object.entries(table.entries ?? {})) lines.push(`| ${cell(code(k))} | ${cell(code(JSON.stringify(v)))} |`);
