@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot, transformsDir } from '../plugin/paths.js';
-import { clean, epochMs, ip } from '../plugin/transform/convert.js';
+import { clean, epochMs, inIpClasses, integer, ip, slug, urlHost } from '../plugin/transform/convert.js';
 import { loadTransformDir } from '../plugin/transform/load.js';
 import { loadMapper } from '../plugin/transform/transforms.js';
 import type { CompiledTransform } from '../plugin/transform/transform-mapper.js';
@@ -32,7 +32,7 @@ function alert(i: number): Obj {
   a.computerDnsName = `wks-${String(i % 500).padStart(4, '0')}.corp.fabrikam.test`;
   a.machineId = (i.toString(16) + a.machineId).slice(0, 40);
   a.evidence.push(
-    { ...nullEvidence, entityType: 'Ip', evidenceCreationTime: a.lastUpdateTime, ipAddress: `203.0.113.${i % 250}` },
+    { ...nullEvidence, entityType: 'Ip', evidenceCreationTime: a.lastUpdateTime, ipAddress: i % 2 ? `203.0.113.${i % 250}` : `20.${i % 200}.14.${i % 250}` },
     { ...nullEvidence, entityType: 'Url', evidenceCreationTime: a.lastUpdateTime, url: `http://c2-${i % 97}.example.test/stage2.ps1` },
   );
   return JSON.parse(JSON.stringify(a)); // fresh, JSON-shaped objects like the API parser yields
@@ -46,78 +46,152 @@ const samples: Record<string, Obj[]> = {
 };
 
 // ---- the alert mapping in JSONata (helpers JSONata lacks are bound as functions) ------------
-const lookup = (name: string) => JSON.parse(readFileSync(join(transformsDir, 'lookups', `${name}.json`), 'utf8')).entries;
+const table = (name: string) => JSON.parse(readFileSync(join(transformsDir, 'lookups', `${name}.json`), 'utf8'));
+const lookup = (name: string) => table(name).entries;
 const jsonataAlerts = jsonata(`(
   $ne := function($v){ ($v != null and $v != '') ? $v };
   $first := function($a){ $a[$ != null and $ != ''][0] };
+  $lk := function($t, $k){ $type($k) = 'string' and $k != '' ? $lookup($t, $k) };
   $list := function($a){ ( $l := $distinct($a[$ != null and $ != '']); $count($l) > 0 ? [$l] ) };
-  $score := $lookup($sevScore, severity);
-  $tactic := $lookup($catTactic, category);
+  $objs := function($a){ ( $l := $uniq([$a[$count($keys($)) > 0]]); $count($l) > 0 ? [$l] ) };
+  $ev := [evidence];
+  $pick := function($conds){ $first($map($conds, function($c){ $ev[$c($)][0] })) };
+  $file := $pick([
+    function($x){ $x.entityType = 'File' and $x.detectionStatus in ['Detected', 'Blocked', 'Prevented'] },
+    function($x){ $x.entityType = 'File' },
+    function($x){ $x.entityType = 'Process' and $exists($ne($x.fileName)) }
+  ]);
+  $process := $pick([function($x){ $x.entityType = 'Process' }]);
+  $user := $pick([function($x){ $x.entityType = 'User' and $exists($ne($x.accountName)) }]);
+  $ipItem := $pick([function($x){ $isPublic($x.ipAddress) }, function($x){ $exists($ne($x.ipAddress)) }]);
+  $urlItem := $pick([function($x){ $exists($ne($x.url)) }]);
+  $reg := $pick([function($x){ $exists($ne($x.registryKey)) }]);
+  $techs := $map([mitreTechniques][$ != null and $ != ''], $uppercase);
+  $sev := $lk($sevTable, severity);
+  $fid := $first([$lk($classFid, classification), $lk($detFid, determination), $lk($invFid, investigationState), $lk($evFid, $file.detectionStatus), $lk($srcFid, detectionSource)]);
+  $score := $gmean([$sev, $fid]);
+  $hasRelated := $exists($ne(relatedUser.userName));
   {
-    "timestamp": $epochMs($first([lastUpdateTime, alertCreationTime])),
+    "timestamp": $epochMs($first([alertCreationTime, firstEventTime, lastUpdateTime])),
     "write_time": $writeTime,
     "msg_class": "microsoft_defender_alerts",
     "msg_origin": {"source": "microsoft_defender", "vendor": "microsoft", "category": "endpoint", "processor": {"name": "microsoft_defender", "type": "log_collector"}},
     "tenant_name": $tenant,
     "engid_name": "microsoft_defender_" & $connector,
     "alert_id": $ne(id),
+    "alert_version": ($ne(id) and $ne(lastUpdateTime)) ? id & "|" & lastUpdateTime,
     "incident_id": $ne(incidentId),
+    "detector_id": $lowercase($ne(detectorId)),
     "xdr_event": {
-      "display_name": $ne(title),
-      "description": $first([description, title]),
-      "name": $tactic ? "microsoft_defender-" & $lowercase(category) & "-" & $lowercase($tactic) : ($ne(category) ? "microsoft_defender-" & $lowercase(category)),
-      "tactic": {"id": $tactic, "name": $lookup($tacticName, $tactic)},
-      "technique": {"id": $uppercase($first(mitreTechniques)), "name": $first($map(mitreTechniques, function($t){ $lookup($techName, $t) }))},
-      "ttps": $list($map(mitreTechniques, $uppercase))
+      "display_name": $cut($ne(title), 1024),
+      "description": $cut($first([description, title]), 8192),
+      "name": $ne(detectorId) ? "microsoft_defender-" & $lowercase(detectorId) : ($slug(title) ? "microsoft_defender-" & $slug(title)),
+      "tactic": $first([$first($map($techs, function($t){ $lk($attTactic, $t) })), $lk($catTactic, category)]),
+      "technique": $first($map($techs, function($t){ $lk($attTech, $t) })),
+      "ttps": $objs($map($techs, function($t){ {"technique": $lk($attTech, $t), "tactic": $lk($attTactic, $t)} })),
+      "framework_version": $frameworkVersion
     },
+    "severity": $sev,
+    "fidelity": $fid,
     "event_score": $score,
-    "severity": $band($score),
-    "event_status": $lookup($status, status),
+    "event_score_band": $band($score),
+    "event_status": $lk($status, status),
     "alert_category": $ne(category),
     "detection_source": $ne(detectionSource),
     "threat_name": $first([threatName, threatFamilyName]),
     "classification": $ne(classification),
     "determination": $ne(determination),
     "assigned_to": $ne(assignedTo),
+    "investigation_state": $ne(investigationState),
     "alert_creation_time": $epochMs($ne(alertCreationTime)),
     "first_event_time": $epochMs($ne(firstEventTime)),
     "last_event_time": $epochMs($ne(lastEventTime)),
     "resolved_time": $epochMs($ne(resolvedTime)),
+    "last_update_time": $epochMs($ne(lastUpdateTime)),
     "host_id": $ne(machineId),
-    "srcip_host": $ne(computerDnsName),
-    "user_name": $first([relatedUser.userName, evidence.accountName]),
-    "user_domain": $first([relatedUser.domainName, evidence.domainName]),
-    "user_list": $list([relatedUser.userName, evidence.accountName, evidence.userPrincipalName]),
-    "user_sid_list": $list([evidence.userSid]),
-    "file_name": $first([evidence.fileName]),
-    "file_path": $first([evidence.filePath]),
-    "file_hash": $lowercase($first([evidence.sha256, evidence.sha1])),
-    "file_name_list": $list([evidence[entityType = 'File'].fileName]),
-    "file_path_list": $list([evidence.filePath]),
-    "sha1_list": $list($map([evidence.sha1][$ != null], $lowercase)),
-    "sha256_list": $list($map([evidence.sha256][$ != null], $lowercase)),
-    "process_name_list": $list([evidence[entityType = 'Process'].fileName]),
-    "process_cmdline_list": $list([evidence.processCommandLine]),
-    "parent_process_name_list": $list([evidence.parentProcessFileName]),
-    "ip_list": $list($map([evidence.ipAddress][$ != null], $ip)),
-    "url_list": $list([evidence.url]),
-    "registry_key_list": $list([evidence.registryKey]),
+    "srcip_host": $lowercase($ne(computerDnsName)),
+    "user_name": $hasRelated ? relatedUser.userName : $ne($user.accountName),
+    "user_domain": $hasRelated ? $ne(relatedUser.domainName) : $ne($user.domainName),
+    "user_list": $list([relatedUser.userName, $ev[entityType = 'User'].accountName, $ev[entityType = 'User'].userPrincipalName]),
+    "user_sid_list": $list([$ev[entityType = 'User'].userSid]),
+    "file_name": $ne($file.fileName),
+    "file_path": $ne($file.filePath),
+    "file_hash": $lowercase($first([$file.sha256, $file.sha1])),
+    "file_sha1": $lowercase($ne($file.sha1)),
+    "file_sha256": $lowercase($ne($file.sha256)),
+    "file_detection_status": $ne($file.detectionStatus),
+    "process_name": $ne($process.fileName),
+    "process_path": $ne($process.filePath),
+    "process_id": $integer($process.processId),
+    "process_cmdline": $cut($ne($process.processCommandLine), 8192),
+    "process_creation_time": $epochMs($ne($process.processCreationTime)),
+    "process_sha1": $lowercase($ne($process.sha1)),
+    "process_sha256": $lowercase($ne($process.sha256)),
+    "parent_process_id": $integer($process.parentProcessId),
+    "parent_process_name": $ne($process.parentProcessFileName),
+    "parent_process_path": $ne($process.parentProcessFilePath),
+    "dstip": $ip($ipItem.ipAddress),
+    "dstip_public": $isPublic($ipItem.ipAddress) ? true,
+    "url": $cut($ne($urlItem.url), 4096),
+    "url_domain": $urlHost($urlItem.url),
+    "registry_key": $ne($reg.registryKey),
+    "registry_hive": $ne($reg.registryHive),
+    "registry_value_name": $ne($reg.registryValueName),
+    "registry_value": $ne($reg.registryValue),
+    "registry_value_type": $ne($reg.registryValueType),
+    "evidence": $objs($map($ev, function($x){ {
+      "type": $ne($x.entityType), "created": $epochMs($ne($x.evidenceCreationTime)), "file_name": $ne($x.fileName), "file_path": $ne($x.filePath),
+      "sha1": $lowercase($ne($x.sha1)), "sha256": $lowercase($ne($x.sha256)), "detection_status": $ne($x.detectionStatus),
+      "process_id": $integer($x.processId), "process_cmdline": $cut($ne($x.processCommandLine), 8192), "process_creation_time": $epochMs($ne($x.processCreationTime)),
+      "parent_process_id": $integer($x.parentProcessId), "parent_process_name": $ne($x.parentProcessFileName), "parent_process_path": $ne($x.parentProcessFilePath),
+      "ip": $ip($x.ipAddress), "url": $cut($ne($x.url), 4096), "url_domain": $urlHost($x.url),
+      "registry_key": $ne($x.registryKey), "registry_hive": $ne($x.registryHive), "registry_value_name": $ne($x.registryValueName), "registry_value": $ne($x.registryValue), "registry_value_type": $ne($x.registryValueType),
+      "account_name": $ne($x.accountName), "domain_name": $ne($x.domainName), "user_sid": $ne($x.userSid), "aad_user_id": $ne($x.aadUserId), "user_principal_name": $ne($x.userPrincipalName)
+    } })),
+    "file_name_list": $list([$ev[entityType = 'File'].fileName]),
+    "file_path_list": $list([$ev[entityType = 'File'].filePath]),
+    "sha1_list": $list($map([$ev.sha1][$ != null and $ != ''], $lowercase)),
+    "sha256_list": $list($map([$ev.sha256][$ != null and $ != ''], $lowercase)),
+    "process_name_list": $list([$ev[entityType = 'Process'].fileName]),
+    "process_cmdline_list": $list([$ev[entityType = 'Process'].processCommandLine]),
+    "parent_process_name_list": $list([$ev.parentProcessFileName]),
+    "evidence_ip_list": $list($map([$ev.ipAddress][$ != null and $ != ''], $ip)),
+    "url_list": $list([$ev.url]),
+    "registry_key_list": $list([$ev.registryKey]),
     "microsoft_defender": $clean($)
   }
 )`);
-const bands = (n: unknown) => (typeof n !== 'number' ? undefined : n >= 75 ? 'critical' : n >= 50 ? 'major' : n >= 25 ? 'minor' : 'notice');
+const scoreBands = (table('score-band').bands as { min: number; value: string }[]).sort((a, b) => b.min - a.min);
+const publicIp = new Set(['public']);
+const frameworkVersion = (JSON.parse(readFileSync(join(transformsDir, 'alerts.syslog.json'), 'utf8')).fields as { target: string; const?: string }[]).find((f) => f.target === 'xdr_event.framework_version')?.const;
 const bindings = {
   writeTime: ctx.writeTime,
   tenant: ctx.tenant,
   connector: ctx.connector,
-  sevScore: lookup('alert-severity-score'),
+  frameworkVersion,
+  sevTable: lookup('alert-severity'),
+  classFid: lookup('alert-classification-fidelity'),
+  detFid: lookup('alert-determination-fidelity'),
+  invFid: lookup('alert-investigation-fidelity'),
+  evFid: lookup('evidence-detection-fidelity'),
+  srcFid: lookup('alert-source-fidelity'),
   catTactic: lookup('category-tactic'),
-  tacticName: lookup('tactic-name'),
-  techName: lookup('technique-name'),
+  attTactic: lookup('attack-tactic'),
+  attTech: lookup('attack-technique'),
   status: lookup('alert-status'),
   epochMs: (v: unknown) => (v === undefined ? undefined : epochMs(v)),
   ip: (v: unknown) => ip(v),
-  band: bands,
+  isPublic: (v: unknown) => inIpClasses(v, publicIp),
+  urlHost: (v: unknown) => urlHost(v),
+  slug: (v: unknown) => slug(v),
+  integer: (v: unknown) => integer(v),
+  cut: (v: unknown, n: number) => (typeof v === 'string' && v.length > n ? v.slice(0, n) : v),
+  gmean: (xs: unknown[]) => {
+    const ns = (xs ?? []).filter((x): x is number => typeof x === 'number');
+    return ns.length ? (ns.some((x) => x <= 0) ? 0 : Math.round(Math.exp(ns.reduce((s, x) => s + Math.log(x), 0) / ns.length))) : undefined;
+  },
+  band: (n: unknown) => (typeof n === 'number' ? scoreBands.find((b) => n >= b.min)?.value : undefined),
+  uniq: (xs: unknown[]) => [...new Map((xs ?? []).map((x) => [JSON.stringify(x), x])).values()],
   clean: (v: unknown) => clean(v),
 };
 

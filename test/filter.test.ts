@@ -48,6 +48,20 @@ describe('log filters', () => {
     assert.equal(match([{ field: 'resolved_time', op: 'exists', value: false }]), 'f');
   });
 
+  it('lt / lte / gt / gte compare numbers; a missing or text field never matches', () => {
+    const pred = compileLogFilters([{ name: 'low', conditions: [{ field: 'n', op: 'lt', value: 25 }] }, { name: 'high', conditions: [{ field: 'n', op: 'gte', value: 75 }] }]);
+    assert.ok(pred);
+    assert.equal(pred('alerts', { n: 24 }), 'low');
+    assert.equal(pred('alerts', { n: 25 }), undefined);
+    assert.equal(pred('alerts', { n: 75 }), 'high');
+    assert.equal(pred('alerts', { n: [10, 50] }), 'low', 'any item of a list');
+    assert.equal(pred('alerts', { n: '10' }), undefined);
+    assert.equal(pred('alerts', {}), undefined);
+    const lte = compileLogFilters([{ name: 'x', conditions: [{ field: 'n', op: 'lte', value: 5 }, { field: 'm', op: 'gt', value: 5 }] }]);
+    assert.equal(lte?.('alerts', { n: 5, m: 6 }), 'x');
+    assert.equal(lte?.('alerts', { n: 5, m: 5 }), undefined);
+  });
+
   it('array fields match when any item matches (ne: when no item equals)', () => {
     assert.equal(match([{ field: 'user_list', op: 'eq', value: 'svc_backup' }]), 'f');
     assert.equal(match([{ field: 'user_list', op: 'startsWith', value: 'svc_' }]), 'f');
@@ -71,7 +85,7 @@ describe('log filters', () => {
     const r = loadMapper();
     assert.ok(r.ok);
     const ctx = { connector: 'c', tenant: 't', tagPrefix: 'microsoft_defender', writeTime: 1 };
-    const pred = compileLogFilters([{ name: 'informational', contentTypes: ['alerts'], conditions: [{ field: 'severity', op: 'eq', value: 'notice' }] }]);
+    const pred = compileLogFilters([{ name: 'informational', contentTypes: ['alerts'], conditions: [{ field: 'event_score', op: 'lt', value: 25 }] }]);
     assert.ok(pred);
     const info = r.mapper.map('alerts', { id: 'a', severity: 'Informational', lastUpdateTime: '2025-06-10T08:00:00Z' }, ctx)[0];
     const high = r.mapper.map('alerts', { id: 'b', severity: 'High', lastUpdateTime: '2025-06-10T08:00:00Z' }, ctx)[0];
@@ -82,14 +96,15 @@ describe('log filters', () => {
   it('semantic checks give pointers (value shape per operator, regex syntax)', () => {
     const problems = checkLogFilters(
       [
-        { name: 'a', conditions: [{ field: 'x', op: 'regex', value: '(' }, { field: 'x', op: 'in', value: 'y' }, { field: 'x', op: 'eq' }] },
+        { name: 'a', conditions: [{ field: 'x', op: 'regex', value: '(' }, { field: 'x', op: 'in', value: 'y' }, { field: 'x', op: 'eq' }, { field: 'x', op: 'gte', value: '50' }] },
       ],
       '/connectors/0/logFilters',
     );
     assert.deepEqual(
       problems.map((p) => p.pointer),
-      ['/connectors/0/logFilters/0/conditions/0/value', '/connectors/0/logFilters/0/conditions/1/value', '/connectors/0/logFilters/0/conditions/2/value'],
+      ['/connectors/0/logFilters/0/conditions/0/value', '/connectors/0/logFilters/0/conditions/1/value', '/connectors/0/logFilters/0/conditions/2/value', '/connectors/0/logFilters/0/conditions/3/value'],
     );
+    assert.match(problems[3]?.message ?? '', /must be a number/);
     assert.match(problems[0]?.message ?? '', /regular expression/i);
   });
 

@@ -216,7 +216,7 @@ export class RawForwardServer {
           count: t.entries.length,
           wireBytes: connBytes - lastEnd,
           chunk: t.chunk,
-          ids: t.entries.map(([, r]) => String((r as Record<string, unknown>).id)),
+          ids: t.entries.map(([, r]) => String((r as Record<string, unknown>).id ?? (r as Record<string, unknown>).alert_id)),
         });
         lastEnd = connBytes;
         const delay = this.opts.ackDelay ? this.opts.ackDelay(n) : 0;

@@ -89,12 +89,12 @@ describe('transform language: coherent records', () => {
   describe('lists of objects', () => {
     const t = transform({ lookups: { tech: { caseInsensitive: true, entries: { T1: { id: 'T1', name: 'One' }, T9: { id: 'T1', name: 'One' } } } } }, [
       { target: 'evidence', objects: { each: 'evidence', where: { path: 'entityType', equals: 'User', not: true }, fields: { type: 'entityType', file_name: 'fileName', sha1: { from: 'sha1', convert: 'lower' } } } },
-      { target: 'xdr_event.ttps', objects: { each: 'mitreTechniques', fields: { technique: { from: '.', lookup: 'tech' } } } },
+      { target: 'xdr_event.ttps', objects: { each: 'mitreTechniques', distinct: true, fields: { technique: { from: '.', lookup: 'tech' } } } },
     ]);
 
-    it('keep the fields of one element together, skip empty and excluded elements, and deduplicate', () => {
-      const rec = map(t, { mitreTechniques: ['t1', 'T9', 'T404'], evidence: [File({ fileName: 'a', sha1: 'AB' }), { entityType: 'User', accountName: 'u' }, Process({ sha1: 'CD' }), {}] });
-      assert.deepEqual(rec.evidence, [{ type: 'File', file_name: 'a', sha1: 'ab' }, { type: 'Process', sha1: 'cd' }]);
+    it('keep the fields of one element together, skip empty and excluded elements; distinct drops repeats', () => {
+      const rec = map(t, { mitreTechniques: ['t1', 'T9', 'T404'], evidence: [File({ fileName: 'a', sha1: 'AB' }), { entityType: 'User', accountName: 'u' }, Process({ sha1: 'CD' }), {}, File({ fileName: 'a', sha1: 'ab' })] });
+      assert.deepEqual(rec.evidence, [{ type: 'File', file_name: 'a', sha1: 'ab' }, { type: 'Process', sha1: 'cd' }, { type: 'File', file_name: 'a', sha1: 'ab' }], 'without distinct, one object per element: aligned with the raw evidence');
       assert.deepEqual(rec.xdr_event.ttps, [{ technique: { id: 'T1', name: 'One' } }]);
     });
 

@@ -250,9 +250,11 @@ export class AlertsCollector implements CollectorTask {
         // A short first $skip page is most likely the whole window (its next page is only the check
         // for the end): it is journaled with the next page, not on its own, so a small window costs
         // no cursor or journal write beyond its commit. (Failing before then re-reads it, as before.)
+        // A stop that came while this page was in flight journals it at once: its acknowledgements
+        // arrived within the shutdown window, and a restart must not deliver it again.
         await inFlight.drain();
         unjournaled.push(...deliveredHere);
-        if (link || page.count >= pageSize || pagesRead > 1) {
+        if (link || page.count >= pageSize || pagesRead > 1 || ctx.signal?.aborted) {
           await w.checkpoint(unjournaled);
           unjournaled = [];
         }

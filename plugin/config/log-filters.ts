@@ -24,6 +24,12 @@ export function checkLogFilters(filters: LogFilter[], base: string): { pointer: 
             }
           }
           break;
+        case 'lt':
+        case 'lte':
+        case 'gt':
+        case 'gte':
+          if (typeof c.value !== 'number' || !Number.isFinite(c.value)) out.push({ pointer: `${ptr}/value`, message: `for "${c.op}" must be a number (severity, fidelity and event_score are 0-100)` });
+          break;
         case 'contains':
         case 'startsWith':
           if (typeof c.value !== 'string') out.push({ pointer: `${ptr}/value`, message: `for "${c.op}" must be a string` });
@@ -40,7 +46,8 @@ export function checkLogFilters(filters: LogFilter[], base: string): { pointer: 
 // Runtime: a connector's filters compiled into one predicate. Field paths are dotted paths on the
 // output record (e.g. "severity", "xdr_event.tactic.name", "microsoft_defender.detectionSource").
 // When the value at a path is an array, eq/in/contains/startsWith/regex hold when any item matches
-// and ne holds when no item equals. Comparisons of a number with a string compare the text.
+// and ne holds when no item equals. Comparisons of a number with a string compare the text;
+// lt/lte/gt/gte hold only for numbers.
 // Built from closures (no code generation): filters come from the config file.
 
 
@@ -90,6 +97,15 @@ function conditionTest(c: FilterCondition): Test {
     case 'startsWith': {
       const s = value as string;
       return anyItem((v) => typeof v === 'string' && v.startsWith(s));
+    }
+    case 'lt':
+    case 'lte':
+    case 'gt':
+    case 'gte': {
+      const n = value as number;
+      const cmp = { lt: (x: number) => x < n, lte: (x: number) => x <= n, gt: (x: number) => x > n, gte: (x: number) => x >= n }[c.op];
+      // a missing or non-numeric field never matches: a filter on a number must not drop records without one
+      return anyItem((v) => typeof v === 'number' && cmp(v));
     }
     case 'regex': {
       const re = new RegExp(value as string);

@@ -124,7 +124,10 @@ export interface FilterCondition {
  * dotted path on the output record
  */
 field: string
-op: ("eq" | "ne" | "in" | "contains" | "startsWith" | "regex" | "exists")
+/**
+ * lt / lte / gt / gte compare numbers (severity, fidelity, event_score are 0-100)
+ */
+op: ("eq" | "ne" | "in" | "contains" | "startsWith" | "regex" | "exists" | "lt" | "lte" | "gt" | "gte")
 value?: unknown
 }
 export interface RespondConfig {

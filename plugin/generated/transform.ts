@@ -193,11 +193,15 @@ not?: boolean
 startsWith?: string
 }
 /**
- * a deduplicated list of objects, one per element of the array at each (where the condition holds); every field of one object comes from that same element
+ * a list of objects, one per element of the array at each (where the condition holds); every field of one object comes from that same element
  */
 export interface ObjectsSource {
 each: Path
 where?: Conditions
+/**
+ * drop an object equal to one already in the list (ATT&CK ids that revoked ids collapse onto); off by default: it costs a comparison per object
+ */
+distinct?: boolean
 fields: {
 [k: string]: ObjectField | undefined
 }

@@ -207,7 +207,7 @@ class Gen {
       case 'objects': {
         const a = this.id('c');
         const seen = this.id('s');
-        body = `let ${v}; const ${a} = []; const ${seen} = new Set(); `;
+        body = `let ${v}; const ${a} = []; ${r.distinct ? `const ${seen} = new Set(); ` : ''}`;
         body += this.walk(r.each, 'e', (el) => {
           const o = this.id('o');
           let inner = `const ${o} = {}; let n = 0; `;
@@ -215,7 +215,7 @@ class Gen {
             const x = this.id('f');
             inner += this.first(x, f.alts, el) + this.truncate(x, f.maxLength) + `if (${x} !== undefined) { ${o}[${J(f.name)}] = ${x}; n++; } `;
           }
-          inner += `if (n) { const key = JSON.stringify(${o}); if (!${seen}.has(key)) { ${seen}.add(key); ${a}.push(${o}); } }`;
+          inner += r.distinct ? `if (n) { const key = JSON.stringify(${o}); if (!${seen}.has(key)) { ${seen}.add(key); ${a}.push(${o}); } }` : `if (n) ${a}.push(${o});`;
           if (!r.where) return `{ ${inner} }`;
           const c = this.conds(r.where, el);
           return `{ ${c.stmts}if (${c.expr}) { ${inner} } }`;

@@ -265,9 +265,23 @@ export function integer(v: unknown): number | undefined {
   return n === undefined ? undefined : Math.round(n);
 }
 
+// ipaddr.js parses an address into objects on every call; the same few addresses recur across a
+// tenant's hosts and alerts, so classes are remembered (bounded: the map starts afresh when full).
+const ipClassCache = new Map<string, string | null>();
+const ipClassCacheMax = 10_000;
+
 /** The ipaddr.js range of an address, "public" for global unicast; undefined when v is not an IP address. */
 export function ipClass(v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined;
+  const known = ipClassCache.get(v);
+  if (known !== undefined) return known ?? undefined;
+  const r = classify(v);
+  if (ipClassCache.size >= ipClassCacheMax) ipClassCache.clear();
+  ipClassCache.set(v, r ?? null);
+  return r;
+}
+
+function classify(v: string): string | undefined {
   let s = v.trim();
   if (s.charCodeAt(0) === 91 && s.charCodeAt(s.length - 1) === 93) s = s.slice(1, -1);
   const pct = s.indexOf('%');

@@ -62,7 +62,7 @@ export type RuleIR = { target: string[]; when?: CondsIR; default?: unknown; maxL
   | { kind: 'from'; alts: AltIR[]; arrayCopy: boolean }
   | { kind: 'template'; parts: TemplatePart[] }
   | ({ kind: 'collect'; sources: CollectIR[] } & ValueOps)
-  | { kind: 'objects'; each: PathRef; where?: CondsIR; fields: ObjectFieldIR[] }
+  | { kind: 'objects'; each: PathRef; where?: CondsIR; distinct: boolean; fields: ObjectFieldIR[] }
   | ({ kind: 'score'; method: 'geometricMean' | 'max'; inputs: string[][] } & ValueOps)
   | { kind: 'raw' }
 );
@@ -592,7 +592,7 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
         if (fnode) checkTypes(c, fnode, { types: f.types, values: f.values }, fptr, `${rule.target}[].${name}`);
         fields.push({ name, alts: f.alts, ...(sub.maxLength !== undefined ? { maxLength: sub.maxLength } : {}) });
       }
-      return ok && node ? { ...base, kind, each: each.ref, ...(where ? { where } : {}), fields } : undefined;
+      return ok && node ? { ...base, kind, each: each.ref, ...(where ? { where } : {}), distinct: o.distinct === true, fields } : undefined;
     }
     case 'score': {
       const inputs: string[][] = [];
