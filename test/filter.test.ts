@@ -149,4 +149,32 @@ describe('log filters', () => {
       [['defender.yaml', '/connectors/0/logFilters/0/conditions/0/field']],
     );
   });
+
+  it('a filter value the field can never hold is reported at the value, with the field\'s type', () => {
+    const known = outputFields(loadTransformDir(transformsDir).transforms);
+    const cond = (field: string, op: string, value?: unknown) => ({ name: `${field}-${op}`, contentTypes: ['alerts'], conditions: [{ field, op, value }] });
+    const problems = checkLogFilterFields(
+      [
+        cond('severity', 'eq', 'critical'),
+        cond('severity', 'eq', 60),
+        cond('severity', 'eq', '60'),
+        cond('event_score', 'lt', 25),
+        cond('srcip_host', 'gte', 3),
+        cond('severity', 'contains', '6'),
+        cond('sha1_list', 'eq', 'abc'),
+        cond('severity', 'in', [80, 'high']),
+        cond('dstip_public', 'eq', true),
+        cond('dstip_public', 'eq', 'yes'),
+      ] as LogFilter[],
+      '/connectors/0/logFilters',
+      known,
+    );
+    assert.deepEqual(
+      problems.map((p) => p.pointer.split('/')[4]),
+      ['0', '4', '5', '7', '9'],
+      JSON.stringify(problems),
+    );
+    assert.match(problems[0]?.message ?? '', /"severity" holds integer: "critical" never equals one \(the value is a number/);
+    assert.ok(problems.every((p) => p.pointer.endsWith('/conditions/0/value')));
+  });
 });

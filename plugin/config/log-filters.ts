@@ -143,10 +143,12 @@ export function compileLogFilters(filters: LogFilter[]): LogFilterPredicate | un
 
 /**
  * Field paths of filters that no output record of the listed content types can have (a typo keeps a
- * filter from ever matching). `known` gives, per content type, the dotted output paths the
- * transforms set; paths under microsoft_defender are raw API fields and always accepted.
+ * filter from ever matching), and values no record of that field can equal or compare with (a text
+ * value on a numeric field, a number bound on a text field). `known` gives, per content type, the
+ * dotted output paths the transforms set with their JSON types; paths under microsoft_defender are
+ * raw API fields and always accepted.
  */
-export function checkLogFilterFields(filters: LogFilter[], base: string, known: Map<ContentType, Set<string>>): { pointer: string; message: string }[] {
+export function checkLogFilterFields(filters: LogFilter[], base: string, known: Map<ContentType, Map<string, Set<string>>>): { pointer: string; message: string }[] {
   const out: { pointer: string; message: string }[] = [];
   filters.forEach((f, i) => {
     const contents = (f.contentTypes ?? [...known.keys()]) as ContentType[];
@@ -154,16 +156,48 @@ export function checkLogFilterFields(filters: LogFilter[], base: string, known: 
       if (c.field === 'microsoft_defender' || c.field.startsWith('microsoft_defender.')) return;
       const ok = contents.some((ct) => {
         const paths = known.get(ct);
-        return paths?.has(c.field) || [...(paths ?? [])].some((p) => p.startsWith(c.field + '.'));
+        return paths?.has(c.field) || [...(paths?.keys() ?? [])].some((p) => p.startsWith(c.field + '.'));
       });
       if (!ok) {
-        const all = new Set(contents.flatMap((ct) => [...(known.get(ct) ?? [])]));
+        const all = new Set(contents.flatMap((ct) => [...(known.get(ct)?.keys() ?? [])]));
         const hint = closest(c.field, all);
         out.push({ pointer: `${base}/${i}/conditions/${j}/field`, message: `no ${contents.join('/')} record has a field "${c.field}"${hint ? `; did you mean "${hint}"?` : ''}` });
+        return;
       }
+      const types = new Set(contents.flatMap((ct) => [...(known.get(ct)?.get(c.field) ?? [])]));
+      const problem = valueProblem(c, types);
+      if (problem) out.push({ pointer: `${base}/${i}/conditions/${j}/value`, message: `"${c.field}" holds ${[...types].join(' or ')}: ${problem}` });
     });
   });
   return out;
+}
+
+/** Why no value of a field with these JSON types can match the condition, or undefined. */
+function valueProblem(c: FilterCondition, types: Set<string>): string | undefined {
+  if (types.size === 0) return undefined; // a field the schema leaves open
+  const numeric = types.has('number') || types.has('integer');
+  const text = types.has('string');
+  const matches = (v: unknown) =>
+    typeof v === 'string' ? text || (numeric && v.trim() !== '' && Number.isFinite(Number(v))) : typeof v === 'number' ? numeric || text : typeof v === 'boolean' ? types.has('boolean') : false;
+  switch (c.op) {
+    case 'eq':
+    case 'ne':
+      return matches(c.value) ? undefined : `${JSON.stringify(c.value)} never equals one${numeric && typeof c.value === 'string' ? ' (the value is a number: compare with lt / gte, or use a band field)' : ''}`;
+    case 'in': {
+      const bad = (c.value as unknown[]).filter((v) => !matches(v));
+      return bad.length ? `${bad.map((v) => JSON.stringify(v)).join(', ')} never equal${bad.length === 1 ? 's' : ''} one` : undefined;
+    }
+    case 'lt':
+    case 'lte':
+    case 'gt':
+    case 'gte':
+      return numeric ? undefined : `"${c.op}" compares numbers only`;
+    case 'contains':
+    case 'startsWith':
+      return text ? undefined : `"${c.op}" looks into text only`;
+    default:
+      return undefined;
+  }
 }
 
 function closest(name: string, candidates: Set<string>): string | undefined {

@@ -8,8 +8,9 @@ import type { ContentType } from '../config/load.js';
 import { checkLogFilterFields } from '../config/log-filters.js';
 import type { LogFilter } from '../generated/config.js';
 import { transformsDir } from '../paths.js';
-import { formatProblem, type Problem } from '../schema-check.js';
+import { formatProblem, loadSchema, type Problem } from '../schema-check.js';
 import { loadTransformDir, type LoadedTransform } from './load.js';
+import { child, itemsOf, typesOf, type JsonSchema } from './schema-nav.js';
 import { compileTransform, TransformMapper, TransformStats, type TransformMapperOptions } from './transform-mapper.js';
 
 export { transformsDir };
@@ -40,19 +41,37 @@ export function validateTransforms(dir: string = transformsDir): Problem[] {
 }
 
 /** Dotted output paths each content type's transforms set (with their parent objects), for log filter checks. */
-export function outputFields(transforms: LoadedTransform[]): Map<ContentType, Set<string>> {
-  const out = new Map<ContentType, Set<string>>();
+/**
+ * Per content type, every dotted output path the transforms set, with the JSON types its values may
+ * have in the index schema (a list field gives its items' types: filters match any item).
+ */
+export function outputFields(transforms: LoadedTransform[]): Map<ContentType, Map<string, Set<string>>> {
+  const out = new Map<ContentType, Map<string, Set<string>>>();
   for (const t of transforms) {
-    const set = out.get(t.content) ?? new Set<string>();
-    for (const r of t.rules) for (let i = 1; i <= r.target.length; i++) set.add(r.target.slice(0, i).join('.'));
-    out.set(t.content, set);
+    const fields = out.get(t.content) ?? new Map<string, Set<string>>();
+    const schema = loadSchema(t.output) as JsonSchema;
+    for (const r of t.rules) {
+      let node: JsonSchema | undefined = schema;
+      for (let i = 1; i <= r.target.length; i++) {
+        node = node && child(schema, node, r.target[i - 1] as string);
+        const path = r.target.slice(0, i).join('.');
+        const types = fields.get(path) ?? new Set<string>();
+        if (node) {
+          const own = typesOf(schema, node);
+          const items = own.has('array') ? itemsOf(schema, node) : undefined;
+          for (const ty of items ? typesOf(schema, items) : own) types.add(ty);
+        }
+        fields.set(path, types);
+      }
+    }
+    out.set(t.content, fields);
   }
   return out;
 }
 
 /**
- * Log filter fields that no record of the filter's content types has (a typo would make the filter
- * never match). `connectors` are the config's connectors, `file` the config file for the problems.
+ * Log filter fields that no record of the filter's content types has, and values of a type the field
+ * never holds (a typo, or `severity eq critical` on a numeric field, would make the filter never match). `connectors` are the config's connectors, `file` the config file for the problems.
  */
 export function logFilterFieldProblems(file: string, connectors: { logFilters?: LogFilter[] }[], dir: string = transformsDir): Problem[] {
   const loaded = loadTransformDir(dir);
