@@ -98,6 +98,20 @@ describe('transform language: coherent records', () => {
       assert.deepEqual(rec.xdr_event.ttps, [{ technique: { id: 'T1', name: 'One' } }]);
     });
 
+    it('a rule writing into an object a lookup set changes that record only, never the table', () => {
+      const tt = transform({ lookups: { tac: { entries: { Execution: { id: 'TA0002', name: 'Execution' } } } } }, [
+        { target: 'xdr_event.tactic', from: 'category', lookup: 'tac' },
+        { target: 'xdr_event.tactic.name', from: 'title' },
+      ]);
+      install(tt);
+      const r = loadMapper(dir);
+      assert.ok(r.ok);
+      const [first] = r.mapper.map('alerts', { category: 'Execution', title: 'renamed' }, ctx);
+      const [second] = r.mapper.map('alerts', { category: 'Execution' }, ctx);
+      assert.deepEqual((first?.record as Json).xdr_event.tactic, { id: 'TA0002', name: 'renamed' });
+      assert.deepEqual((second?.record as Json).xdr_event.tactic, { id: 'TA0002', name: 'Execution' }, 'the second record gets the table\'s value');
+    });
+
     it('a field the item schema does not have, or an array value, is a load error', () => {
       const problems = problemsOf(transform({}, [{ target: 'evidence', objects: { each: 'evidence', fields: { filename: 'fileName' } } }, { target: 'xdr_event.ttps', objects: { each: 'evidence', fields: { tactic: 'sha1' } } }]));
       assert.ok(problems.some((p) => p.pointer === '/fields/7/objects/fields/filename' && /did you mean "file_name"/.test(p.message)), JSON.stringify(problems));

@@ -186,7 +186,8 @@ class Gen {
     if (target.length === 1) return `r[${J(target[0])}] = ${v};`;
     const o = this.id('o');
     let code = `{ let ${o} = r; `;
-    for (const t of target.slice(0, -1)) code += `${o} = (${o}[${J(t)}] ??= {}); `;
+    // H.own: an object a lookup set here is shared by every record (and frozen): copy before writing into it
+    for (const t of target.slice(0, -1)) code += `${o} = (${o}[${J(t)}] = H.own(${o}[${J(t)}])); `;
     return code + `${o}[${J(target[target.length - 1])}] = ${v}; }`;
   }
 
@@ -215,7 +216,7 @@ class Gen {
             const x = this.id('f');
             inner += this.first(x, f.alts, el) + this.truncate(x, f.maxLength) + `if (${x} !== undefined) { ${o}[${J(f.name)}] = ${x}; n++; } `;
           }
-          inner += r.distinct ? `if (n) { const key = JSON.stringify(${o}); if (!${seen}.has(key)) { ${seen}.add(key); ${a}.push(${o}); } }` : `if (n) ${a}.push(${o});`;
+          inner += r.distinct ? `if (n) { const key = H.distinctKey(${o}); if (!${seen}.has(key)) { ${seen}.add(key); ${a}.push(${o}); } }` : `if (n) ${a}.push(${o});`;
           if (!r.where) return `{ ${inner} }`;
           const c = this.conds(r.where, el);
           return `{ ${c.stmts}if (${c.expr}) { ${inner} } }`;
@@ -287,7 +288,7 @@ export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema, items: I
   for (const it of items) code += g.item(it);
   for (const r of rules) code += g.rule(r) + '\n';
   code += 'return r;\n};';
-  const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, maxOf, cut, raw: inputSchema ? compileCleaner(inputSchema) : clean });
+  const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, maxOf, cut, distinctKey, own, raw: inputSchema ? compileCleaner(inputSchema) : clean });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the point of this module; see the header comment
   const factory = new Function('H', 'CV', 'LK', 'K', code) as (...a: unknown[]) => CompiledFn;
   return { fn: factory(helpers, Object.freeze(g.convFns), Object.freeze(g.lookupFns), Object.freeze(g.consts)), source: code };
@@ -304,6 +305,31 @@ function geometricMean(xs: unknown[]): number | undefined {
     n++;
   }
   return n ? Math.round(Math.exp(log / n)) : undefined;
+}
+
+// Object field values are mostly lookup values (ATT&CK {id, name}): the same, never-changed object
+// in every record, so its text is computed once. JSON.stringify of every object cost more than the
+// rest of the alert transform.
+const objectKeys = new WeakMap<object, string>();
+
+function own(v: unknown): unknown {
+  if (v === undefined || v === null) return {};
+  return typeof v === 'object' && Object.isFrozen(v) ? { ...v } : v;
+}
+
+/** A key equal for two objects of the same fields in the same order with equal values. */
+function distinctKey(o: Record<string, unknown>): string {
+  let k = '';
+  for (const name in o) {
+    const v = o[name];
+    let t: string;
+    if (typeof v === 'object' && v !== null) {
+      t = objectKeys.get(v) ?? JSON.stringify(v);
+      objectKeys.set(v, t);
+    } else t = typeof v === 'string' ? JSON.stringify(v) : String(v);
+    k += `${name}\u0000${t}\u0001`;
+  }
+  return k;
 }
 
 function maxOf(xs: unknown[]): number | undefined {

@@ -16,6 +16,15 @@ export interface LookupRuntime {
 }
 
 /** Semantic checks the JSON schema cannot express; returns the runtime table when there are none. */
+/** Object values are shared by every record that looks them up: frozen, so that no rule can change the table. */
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
 export function buildLookup(name: string, file: string, pointer: string, t: LookupTable, problems: Problem[]): LookupRuntime | undefined {
   const hasEntries = t.entries !== undefined;
   const hasBands = t.bands !== undefined;
@@ -23,7 +32,7 @@ export function buildLookup(name: string, file: string, pointer: string, t: Look
     problems.push({ file, pointer, message: 'a lookup table needs exactly one of "entries" or "bands"' });
     return undefined;
   }
-  const dflt = t.default;
+  const dflt = deepFreeze(t.default);
   if (hasEntries) {
     const entries = t.entries as Record<string, LookupValue>;
     const ci = t.caseInsensitive === true;
@@ -35,7 +44,7 @@ export function buildLookup(name: string, file: string, pointer: string, t: Look
         problems.push({ file, pointer: `${pointer}/entries/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, message: `duplicate key "${k}" (the table is case-insensitive)` });
         ok = false;
       }
-      map.set(key, v);
+      map.set(key, deepFreeze(v));
     }
     if (!ok) return undefined;
     // Case-insensitive tables also answer the exact spelling directly (the common case) before lowering.
@@ -57,7 +66,7 @@ export function buildLookup(name: string, file: string, pointer: string, t: Look
   if (t.caseInsensitive) problems.push({ file, pointer: `${pointer}/caseInsensitive`, message: 'applies to "entries" tables only' });
   const bands = [...(t.bands ?? [])].sort((a, b) => b.min - a.min);
   const mins = bands.map((b) => b.min);
-  const vals = bands.map((b) => b.value);
+  const vals = bands.map((b) => deepFreeze(b.value));
   const fn = (v: unknown) => {
     const n = typeof v === 'number' ? v : toNumber(v);
     if (n === undefined) return undefined;
