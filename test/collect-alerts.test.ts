@@ -444,6 +444,22 @@ describe('alerts collection', () => {
     });
   });
 
+  it('a cursor ahead of the clock (clock set back) stops the task with the reason, asks nothing and keeps the cursor; minutes of skew pass', async () => {
+    const config = alertsConfig();
+    const store = new CursorStore(config.stateDir);
+    const ahead = { v: 1, watermark: new Date(now + 3 * 24 * hour).toISOString(), seen: [] };
+    await store.save('acme-mde', 'alerts', ahead);
+    const served = nockAlertsApi([alert(iso(5 * min))]);
+    const { failed, states, sink } = await pollOnce(config, new AlertsCollector(), { now });
+    assert.equal(failed, 1);
+    assert.match(states[0]!.lastError!.message, /ahead of this machine's clock .*watermark .* 4320 min ahead.*fix the clock.*--reset-cursor acme-mde:alerts/);
+    assert.equal(served.length, 0, 'no window that has not happened yet was asked for');
+    assert.equal(sink.received.length, 0);
+    assert.deepEqual(cursorOf(config), ahead);
+    await store.save('acme-mde', 'alerts', { v: 1, watermark: new Date(now + 2 * min).toISOString(), seen: [] });
+    assert.equal((await pollOnce(config, new AlertsCollector(), { now })).failed, 0);
+  });
+
   it('follows @odata.nextLink when present and stops on a repeated link', async () => {
     const config = alertsConfig();
     const origin = 'https://api-us.securitycenter.microsoft.com';

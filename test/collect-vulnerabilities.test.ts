@@ -63,6 +63,16 @@ describe('vulnerability collection', () => {
     assert.equal(sink.received.length, 5);
   });
 
+  it('a delta position ahead of the clock stops the task with the reason and asks nothing', async () => {
+    const config = testConfig({ contentTypes: ['vulnerabilities'] });
+    const ahead = { v: 1, baselineAt: new Date(now - 86_400_000).toISOString(), since: new Date(now + 86_400_000).toISOString() };
+    await new CursorStore(config.stateDir).save('acme-mde', 'vulnerabilities', ahead);
+    const { failed, states, sink } = await pollOnce(config, new VulnerabilitiesCollector(), { now });
+    assert.equal(failed, 1);
+    assert.match(states[0]!.lastError!.message, /ahead of this machine's clock \(since .* 1440 min ahead/);
+    assert.equal(sink.received.length, 0);
+  });
+
   it('starts with a full export over nextLink pages, then polls deltas since the latest event delivered', async () => {
     const config = testConfig({ contentTypes: ['vulnerabilities'], vulnerabilityPageSize: 3 });
     const q = nockPages(full, [[vuln(1), vuln(2), vuln(3)], [vuln(4)]]);

@@ -75,6 +75,7 @@ export class AlertsCollector implements CollectorTask {
     const { connector, cursors } = ctx;
     const cursor = await cursors.load(connector.name, 'alerts', isAlertsCursor);
     const now = ctx.clock.now();
+    cursors.assertNotAhead(connector.name, 'alerts', { watermark: cursor?.watermark, 'partial window start': cursor?.partial?.start }, now);
     const overlapMs = connector.alertOverlapMinutes * 60_000;
     const journal = new WindowJournal(cursors.sideFile(connector.name, 'alerts', 'window'));
     let windowStart = cursor?.partial ? Date.parse(cursor.partial.start) : cursor ? Date.parse(cursor.watermark) - overlapMs : now - connector.lookbackHours * 3600_000;

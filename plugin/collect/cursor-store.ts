@@ -8,8 +8,9 @@ export class CursorError extends Error {
     readonly file: string,
     readonly resetCommand: string,
     detail: string,
+    problem = 'is unreadable',
   ) {
-    super(`cursor file ${file} is unreadable (${detail}); inspect it, or start over from the lookback with: ${resetCommand}`);
+    super(`cursor file ${file} ${problem} (${detail}); inspect it, or start over from the lookback with: ${resetCommand}`);
     this.name = 'CursorError';
   }
 }
@@ -54,6 +55,20 @@ export class CursorStore {
     return value;
   }
 
+  /**
+   * A cursor time past this machine's clock (the clock was set back, or the state came from another
+   * machine) makes every poll ask for a window that has not happened yet: 0 records while looking
+   * healthy. It stops the task with the reason instead (status turns red); a few minutes of skew pass.
+   */
+  assertNotAhead(connector: string, content: ContentType, times: Record<string, string | undefined>, now: number): void {
+    for (const [field, at] of Object.entries(times)) {
+      const t = at === undefined ? NaN : Date.parse(at);
+      if (!(t > now + cursorClockSkewMs)) continue;
+      const detail = `${field} ${at} is ${Math.round((t - now) / 60_000)} min ahead of this machine's clock, ${new Date(now).toISOString()}: fix the clock and the task resumes where it was`;
+      throw new CursorError(this.file(connector, content), resetCommand(connector, content), detail, "is ahead of this machine's clock");
+    }
+  }
+
   async save(connector: string, content: ContentType, cursor: unknown): Promise<void> {
     writeFileAtomic(this.file(connector, content), JSON.stringify(cursor));
   }
@@ -73,6 +88,9 @@ export class CursorStore {
     return removed;
   }
 }
+
+/** Clock skew a cursor time may have over this machine's clock before it counts as ahead. */
+export const cursorClockSkewMs = 5 * 60_000;
 
 /** The cursor itself and its side files (see sideFile). */
 const sideKinds = ['json', 'window'];

@@ -52,6 +52,7 @@ export class VulnerabilitiesCollector implements CollectorTask {
     const { connector, cursors } = ctx;
     let cursor = (await cursors.load(connector.name, 'vulnerabilities', isVulnerabilitiesCursor)) ?? { v: 1 };
     const now = ctx.clock.now();
+    cursors.assertNotAhead(connector.name, 'vulnerabilities', { since: cursor.since, baselineAt: cursor.baselineAt }, now);
     const result: PollResult = { pages: 0, records: 0, cursor: '' };
     const baselineDue = !cursor.baselineAt || now - Date.parse(cursor.baselineAt) >= connector.vulnerabilityBaselineDays * 86_400_000;
     const deltaOutOfReach = !cursor.since || now - Date.parse(cursor.since) >= deltaReachMs;
