@@ -20,6 +20,7 @@ export function redact(text: string): string {
 export function redactValue<T>(value: T): T {
   if (secrets.size === 0) return value;
   if (typeof value === 'string') return redact(value) as T;
+  if (value instanceof Error) return redactError(value) as T;
   if (Array.isArray(value)) return value.map((v) => redactValue(v)) as T;
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
@@ -27,6 +28,19 @@ export function redactValue<T>(value: T): T {
     return out as T;
   }
   return value;
+}
+
+// An Error's message and stack are own but non-enumerable, so copying Object.entries (as for a plain
+// object) would turn it into `{}` and every log line would lose the reason (`"err":{}`) whenever a
+// secret is configured. The copy keeps the prototype (pino and the err serializer still see an Error)
+// and the non-enumerable shape (JSON.stringify gives what it gave for the original), texts redacted.
+function redactError(e: Error): Error {
+  const out = Object.create(Object.getPrototypeOf(e)) as Error;
+  for (const key of ['message', 'stack', 'cause'] as const) {
+    if (Object.prototype.hasOwnProperty.call(e, key)) Object.defineProperty(out, key, { value: redactValue(e[key]), writable: true, configurable: true, enumerable: false });
+  }
+  for (const [k, v] of Object.entries(e)) (out as unknown as Record<string, unknown>)[k] = redactValue(v);
+  return out;
 }
 
 /**
@@ -47,8 +61,10 @@ export function createLogger(level = 'info', destination: NodeJS.WritableStream 
       },
       serializers: {
         err: (e: unknown) => {
-          const err = e as { name?: string; message?: string; code?: string; errorClass?: string };
-          return redactValue({ type: err?.name, message: err?.message, code: err?.code, errorClass: err?.errorClass });
+          // a thrown string or number has no fields: log it as the message rather than as `{}`
+          if (e === null || typeof e !== 'object') return { message: redact(String(e)) };
+          const err = e as { name?: string; message?: string; code?: string; status?: number; errorClass?: string };
+          return redactValue({ type: err.name, message: err.message, code: err.code, status: err.status, errorClass: err.errorClass });
         },
       },
     },
