@@ -8,6 +8,7 @@ import type { RecordMapper } from '../transform/mapper.js';
 import { AlertsCollector } from './alerts.js';
 import { CursorStore } from './cursor-store.js';
 import { HostCollector } from './host.js';
+import { FileMachineInventory, type MachineInventory } from './inventory.js';
 import { makeEmitter, newCounters, type RecordFilter, type TaskCounters } from './pipeline.js';
 import { type CollectorTask, type PollResult, StoppedError } from './task.js';
 import { VulnerabilitiesCollector } from './vulnerabilities.js';
@@ -64,10 +65,12 @@ export class Collector {
   private readonly stopper = new AbortController();
   private readonly clock: Clock;
   private readonly cursors: CursorStore;
+  private readonly inventory: MachineInventory;
 
   constructor(private readonly opts: CollectorOptions) {
     this.clock = opts.clock ?? systemClock;
     this.cursors = new CursorStore(opts.config.stateDir);
+    this.inventory = new FileMachineInventory(opts.config.stateDir, (file, err) => opts.logger.warn({ file, err }, 'machine inventory unreadable: alerts are delivered without their machine fields until the next host poll rewrites it'));
     const tagPrefix = opts.config.output.tagPrefix;
     for (const connector of opts.config.connectors) {
       if (!connector.functions.includes('collect')) continue;
@@ -150,6 +153,7 @@ export class Collector {
         connector,
         client: r.client,
         cursors: this.cursors,
+        inventory: this.inventory,
         emit: r.emit,
         progress: (p) => this.opts.hooks?.onProgress?.(state, p),
         logger: this.opts.logger,

@@ -51,6 +51,8 @@ export class HostCollector implements CollectorTask {
     // Machines delivered by this poll (id → digest): a page asked for again after a cut does not deliver them twice.
     const emitted = new Map<string, string>();
     const linksSeen = new Set<string>();
+    // every machine of a complete read replaces the connector's inventory (alerts read it)
+    const inventory = ctx.inventory?.writer(connector.name);
     let skip = 0;
     let nextLink: string | undefined;
     for (;;) {
@@ -75,6 +77,7 @@ export class HostCollector implements CollectorTask {
               if (digests[m.id] !== undefined) repeated++;
               const d = digest(m);
               pageDigests[m.id] = d;
+              inventory?.add(m);
               if (previous[m.id] !== d && emitted.get(m.id) !== d) {
                 changed.push(m);
                 emitted.set(m.id, d);
@@ -113,6 +116,7 @@ export class HostCollector implements CollectorTask {
       skip += count;
     }
     await inFlight.drain();
+    await inventory?.commit();
     const lastFullRefresh = full ? new Date(now).toISOString() : cursor!.lastFullRefresh;
     await cursors.save(connector.name, 'host', { v: 1, lastFullRefresh, digests } satisfies HostCursor);
     result.cursor = `${Object.keys(digests).length} machines, full refresh ${lastFullRefresh}`;

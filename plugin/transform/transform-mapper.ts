@@ -8,7 +8,7 @@ import { tagFor, tagSuffix, type OutRecord } from '../output/sink.js';
 import { ajvProblems, compileSchema, loadSchema } from '../schema-check.js';
 import type { JsonSchema } from './schema-nav.js';
 import { clean } from './convert.js';
-import { compileRules, type CompiledFn } from './compile.js';
+import { addedByCollector, compileRules, type CompiledFn } from './compile.js';
 import type { LoadedTransform } from './load.js';
 import type { MapContext, RecordMapper } from './mapper.js';
 
@@ -137,6 +137,6 @@ function fallbackRecord(t: CompiledTransform, entity: unknown, ctx: MapContext):
     msg_origin: { source: 'microsoft_defender', vendor: 'microsoft', category: 'endpoint', processor: { name: 'microsoft_defender', type: 'log_collector' } },
     tenant_name: ctx.tenant,
     engid_name: `microsoft_defender_${ctx.connector}`,
-    microsoft_defender: entity && typeof entity === 'object' ? clean(entity) : { value: entity },
+    microsoft_defender: entity && typeof entity === 'object' ? clean(Object.fromEntries(Object.entries(entity).filter(([k]) => !addedByCollector(k)))) : { value: entity },
   };
 }

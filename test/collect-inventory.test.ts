@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import nock from 'nock';
+import { AlertsCollector } from '../plugin/collect/alerts.js';
+import { HostCollector } from '../plugin/collect/host.js';
+import { FileMachineInventory, inventoryKey } from '../plugin/collect/inventory.js';
+import type { ContentType } from '../plugin/config/load.js';
+import { loadSchema } from '../plugin/schema-check.js';
+import { apiOrigin, testConfig } from './helpers/connector.js';
+import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
+import { alert, nockAlertsApi } from './helpers/odata-api.js';
+import { pollOnce } from './helpers/collect.js';
+
+const id = (c: string) => c.repeat(40);
+const machine = (c: string, extra: Record<string, unknown> = {}) => ({
+  id: id(c),
+  computerDnsName: `${c}.corp.fabrikam.test`,
+  lastSeen: '2026-03-01T05:12:44Z',
+  lastIpAddress: '10.0.0.5',
+  osPlatform: 'Windows11',
+  deviceValue: 'High',
+  machineTags: ['vip'],
+  ipAddresses: [{ ipAddress: '10.0.0.5', macAddress: '00155D0A1B2C', operationalStatus: 'Up', type: 'Ethernet', extraNicField: 'x' }],
+  ...extra,
+});
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'df-inv-'));
+/** The fields the inventory keeps: what the alert schema declares for the inventory key (read, not restated). */
+const declared = () => {
+  const s = loadSchema('defender/alert.schema.json') as { definitions: Record<string, { properties: Record<string, unknown> }> };
+  return Object.keys(s.definitions.inventoryMachine!.properties);
+};
+
+describe('machine inventory (file)', () => {
+  it('keeps only the fields the alert schema declares, replaces the whole inventory on commit, file mode 0600', async () => {
+    const inv = new FileMachineInventory(tmp());
+    const w = inv.writer('acme');
+    w.add(machine('a'));
+    w.add(machine('b', { deviceValue: null, machineTags: [] }));
+    w.add({ computerDnsName: 'no-id' });
+    await w.commit();
+    assert.equal(statSync(inv.file('acme')).mode & 0o777, 0o600);
+    const got = await inv.reader('acme').get([id('a'), id('b'), id('c')]);
+    assert.deepEqual([...got.keys()].sort(), [id('a'), id('b')]);
+    const a = got.get(id('a'))!;
+    assert.ok(Object.keys(a).every((k) => declared().includes(k)), `undeclared field kept: ${Object.keys(a).join(', ')}`);
+    assert.equal(a.computerDnsName, undefined);
+    assert.equal(a.osPlatform, 'Windows11');
+    assert.deepEqual(a.ipAddresses, [{ ipAddress: '10.0.0.5', macAddress: '00155D0A1B2C', type: 'Ethernet', operationalStatus: 'Up' }]);
+    // nulls and empty lists are dropped, as in the raw copy
+    assert.equal('deviceValue' in got.get(id('b'))!, false);
+    assert.equal('machineTags' in got.get(id('b'))!, false);
+
+    const w2 = inv.writer('acme');
+    w2.add(machine('c'));
+    await w2.commit();
+    assert.deepEqual([...(await inv.reader('acme').get([id('a'), id('c')])).keys()], [id('c')], 'a machine gone from the list leaves the inventory');
+    assert.equal((await inv.reader('other').get([id('c')])).size, 0, 'one inventory per connector');
+  });
+
+  it('a reader loads the file on first use, once per poll', async () => {
+    const inv = new FileMachineInventory(tmp());
+    const reader = inv.reader('acme');
+    const w = inv.writer('acme');
+    w.add(machine('a'));
+    await w.commit();
+    assert.equal((await reader.get([id('a')])).size, 1, 'created before the file existed, read after: loaded on first get');
+    const w2 = inv.writer('acme');
+    await w2.commit();
+    assert.equal((await reader.get([id('a')])).size, 1, 'the same reader keeps what it loaded');
+    assert.equal((await inv.reader('acme').get([id('a')])).size, 0, 'a new reader sees the new file');
+  });
+
+  it('an unreadable inventory is reported and reads as empty (alerts are never held back)', async () => {
+    const dir = tmp();
+    const reported: string[] = [];
+    const inv = new FileMachineInventory(dir, (file, err) => reported.push(`${file}: ${err.message}`));
+    const w = inv.writer('acme');
+    w.add(machine('a'));
+    await w.commit();
+    writeFileSync(inv.file('acme'), 'garbage\n');
+    assert.equal((await inv.reader('acme').get([id('a')])).size, 0);
+    assert.match(reported[0] ?? '', /acme\.ndjson: not an inventory file/);
+
+    writeFileSync(inv.file('acme'), readFileSync(inv.file('acme'), 'utf8').replace('garbage', '{"v":1}') + `"${id('b')}"\t{broken\n`);
+    assert.equal((await inv.reader('acme').get([id('b')])).size, 0);
+    assert.match(reported[1] ?? '', new RegExp(`entry of machine ${id('b')}`));
+  });
+});
+
+describe('alert enrichment from the machine inventory', () => {
+  useNockedEntra({ roles: ['Alert.Read.All', 'Machine.Read.All'] });
+  const now = Date.parse('2026-03-01T12:00:00Z');
+
+  it('the host poll writes the inventory; alerts of a known machine carry its entry, others are delivered without it', async () => {
+    const config = testConfig({ contentTypes: ['host'], lookbackHours: 3 });
+    nock(apiOrigin)
+      .get('/api/machines')
+      .query(true)
+      .times(10)
+      .reply((uri) => [200, { value: new URL(uri, apiOrigin).searchParams.get('$skip') === '0' ? [machine('a')] : [] }]);
+    const host = await pollOnce(config, new HostCollector(), { now });
+    assert.equal(host.failed, 0);
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({ roles: ['Alert.Read.All'] }))]);
+    const known = alert(new Date(now - 60_000).toISOString(), { machineId: id('a') });
+    const unknown = alert(new Date(now - 60_000).toISOString(), { machineId: id('f') });
+    const none = alert(new Date(now - 60_000).toISOString(), { machineId: null });
+    nockAlertsApi([known, unknown, none]);
+    // the same stateDir, the alerts task
+    const alertsConfig = { ...config, connectors: config.connectors.map((c) => ({ ...c, contentTypes: ['alerts'] as [ContentType] })) };
+    const run = await pollOnce(alertsConfig, new AlertsCollector({ pageSize: 10, pageMargin: 0 }), { now });
+    assert.equal(run.failed, 0);
+    const byId = new Map(run.sink.records().map((r) => [r.id, r]));
+    assert.equal(byId.size, 3, 'every alert delivered');
+    const entry = byId.get(known.id)![inventoryKey] as Record<string, unknown>;
+    assert.equal(entry.lastIpAddress, '10.0.0.5');
+    assert.deepEqual(entry.machineTags, ['vip']);
+    assert.equal(byId.get(unknown.id)![inventoryKey], undefined);
+    assert.equal(byId.get(none.id)![inventoryKey], undefined);
+  });
+
+  it('without any inventory (host not collected) alerts are delivered as they are', async () => {
+    const config = testConfig({ contentTypes: ['alerts'], lookbackHours: 3 });
+    const a = alert(new Date(now - 60_000).toISOString(), { machineId: id('a') });
+    nockAlertsApi([a]);
+    const run = await pollOnce(config, new AlertsCollector({ pageSize: 10, pageMargin: 0 }), { now });
+    assert.equal(run.failed, 0);
+    assert.equal(run.sink.records().length, 1);
+    assert.equal(run.sink.records()[0]![inventoryKey], undefined);
+  });
+});
