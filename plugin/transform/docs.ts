@@ -1,14 +1,15 @@
 // `defender-fluent docs`: docs/fields.md, every output field of every transform with its type,
 // source and rule, generated from the transform files (a test keeps the committed file in sync).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { packageRoot } from '../paths.js';
-import { formatProblem, loadSchema } from '../schema-check.js';
+import { formatProblem } from '../schema-check.js';
 import { loadTransformDir, type AltIR, type CondIR, type CondsIR, type LoadedTransform, type PathRef, type RuleIR, type ValueOps } from './load.js';
 import { child, itemsOf, typesOf, type JsonSchema } from './schema-nav.js';
 import type { LookupRuntime } from './lookups.js';
 import type { LookupTable } from '../generated/transform.js';
 import { transformsDir } from './transforms.js';
+import type { AppliedOverlay } from './overlays.js';
 
 export const defaultFieldsDoc = join(packageRoot, 'docs', 'fields.md');
 
@@ -121,7 +122,19 @@ function renderLookups(lookups: Map<string, LookupRuntime>): string[] {
   return lines;
 }
 
-export function renderFieldsDoc(transforms: LoadedTransform[], lookups?: Map<string, LookupRuntime>): string {
+function renderOverlays(overlays: AppliedOverlay[]): string[] {
+  const lines = ['## Schema overlays', '', 'Fields this transforms directory adds to the package\'s schemas (`overlays/*.json`).', ''];
+  for (const o of overlays) {
+    lines.push(`### ${code(o.schema)} (${code(basename(o.file))})`, '');
+    if (o.description) lines.push(o.description, '');
+    lines.push('| field | type | meaning |', '|---|---|---|');
+    for (const f of o.fields) lines.push(`| ${code(f.path)} | ${cell([...typesOf(f.schema, f.schema)].filter((t) => t !== 'null').join('/'))} | ${cell(typeof f.schema.description === 'string' ? f.schema.description : '')} |`);
+    lines.push('');
+  }
+  return lines;
+}
+
+export function renderFieldsDoc(transforms: LoadedTransform[], lookups?: Map<string, LookupRuntime>, overlays: AppliedOverlay[] = []): string {
   const lines = [
     '# Output fields',
     '',
@@ -132,7 +145,7 @@ export function renderFieldsDoc(transforms: LoadedTransform[], lookups?: Map<str
     '',
   ];
   for (const t of transforms) {
-    const schema = loadSchema(t.output) as JsonSchema;
+    const schema = t.outputSchema;
     lines.push(`## ${t.name}`, '');
     if (t.source.description) lines.push(t.source.description, '');
     lines.push(`Content ${code(t.content)}, input ${code('schemas/' + t.input)}, output ${code('schemas/' + t.output)}, tag suffix ${code(t.tag)}.`, '');
@@ -144,6 +157,7 @@ export function renderFieldsDoc(transforms: LoadedTransform[], lookups?: Map<str
     });
     lines.push('');
   }
+  if (overlays.length) lines.push(...renderOverlays(overlays));
   if (lookups?.size) lines.push(...renderLookups(lookups));
   return lines.join('\n');
 }
@@ -168,7 +182,7 @@ export async function docsCommand(opts: DocsOptions = {}): Promise<number> {
     return 1;
   }
   const file = opts.out ?? defaultFieldsDoc;
-  const text = renderFieldsDoc(loaded.transforms, loaded.lookups);
+  const text = renderFieldsDoc(loaded.transforms, loaded.lookups, loaded.overlays);
   if (opts.check) {
     let current = '';
     try {

@@ -311,6 +311,12 @@ vuln_id?: string
  * vulnerabilities: the least event_score the exploitability level asks for (an exploit in a kit or verified raises the score)
  */
 exploit_score?: number
+/**
+ * extension fields a transforms directory declares with schema overlays (README: Overlays); not set by the packaged transforms
+ */
+ext?: {
+
+}
 }
 export interface MsgOrigin {
 source: "microsoft_defender"
