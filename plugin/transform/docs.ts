@@ -86,7 +86,8 @@ function describe(r: RuleIR): { source: string; rule: string } {
   return out;
 }
 
-function outputType(schema: JsonSchema, target: string[]): string {
+/** The type of an output field as docs and the README give it: "string", "array of string", … */
+export function outputType(schema: JsonSchema, target: string[]): string {
   let node: JsonSchema | undefined = schema;
   for (const seg of target) node = node ? child(schema, node, seg) : undefined;
   if (!node) return '';
