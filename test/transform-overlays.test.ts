@@ -1,6 +1,6 @@
 // Schema overlays of a transforms directory: new input fields and new output fields under ext.,
-// honoured by validate, preview, docs, log filter checks and run (reload), and every mistake in an
-// overlay file reported with the file, JSON pointer and line.
+// honoured by validate, preview, docs, log filter checks and run (reload). Mistakes in overlay
+// files: transform-load.test.ts.
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -96,37 +96,5 @@ describe('schema overlays', () => {
     overlay('acme-output.json', { ...outputOverlay, fields: { severity: { type: 'string' } } });
     assert.equal(reloader.reload().ok, false);
     assert.equal(map().transform_error, undefined, 'previous transforms kept');
-  });
-
-  it('every mistake in an overlay file is reported with file, pointer and line, all at once', () => {
-    overlay('a.json', { schema: 'index/syslog.schema.json', fields: { cost_center: { type: 'string' }, 'ext.acme.ok': { type: 'strin' } } });
-    overlay('b.json', { schema: 'defender/alert.schema.json', fields: { title: { type: 'string' }, 'relatedUser[].x': { type: 'string' }, 'evidence.y': { type: 'string' }, _mine: { type: 'string' }, 'evidence[].z[]': { type: 'string' } } });
-    overlay('c.json', { schema: 'defender/alrt.schema.json', fields: { x: { type: 'string' } } });
-    overlay('c2.json', { schema: 'defender/alert.schema.json', fields: { x: { type: 'string' } }, extra: 1 });
-    overlay('d.json', { schema: 'defender/machine.schema.json', fields: {} });
-    overlay('e.json', '{\n  "schema": "index/syslog.schema.json",\n  "fields": {\n');
-    const problems = validateTransforms(dir);
-    assert.match(only(problems, 'a.json', '/fields/cost_center').message, /go under "ext\."/);
-    assert.match(only(problems, 'a.json', '/fields/ext.acme.ok').message, /not a valid JSON schema/);
-    assert.match(only(problems, 'b.json', '/fields/title').message, /"title" is already in Alert: an overlay adds fields/);
-    assert.match(only(problems, 'b.json', '/fields/relatedUser[].x').message, /"relatedUser" is not a list of objects in Alert/);
-    assert.match(only(problems, 'b.json', '/fields/evidence.y').message, /"evidence" is an array in Alert: write "evidence\[\]"/);
-    assert.match(only(problems, 'b.json', '/fields/_mine').message, /reserved for what the collector attaches/);
-    assert.match(only(problems, 'b.json', '/fields/evidence[].z[]').message, /end the path without \[\]/);
-    assert.match(only(problems, 'c.json', '/schema').message, /not found under schemas\/; did you mean "defender\/alert\.schema\.json"\?/);
-    assert.match(only(problems, 'c2.json', '/extra').message, /unknown key "extra"/);
-    assert.match(only(problems, 'd.json', '/fields').message, /must NOT have fewer than 1 properties/);
-    const broken = only(problems, 'e.json', '');
-    assert.match(broken.message, /invalid JSON/);
-    const line = only(problems, 'b.json', '/fields/title').line;
-    assert.ok(line && /"title"/.test(readFileSync(join(dir, 'overlays', 'b.json'), 'utf8').split('\n')[line - 1]!), `line ${line} points at the field`);
-  });
-
-  it('a rule writing under ext. without an overlay is an error at its target', () => {
-    const t = read('alerts.syslog.json');
-    t.fields.push({ target: 'ext.acme.vendor_risk', from: 'severity' });
-    write('alerts.syslog.json', t);
-    const p = only(validateTransforms(dir), 'alerts.syslog.json', `/fields/${t.fields.length - 1}/target`);
-    assert.match(p.message, /acme/);
   });
 });
