@@ -3,15 +3,20 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nock from 'nock';
+import { stringify } from 'yaml';
 import { AlertsCollector } from '../plugin/collect/alerts.js';
+import { Collector } from '../plugin/collect/collector.js';
 import { HostCollector } from '../plugin/collect/host.js';
 import { FileMachineInventory, inventoryKey } from '../plugin/collect/inventory.js';
-import type { ContentType } from '../plugin/config/load.js';
+import { checkConfigText, type ContentType } from '../plugin/config/load.js';
+import { startEmulator } from '../plugin/emulate/index.js';
 import { loadSchema } from '../plugin/schema-check.js';
+import { loadMapper } from '../plugin/transform/transforms.js';
 import { apiOrigin, testConfig } from './helpers/connector.js';
 import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
 import { alert, nockAlertsApi } from './helpers/odata-api.js';
-import { pollOnce } from './helpers/collect.js';
+import { captureLogger, pollOnce } from './helpers/collect.js';
+import { MemorySink } from './helpers/memory-sink.js';
 
 const id = (c: string) => c.repeat(40);
 const machine = (c: string, extra: Record<string, unknown> = {}) => ({
@@ -133,5 +138,48 @@ describe('alert enrichment from the machine inventory', () => {
     assert.equal(run.failed, 0);
     assert.equal(run.sink.records().length, 1);
     assert.equal(run.sink.records()[0]![inventoryKey], undefined);
+  });
+});
+
+describe('alert enrichment against the emulator, mapped by the shipped transforms', function () {
+  this.timeout(60_000);
+
+  it('an alert record carries the same primary IP / MAC, platform, tags and device value as its machine\'s host record', async () => {
+    const emu = await startEmulator({ seed: 11, alerts: 120, machines: 12, vulnerabilities: 0, rateScale: 0.01 });
+    try {
+      const stateDir = mkdtempSync(join(tmpdir(), 'df-inv-emu-'));
+      const configFor = (contentTypes: ContentType[]) => {
+        const text = stringify({ stateDir, connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}', lookbackHours: 24, contentTypes }] });
+        const { config, problems } = checkConfigText(join(stateDir, 'defender.yaml'), text, { EMU_SECRET: emu.clientSecret });
+        if (!config) throw new Error(JSON.stringify(problems));
+        return config;
+      };
+      const loaded = loadMapper();
+      assert.ok(loaded.ok);
+      const run = async (contentTypes: ContentType[]) => {
+        const sink = new MemorySink();
+        const collector = new Collector({ config: configFor(contentTypes), sink, mapper: () => loaded.mapper, logger: captureLogger().logger });
+        assert.equal(await collector.runOnce(), 0);
+        return sink.received;
+      };
+      const hosts = new Map((await run(['host'])).filter((r) => r.tag.endsWith('.syslog.host')).map((r) => [r.record.host_id as string, r.record]));
+      const alerts = (await run(['alerts'])).map((r) => r.record);
+      const fields = ['srcip', 'srcmac', 'os_platform', 'os_architecture', 'device_value', 'exposure_level', 'risk_score', 'tags'];
+      let enriched = 0;
+      for (const a of alerts) {
+        assert.equal(a.transform_error, undefined);
+        assert.equal((a.microsoft_defender as Record<string, unknown>)[inventoryKey], undefined, 'not in the raw copy');
+        const host = hosts.get(a.host_id as string);
+        if (!host) {
+          for (const f of fields) assert.equal(a[f], undefined, `${f} without a known machine`);
+          continue;
+        }
+        for (const f of fields) assert.deepEqual(a[f], host[f], `alert ${String(a.alert_id)}: ${f} as in the host record`);
+        if (a.srcip !== undefined) enriched++;
+      }
+      assert.ok(enriched > 0, 'some alerts enriched');
+    } finally {
+      await emu.close();
+    }
   });
 });
