@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot, transformsDir } from '../plugin/paths.js';
 import { addedByCollector } from '../plugin/transform/compile.js';
-import { clean, epochMs, inIpClasses, integer, ip, mac, slug, urlHost } from '../plugin/transform/convert.js';
+import { clean, dnsDomain, epochMs, hostLabel, inIpClasses, integer, ip, mac, slug, urlHost } from '../plugin/transform/convert.js';
 import { loadTransformDir } from '../plugin/transform/load.js';
 import { loadMapper } from '../plugin/transform/transforms.js';
 import type { CompiledTransform } from '../plugin/transform/transform-mapper.js';
@@ -132,6 +132,8 @@ const jsonataAlerts = jsonata(`(
     "last_update_time": $epochMs($ne(lastUpdateTime)),
     "host_id": $ne(machineId),
     "srcip_host": $lowercase($ne(computerDnsName)),
+    "srcip_host_short": $hostLabel(computerDnsName),
+    "srcip_domain": $dnsDomain(computerDnsName),
     "srcip": $first([$ip($nic.ipAddress), $ip($m.lastIpAddress)]),
     "srcmac": $mac($nic.macAddress),
     "os_platform": $ne($m.osPlatform),
@@ -217,6 +219,8 @@ const bindings = {
   isPublic: (v: unknown) => inIpClasses(v, publicIp),
   badIp: (v: unknown) => inIpClasses(v, unusableIp),
   mac: (v: unknown) => mac(v),
+  hostLabel: (v: unknown) => hostLabel(v),
+  dnsDomain: (v: unknown) => dnsDomain(v),
   urlHost: (v: unknown) => urlHost(v),
   slug: (v: unknown) => slug(v),
   integer: (v: unknown) => integer(v),
