@@ -121,6 +121,21 @@ describe('transform mapper', () => {
     assert.equal(epochMs('10/06/2025'), undefined);
     assert.equal(epochMs('2025-02-30T00:00:00Z'), undefined);
     assert.equal(epochMs('2024-02-29 00:00:00'), Date.UTC(2024, 1, 29));
+    assert.equal(epochMs('2025-06-10T08:14:22.3Z'), Date.UTC(2025, 5, 10, 8, 14, 22, 300));
+    assert.equal(epochMs('2025-06-10T08:14:22.33Z'), Date.UTC(2025, 5, 10, 8, 14, 22, 330));
+    assert.equal(epochMs('2025-06-10T08:14:22.Z'), undefined);
+    assert.equal(epochMs('2025-06-10T08:14:22.Z'), undefined, 'the same text twice (remembered) gives the same answer');
+    // every day of 1899–2100 (leap years, the 1900 / 2000 / 2100 rules) and a spread of times and offsets, against Date.UTC
+    const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+    for (let day = Date.UTC(1899, 0, 1), k = 0; day < Date.UTC(2101, 0, 1); day += 86_400_000, k++) {
+      const dt = new Date(day);
+      const [y, mo, d] = [dt.getUTCFullYear(), dt.getUTCMonth() + 1, dt.getUTCDate()];
+      const [h, mi, sec, frac] = [k % 24, (k * 7) % 60, (k * 13) % 60, String(k % 10_000_000).padStart(7, '0')];
+      const offMin = ((k % 5) - 2) * 150;
+      const off = offMin === 0 ? 'Z' : `${offMin > 0 ? '+' : '-'}${pad(Math.floor(Math.abs(offMin) / 60))}:${pad(Math.abs(offMin) % 60)}`;
+      const text = `${pad(y, 4)}-${pad(mo)}-${pad(d)}T${pad(h)}:${pad(mi)}:${pad(sec)}.${frac}${off}`;
+      assert.equal(epochMs(text), Date.UTC(y, mo - 1, d, h, mi, sec, Number(frac.slice(0, 3))) - offMin * 60_000, text);
+    }
     assert.equal(ip(' 010.001.002.003 '), '10.1.2.3');
     assert.equal(ip('FE80:0000:0000:0000:1C2D:3E4F:5A6B:7C8D%12'), 'fe80::1c2d:3e4f:5a6b:7c8d');
     assert.equal(ip('::ffff:192.0.2.1'), '192.0.2.1');
