@@ -1,33 +1,23 @@
 // Load-time checks of transform files and lookups: every mistake is reported with the file, a JSON
 // pointer (and line) and a suggestion where one exists, all problems at once.
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { transformsDir } from '../plugin/paths.js';
-import type { Problem } from '../plugin/schema-check.js';
 import { loadMapper, validateTransforms } from '../plugin/transform/transforms.js';
+import { copyTransforms, only, readJson, writeJson, writeOverlay } from './helpers/transforms-copy.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 let dir: string;
-const read = (name: string): Json => JSON.parse(readFileSync(join(dir, name), 'utf8'));
-const write = (name: string, v: unknown) => writeFileSync(join(dir, name), JSON.stringify(v, null, 2));
-const overlay = (name: string, v: unknown) => {
-  mkdirSync(join(dir, 'overlays'), { recursive: true });
-  writeFileSync(join(dir, 'overlays', name), typeof v === 'string' ? v : JSON.stringify(v, null, 2));
-};
+const read = (name: string): Json => readJson(dir, name);
+const write = (name: string, v: unknown) => writeJson(dir, name, v);
+const overlay = (name: string, v: unknown) => writeOverlay(dir, name, v);
 const fieldIndex = (t: Json, target: string) => (t.fields as Json[]).findIndex((f) => f.target === target);
-function only(problems: Problem[], file: string, pointer: string): Problem {
-  const hits = problems.filter((p) => p.file.endsWith(file) && p.pointer === pointer);
-  assert.equal(hits.length, 1, `expected one problem at ${file}#${pointer}, got ${JSON.stringify(problems, null, 1)}`);
-  return hits[0] as Problem;
-}
 
 describe('transform load-time checks', () => {
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'transforms-'));
-    cpSync(transformsDir, dir, { recursive: true });
+    dir = copyTransforms();
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -2,31 +2,23 @@
 // honoured by validate, preview, docs, log filter checks and run (reload). Mistakes in overlay
 // files: transform-load.test.ts.
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { LogFilter } from '../plugin/generated/config.js';
 import { transformsDir } from '../plugin/paths.js';
-import type { Problem } from '../plugin/schema-check.js';
 import { docsCommand } from '../plugin/transform/docs.js';
 import { previewCommand } from '../plugin/transform/preview.js';
 import { logFilterFieldProblems, TransformReloader, validateTransforms } from '../plugin/transform/transforms.js';
+import { copyTransforms, only, readJson, writeJson, writeOverlay } from './helpers/transforms-copy.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 let dir: string;
-const read = (name: string): Json => JSON.parse(readFileSync(join(dir, name), 'utf8'));
-const write = (name: string, v: unknown) => writeFileSync(join(dir, name), JSON.stringify(v, null, 2));
-const overlay = (name: string, v: unknown) => {
-  mkdirSync(join(dir, 'overlays'), { recursive: true });
-  writeFileSync(join(dir, 'overlays', name), typeof v === 'string' ? v : JSON.stringify(v, null, 2));
-};
-function only(problems: Problem[], file: string, pointer: string): Problem {
-  const hits = problems.filter((p) => p.file.endsWith(file) && p.pointer === pointer);
-  assert.equal(hits.length, 1, `expected one problem at ${file}#${pointer}, got ${JSON.stringify(problems, null, 1)}`);
-  return hits[0] as Problem;
-}
+const read = (name: string): Json => readJson(dir, name);
+const write = (name: string, v: unknown) => writeJson(dir, name, v);
+const overlay = (name: string, v: unknown) => writeOverlay(dir, name, v);
 function capture() {
   const stream = new PassThrough();
   let text = '';
@@ -46,8 +38,7 @@ function addRules() {
 
 describe('schema overlays', () => {
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'overlays-'));
-    cpSync(transformsDir, dir, { recursive: true });
+    dir = copyTransforms();
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
