@@ -39,6 +39,8 @@ export interface CollectorOptions {
   logger: Logger;
   clock?: Clock;
   hooks?: CollectorHooks;
+  /** where machine inventories live (default: files under stateDir) */
+  inventory?: MachineInventory;
   /** overrides for tests: a client per connector, tasks per content type */
   clientFor?: (connector: Connector) => DefenderClient;
   taskFor?: (content: ContentType) => CollectorTask;
@@ -70,7 +72,7 @@ export class Collector {
   constructor(private readonly opts: CollectorOptions) {
     this.clock = opts.clock ?? systemClock;
     this.cursors = new CursorStore(opts.config.stateDir);
-    this.inventory = new FileMachineInventory(opts.config.stateDir, (file, err) => opts.logger.warn({ file, err }, 'machine inventory unreadable: alerts are delivered without their machine fields until the next host poll rewrites it'));
+    this.inventory = opts.inventory ?? new FileMachineInventory(opts.config.stateDir, (file, err) => opts.logger.warn({ file, err }, 'machine inventory unreadable: alerts are delivered without their machine fields until the next host poll rewrites it'));
     const tagPrefix = opts.config.output.tagPrefix;
     for (const connector of opts.config.connectors) {
       if (!connector.functions.includes('collect')) continue;
