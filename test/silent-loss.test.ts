@@ -146,3 +146,33 @@ describe('silent loss: a 200 without a `value` array is a malformed page', funct
       assert.ok(cursorOf(config, 'vulnerabilities').baselineAt);
     }));
 });
+
+describe('silent loss: a vulnerability export page cut short or malformed is asked for again', function () {
+  this.timeout(60_000);
+
+  for (const fault of ['truncate:bytes=2500', 'malformed', 'novalue:shape=null']) {
+    it(`${fault.split(':')[0]}: the poll succeeds and every record arrives once, none of the cut page twice`, () =>
+      withEmulator({ vulnerabilities: 20, faults: `${fault}:on=vulnerabilities:after=1` }, async (emu) => {
+        const config = configFor(emu, 'vulnerabilities', { vulnerabilityPageSize: 8 });
+        // slices of one record: part of the cut page is delivered before the cut
+        const run = await poll(config, new VulnerabilitiesCollector(1));
+        assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
+        assert.equal(Object.values(emu.faultsFired()).reduce((a, b) => a + b, 0), 1);
+        const ids = run.sink.records().map((r) => String(r.id));
+        assert.equal(ids.length, 20, 'each record once');
+        assert.deepEqual(new Set(ids), emu.served.vulnerabilityIds);
+        assert.ok(cursorOf(config, 'vulnerabilities').baselineAt, 'the export is complete');
+      }));
+  }
+
+  it('a page that never comes whole fails the poll after the retries, with the cursor at the last whole page', () =>
+    withEmulator({ vulnerabilities: 20, faults: 'truncate:bytes=2500:on=vulnerabilities:after=1:count=0' }, async (emu) => {
+      const config = configFor(emu, 'vulnerabilities', { vulnerabilityPageSize: 8 });
+      const run = await poll(config, new VulnerabilitiesCollector(1));
+      assert.equal(run.failed, 1);
+      assert.match(run.states[0]!.lastError!.message, /truncated|cut short/);
+      assert.equal(emu.faultsFired().truncate, 6, 'asked for 5 more times');
+      assert.equal(cursorOf(config, 'vulnerabilities').progress?.kind, 'full');
+      assert.equal(new Set(run.sink.records().map((r) => String(r.id))).size, run.sink.received.length, 'nothing delivered twice');
+    }));
+});
