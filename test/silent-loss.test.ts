@@ -12,8 +12,11 @@ import { HostCollector } from '../plugin/collect/host.js';
 import type { CollectorTask } from '../plugin/collect/task.js';
 import { VulnerabilitiesCollector } from '../plugin/collect/vulnerabilities.js';
 import { checkConfigText, type Config } from '../plugin/config/load.js';
+import { DefenderClient } from '../plugin/defender/client.js';
+import type { DefenderApiError, TokenError } from '../plugin/defender/errors.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../plugin/emulate/index.js';
 import { pollOnce } from './helpers/collect.js';
+import { MemorySink } from './helpers/memory-sink.js';
 
 const START = Date.parse('2026-03-02T10:00:00Z');
 
@@ -174,5 +177,58 @@ describe('silent loss: a vulnerability export page cut short or malformed is ask
       assert.equal(emu.faultsFired().truncate, 6, 'asked for 5 more times');
       assert.equal(cursorOf(config, 'vulnerabilities').progress?.kind, 'full');
       assert.equal(new Set(run.sink.records().map((r) => String(r.id))).size, run.sink.received.length, 'nothing delivered twice');
+    }));
+});
+
+describe('silent loss: a server trickling its answer', function () {
+  this.timeout(60_000);
+
+  it('alerts: a page that is never silent but never done is given up after pageTimeoutSeconds and asked for again', () =>
+    withEmulator({ faults: 'trickle:bytes=100:ms=50:on=alerts' }, async (emu) => {
+      const config = configFor(emu, 'alerts', { requestTimeoutSeconds: 5, pageTimeoutSeconds: 1 });
+      const run = await poll(config, new AlertsCollector());
+      assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
+      assert.equal(emu.faultsFired().trickle, 1);
+      assert.ok(run.lines.some((l) => /took more than 1 s to send the page \(pageTimeoutSeconds\)/.test(l)), 'the stall is logged with its reason');
+      assert.equal(run.sink.received.length, inWindow(emu), 'each alert once');
+    }));
+
+  it('vulnerabilities: one that trickles every time fails the poll with class timeout; the cursor stays', () =>
+    withEmulator({ faults: 'trickle:bytes=100:ms=50:on=vulnerabilities:count=0' }, async (emu) => {
+      const config = configFor(emu, 'vulnerabilities', { requestTimeoutSeconds: 5, pageTimeoutSeconds: 1 });
+      const run = await poll(config, new VulnerabilitiesCollector());
+      assert.equal(run.failed, 1);
+      assert.equal(run.states[0]!.lastError!.class, 'timeout');
+      assert.match(run.states[0]!.lastError!.message, /pageTimeoutSeconds/);
+      assert.equal(existsSync(cursorFile(config, 'vulnerabilities')), false);
+    }));
+
+  it('a plain call and a token request must come whole within requestTimeoutSeconds, trickled or not', () =>
+    withEmulator({ faults: 'trickle:bytes=10:ms=400:on=machineactions:count=0' }, async (emu) => {
+      const connector = configFor(emu, 'host', { requestTimeoutSeconds: 1 }).connectors[0]!;
+      const client = new DefenderClient(connector);
+      try {
+        await assert.rejects(client.request({ path: '/api/machineactions', retry: false }), (e: DefenderApiError) => e.errorClass === 'timeout' && /timed out/.test(e.message));
+        emu.setFaults('trickle:bytes=10:ms=400:on=token:count=0');
+        await assert.rejects(client.tokens.getToken({ forceRefresh: true }), (e: TokenError) => e.errorClass === 'timeout');
+      } finally {
+        client.close();
+      }
+    }));
+
+  it('the time the pipeline holds the collector back does not count against pageTimeoutSeconds', () =>
+    withEmulator({ vulnerabilities: 400 }, async (emu) => {
+      const config = configFor(emu, 'vulnerabilities', { pageTimeoutSeconds: 1 });
+      // 8 slices of 50 (the page arrives in several chunks), each acknowledged 250 ms later: 2 s of our own backpressure on one page
+      const sink = new (class extends MemorySink {
+        override async deliver(batch: Parameters<MemorySink['deliver']>[0]) {
+          await new Promise((r) => setTimeout(r, 250));
+          return super.deliver(batch);
+        }
+      })();
+      const run = await pollOnce(config, new VulnerabilitiesCollector(50, 1), { now: START, sink });
+      assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
+      assert.equal(run.sink.received.length, 400);
+      assert.equal(emu.served.requests.filter((r) => r.api === 'vulnerabilities').length, 1, 'one call: the page was not given up');
     }));
 });

@@ -21,6 +21,7 @@ type ConnectorDefaulted =
   | 'contentTypes'
   | 'allowCustomEndpoint'
   | 'requestTimeoutSeconds'
+  | 'pageTimeoutSeconds'
   | 'alertOverlapMinutes'
   | 'hostFullRefreshHours'
   | 'vulnerabilityBaselineDays'
