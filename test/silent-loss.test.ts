@@ -12,6 +12,7 @@ import { HostCollector } from '../plugin/collect/host.js';
 import type { CollectorTask } from '../plugin/collect/task.js';
 import { VulnerabilitiesCollector } from '../plugin/collect/vulnerabilities.js';
 import { checkConfigText, type Config } from '../plugin/config/load.js';
+import { TokenProvider } from '../plugin/defender/auth.js';
 import { DefenderClient } from '../plugin/defender/client.js';
 import type { DefenderApiError, TokenError } from '../plugin/defender/errors.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../plugin/emulate/index.js';
@@ -207,12 +208,15 @@ describe('silent loss: a server trickling its answer', function () {
     withEmulator({ faults: 'trickle:bytes=10:ms=400:on=machineactions:count=0' }, async (emu) => {
       const connector = configFor(emu, 'host', { requestTimeoutSeconds: 1 }).connectors[0]!;
       const client = new DefenderClient(connector);
+      // without retries (the `test` command's provider): one attempt tells
+      const tokens = new TokenProvider(connector);
       try {
         await assert.rejects(client.request({ path: '/api/machineactions', retry: false }), (e: DefenderApiError) => e.errorClass === 'timeout' && /timed out/.test(e.message));
         emu.setFaults('trickle:bytes=10:ms=400:on=token:count=0');
-        await assert.rejects(client.tokens.getToken({ forceRefresh: true }), (e: TokenError) => e.errorClass === 'timeout');
+        await assert.rejects(tokens.getToken(), (e: TokenError) => e.errorClass === 'timeout');
       } finally {
         client.close();
+        tokens.close();
       }
     }));
 
@@ -230,5 +234,44 @@ describe('silent loss: a server trickling its answer', function () {
       assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
       assert.equal(run.sink.received.length, 400);
       assert.equal(emu.served.requests.filter((r) => r.api === 'vulnerabilities').length, 1, 'one call: the page was not given up');
+    }));
+});
+
+describe('silent loss: the token request', function () {
+  this.timeout(60_000);
+  // every call to the authority (MSAL reads its metadata before the first token request)
+  const entraCalls = (emu: Emulator) => emu.served.requests.filter((r) => r.api === 'token').length;
+
+  for (const fault of ['503', '500:count=2', '429', 'reset', 'trickle:bytes=10:ms=400']) {
+    it(`${fault}: retried with backoff, and the poll delivers`, () =>
+      withEmulator({ faults: `${fault}:on=token` }, async (emu) => {
+        const config = configFor(emu, 'alerts', { requestTimeoutSeconds: 1 });
+        const run = await poll(config, new AlertsCollector());
+        assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
+        assert.equal(run.sink.received.length, inWindow(emu));
+        assert.ok(run.lines.some((l) => l.includes('token request failed; retrying')));
+      }));
+  }
+
+  for (const [where, after] of [['metadata', 0], ['token', 1]] as const) {
+    it(`an Entra refusal (401 AADSTS7000215) of the ${where} call is not asked again: the poll fails with class auth`, () =>
+      withEmulator({ faults: `token-reject:on=token:after=${after}:count=0` }, async (emu) => {
+        const config = configFor(emu, 'alerts');
+        const run = await poll(config, new AlertsCollector());
+        assert.equal(run.failed, 1);
+        assert.equal(run.states[0]!.lastError!.class, 'auth');
+        assert.match(run.states[0]!.lastError!.message, /AADSTS7000215|Invalid client secret/);
+        assert.equal(entraCalls(emu), after + 1);
+        if (where === 'token') assert.equal(emu.served.requests.at(-1)?.method, 'POST');
+      }));
+  }
+
+  it('an outage that outlasts the retries fails the poll with the transient class, after 6 attempts', () =>
+    withEmulator({ faults: 'reset:on=token:count=0' }, async (emu) => {
+      const config = configFor(emu, 'alerts');
+      const run = await poll(config, new AlertsCollector());
+      assert.equal(run.failed, 1);
+      assert.equal(run.states[0]!.lastError!.class, 'network');
+      assert.equal(entraCalls(emu), 6);
     }));
 });

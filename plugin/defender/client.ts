@@ -95,8 +95,8 @@ export class DefenderClient {
     opts: { logger?: Logger; tokens?: TokenProvider; clock?: Clock; events?: ClientEvents; random?: () => number } = {},
   ) {
     this.agent = createAgent(connector.apiBaseUrl, connector);
-    this.tokens = opts.tokens ?? new TokenProvider(connector, { logger: opts.logger });
     this.clock = opts.clock ?? systemClock;
+    this.tokens = opts.tokens ?? new TokenProvider(connector, { logger: opts.logger, retry: { clock: this.clock, signal: this.waits.signal, random: opts.random } });
     this.budgets = {
       standard: new RateBudget(familyLimits.standard.perMinute, familyLimits.standard.perHour, this.clock),
       export: new RateBudget(familyLimits.export.perMinute, familyLimits.export.perHour, this.clock),
