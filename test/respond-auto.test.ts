@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import nock from 'nock';
 import type { Config } from '../plugin/config/load.js';
 import { createLogger } from '../plugin/log.js';
@@ -188,6 +190,53 @@ describe('response sidecar: automated response (POST /v1/fluent/contain)', funct
     assert.equal(r.json.results[1].status, 'refused');
     assert.equal(r.status, 429);
     assert.equal(h2.acme.posts.length, 0);
+  });
+
+  it('rotating (or removing) audit.log does not reset the caps or the dedupe: they have their own file', async () => {
+    const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
+    await post(h1, [alert(1), alert(2)]);
+    assert.equal(h1.acme.posts.length, 2);
+    await h1.server.close();
+    renameSync(join(h1.config.stateDir, 'audit.log'), join(h1.config.stateDir, 'audit.log.1'));
+    nock.cleanAll();
+    nockEntra();
+    const h2 = await start({ ...enabled, maxPerHourPerConnector: 2 }, h1.config);
+    const r = await post(h2, [alert(1), alert(3)]);
+    assert.equal(r.json.results[0].status, 'duplicate');
+    assert.equal(r.json.results[1].status, 'refused');
+    assert.equal(h2.acme.posts.length, 0);
+    await h2.server.close();
+    // the state of a version without the caps file: read from the audit log once, then kept in the file
+    rmSync(join(h1.config.stateDir, 'respond-caps.json'));
+    renameSync(join(h1.config.stateDir, 'audit.log.1'), join(h1.config.stateDir, 'audit.log'));
+    nock.cleanAll();
+    nockEntra();
+    const h3 = await start({ ...enabled, maxPerHourPerConnector: 2 }, h1.config);
+    rmSync(join(h1.config.stateDir, 'audit.log'));
+    await h3.server.close();
+    nock.cleanAll();
+    nockEntra();
+    const h4 = await start({ ...enabled, maxPerHourPerConnector: 2 }, h1.config);
+    assert.equal((await post(h4, [alert(3)])).json.results[0].status, 'refused');
+    assert.equal(h4.acme.posts.length, 0);
+  });
+
+  it('a damaged caps file stops the sidecar from starting rather than starting with empty caps', async () => {
+    const config = respondConfig({ auto: enabled });
+    writeFileSync(join(config.stateDir, 'respond-caps.json'), '{"v":1,"entries":[');
+    const server = new RespondServer({ config, sink: new MemorySink(), logger: createLogger('warn', new PassThrough().resume()) });
+    await assert.rejects(server.listen('127.0.0.1:0'), /respond-caps\.json: not valid JSON/);
+    await server.close();
+  });
+
+  it('an isolation that cannot be recorded in the caps file is not made', async () => {
+    const config = respondConfig({ auto: enabled });
+    const h = await start(enabled, config);
+    mkdirSync(join(config.stateDir, 'respond-caps.json'), { recursive: true });
+    const r = await post(h, [alert(1)]);
+    assert.equal(r.json.results[0].status, 'error');
+    assert.equal(r.json.results[0].code, 'cap_state_unwritable');
+    assert.equal(h.acme.posts.length, 0);
   });
 
   it('dry runs restored after a restart do not stop real isolation once dryRun is turned off', async () => {

@@ -93,8 +93,8 @@ export class RespondServer {
     const host = listen.slice(0, i);
     const port = Number(listen.slice(i + 1));
     if (this.auth.configured === 0) this.logger.warn('respond.tokens is empty: every /v1 request will be refused (401)');
-    const restored = await this.service.restoreFromAudit();
-    if (restored) this.logger.info({ restored }, 'automated isolations of the last hour restored from the audit log (caps and per-machine dedupe)');
+    const { restored, from } = await this.service.restoreCaps();
+    if (restored) this.logger.info({ restored, from }, 'automated isolations of the last hour restored (caps and per-machine dedupe)');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
