@@ -17,6 +17,10 @@ import { DefenderClient } from '../plugin/defender/client.js';
 import type { DefenderApiError, TokenError } from '../plugin/defender/errors.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../plugin/emulate/index.js';
 import { pollOnce } from './helpers/collect.js';
+import { createLogger } from '../plugin/log.js';
+import { RespondServer } from '../plugin/respond/server.js';
+import { PassThrough } from 'node:stream';
+import { call } from './respond-helpers.js';
 import { MemorySink } from './helpers/memory-sink.js';
 
 const START = Date.parse('2026-03-02T10:00:00Z');
@@ -274,4 +278,54 @@ describe('silent loss: the token request', function () {
       assert.equal(run.states[0]!.lastError!.class, 'network');
       assert.equal(entraCalls(emu), 6);
     }));
+});
+
+describe('silent loss: the sidecar when the isolate answer is lost', function () {
+  this.timeout(60_000);
+  const token = 'soar-token-0123456789abcdef';
+
+  async function withSidecar(emu: Emulator, fn: (base: string, stateDir: string) => Promise<void>) {
+    const stateDir = mkdtempSync(join(tmpdir(), 'df-silent-loss-respond-'));
+    const text = stringify({
+      stateDir,
+      connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:S}', functions: ['collect', 'respond'], requestTimeoutSeconds: 10 }],
+      respond: { listen: '127.0.0.1:0', tokens: [{ name: 'soar', token, connectors: ['*'] }] },
+    });
+    const { config, problems } = checkConfigText(join(stateDir, 'defender.yaml'), text, { S: emu.clientSecret });
+    if (!config) throw new Error(`config invalid: ${JSON.stringify(problems)}`);
+    const server = new RespondServer({ config, sink: new MemorySink(), logger: createLogger('error', new PassThrough().resume()) });
+    const { url } = await server.listen('127.0.0.1:0');
+    try {
+      await fn(url, stateDir);
+    } finally {
+      await server.close();
+    }
+  }
+
+  const lastAudit = (stateDir: string) => JSON.parse(readFileSync(join(stateDir, 'audit.log'), 'utf8').trim().split('\n').at(-1)!).microsoft_defender;
+
+  it('an isolate whose answer is cut short: the action is looked up and reported accepted, not failed', () =>
+    withEmulator({ machines: 3, faults: 'truncate:bytes=40:on=actions' }, async (emu) =>
+      withSidecar(emu, async (base, stateDir) => {
+        const machineId = emu.machineIds()[0]!;
+        const r = await call(base, 'POST', '/v1/actions/contain', { token, body: { connector: 'emu', machineId, comment: 'answer cut' } });
+        assert.equal(emu.faultsFired().truncate, 1);
+        assert.equal(r.status, 202, JSON.stringify(r.json));
+        assert.equal((r.json as any).action.type, 'Isolate');
+        assert.equal(lastAudit(stateDir).outcome, 'accepted');
+        // asked again: the same action, not a second one
+        const again = await call(base, 'POST', '/v1/actions/contain', { token, body: { connector: 'emu', machineId, comment: 'again' } });
+        assert.equal((again.json as any).action.id, (r.json as any).action.id);
+        assert.equal((again.json as any).created, false);
+      })));
+
+  it('an isolate answered with garbage that created nothing is still reported as a failure', () =>
+    withEmulator({ machines: 3, faults: 'malformed:on=actions' }, async (emu) =>
+      withSidecar(emu, async (base, stateDir) => {
+        const machineId = emu.machineIds()[0]!;
+        const r = await call(base, 'POST', '/v1/actions/contain', { token, body: { connector: 'emu', machineId, comment: 'garbage' } });
+        assert.equal(r.status, 502, JSON.stringify(r.json));
+        assert.equal(lastAudit(stateDir).outcome, 'error');
+        assert.equal(emu.isIsolated(machineId), false);
+      })));
 });
