@@ -19,7 +19,8 @@ import { startEmulator, type Emulator, type EmulatorOptions } from '../plugin/em
 import { pollOnce } from './helpers/collect.js';
 import { createLogger } from '../plugin/log.js';
 import { RespondServer } from '../plugin/respond/server.js';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
+import { StdoutSink } from '../plugin/output/stdout.js';
 import { call } from './respond-helpers.js';
 import { MemorySink } from './helpers/memory-sink.js';
 
@@ -328,4 +329,25 @@ describe('silent loss: the sidecar when the isolate answer is lost', function ()
         assert.equal(lastAudit(stateDir).outcome, 'error');
         assert.equal(emu.isIsolated(machineId), false);
       })));
+});
+
+describe('silent loss: a closed stdout pipe', function () {
+  this.timeout(60_000);
+
+  it('is the pipeline failing (class pipeline), not a bad Defender page asked for again', () =>
+    withEmulator({}, async (emu) => {
+      const config = configFor(emu, 'alerts');
+      const closed = new Writable({
+        write(_chunk, _enc, cb) {
+          cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+        },
+      });
+      closed.on('error', () => undefined);
+      const run = await pollOnce(config, new AlertsCollector(), { now: START, sink: new StdoutSink(closed) });
+      assert.equal(run.failed, 1);
+      assert.equal(run.states[0]!.lastError!.class, 'pipeline');
+      assert.match(run.states[0]!.lastError!.message, /stdout is closed \(EPIPE\)/);
+      assert.equal(emu.served.requests.filter((r) => r.api === 'alerts').length, 1, 'the page was not asked for again');
+      assert.equal(existsSync(cursorFile(config, 'alerts')), false);
+    }));
 });

@@ -6,7 +6,7 @@ import { TokenProvider } from './auth.js';
 import { type ApiFamily, type Clock, familyLimits, RateBudget, sleepUnless, systemClock } from './budget.js';
 import { DefenderApiError, type DefenderErrorBody, type ErrorClass } from './errors.js';
 import { createAgent, send, transportError } from './http.js';
-import { MalformedPageError, PageSplitter } from './page-stream.js';
+import { itemDefect, MalformedPageError, PageSplitter } from './page-stream.js';
 import { backoffMs, parseRetryAfter, retryPolicy } from './retry.js';
 
 export type { ApiFamily };
@@ -229,9 +229,11 @@ export class DefenderClient {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         clearTimeout(timer);
         serverMs += performance.now() - waitingSince;
-        for (const item of splitter.push(chunk)) {
-          if (!item || typeof item !== 'object' || Array.isArray(item)) throw new MalformedPageError(`item ${splitter.count} is not an object`);
-          pending.push(item as Record<string, unknown>);
+        const items = splitter.push(chunk);
+        let index = splitter.count - items.length;
+        for (const item of items) {
+          index++;
+          pending.push(item && typeof item === 'object' && !Array.isArray(item) ? (item as Record<string, unknown>) : notAnObject(item, index));
           if (pending.length >= batch) {
             const out = pending;
             pending = [];
@@ -335,6 +337,12 @@ export class DefenderClient {
     this.logger?.warn({ connector: this.connector.name, err: why, waitMs: ms }, 'Defender call failed; retrying');
     await sleepUnless(this.clock, ms, this.waits.signal);
   }
+}
+
+/** A page item that is not an object, passed on marked (see itemDefect) with its value kept. */
+function notAnObject(item: unknown, index: number): Record<string, unknown> {
+  const what = item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item;
+  return { value: item, [itemDefect]: `item ${index} of the page is not an object (${what})` };
 }
 
 function isTransportFailure(e: unknown): boolean {
