@@ -351,3 +351,22 @@ describe('silent loss: a closed stdout pipe', function () {
       assert.equal(existsSync(cursorFile(config, 'alerts')), false);
     }));
 });
+
+describe('silent loss: a saved export link after apiEndpoint changed', function () {
+  this.timeout(60_000);
+
+  it('the export starts over on the configured host instead of failing every interval', () =>
+    withEmulator({ vulnerabilities: 20, faults: 'novalue:on=vulnerabilities:after=2:count=0' }, async (old) => {
+      const before = configFor(old, 'vulnerabilities', { vulnerabilityPageSize: 5 });
+      assert.equal((await poll(before, new VulnerabilitiesCollector())).failed, 1);
+      assert.ok(cursorOf(before, 'vulnerabilities').progress?.nextLink.startsWith(old.connectorConfig().apiEndpoint as string));
+      await withEmulator({ vulnerabilities: 20 }, async (moved) => {
+        const after = { ...before, connectors: [{ ...configFor(moved, 'vulnerabilities', { vulnerabilityPageSize: 5 }).connectors[0]! }] };
+        const run = await poll(after, new VulnerabilitiesCollector());
+        assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
+        assert.ok(run.lines.some((l) => /saved full export page link is on https:\/\/127\.0\.0\.1:\d+, not the configured apiEndpoint/.test(l)));
+        assert.equal(new Set(run.sink.records().map((r) => String(r.id))).size, 20, 'the whole export, from the new host');
+        assert.ok(cursorOf(after, 'vulnerabilities').baselineAt);
+      });
+    }));
+});

@@ -56,6 +56,7 @@ export class VulnerabilitiesCollector implements CollectorTask {
     const now = ctx.clock.now();
     cursors.assertNotAhead(connector.name, 'vulnerabilities', { since: cursor.since, baselineAt: cursor.baselineAt }, now);
     const result: PollResult = { pages: 0, records: 0, cursor: '' };
+    cursor = await this.dropForeignLink(ctx, cursor);
     const baselineDue = !cursor.baselineAt || now - Date.parse(cursor.baselineAt) >= connector.vulnerabilityBaselineDays * 86_400_000;
     const deltaOutOfReach = !cursor.since || now - Date.parse(cursor.since) >= deltaReachMs;
     const resumeFull = cursor.progress?.kind === 'full';
@@ -67,6 +68,25 @@ export class VulnerabilitiesCollector implements CollectorTask {
     }
     result.cursor = `baseline ${cursor.baselineAt ?? 'none'}, since ${cursor.since ?? 'none'}`;
     return result;
+  }
+
+  /**
+   * A saved page link on another host than the configured apiEndpoint (changed since the link was
+   * saved) is never followed: the export starts over (a delta, from its saved position) instead of
+   * failing every interval until --reset-cursor.
+   */
+  private async dropForeignLink(ctx: TaskContext, cursor: VulnerabilitiesCursor): Promise<VulnerabilitiesCursor> {
+    if (!cursor.progress) return cursor;
+    try {
+      ctx.client.url(cursor.progress.nextLink);
+      return cursor;
+    } catch {
+      const from = URL.canParse(cursor.progress.nextLink) ? new URL(cursor.progress.nextLink).origin : 'an unreadable link';
+      ctx.logger.warn({ connector: ctx.connector.name, from, to: ctx.connector.apiBaseUrl }, `saved ${cursor.progress.kind} export page link is on ${from}, not the configured apiEndpoint; starting that run over`);
+      const restarted: VulnerabilitiesCursor = { ...cursor, progress: undefined };
+      await ctx.cursors.save(ctx.connector.name, 'vulnerabilities', restarted);
+      return restarted;
+    }
   }
 
   private async full(ctx: TaskContext, cursor: VulnerabilitiesCursor, now: number, result: PollResult): Promise<VulnerabilitiesCursor> {
