@@ -177,48 +177,36 @@ describe('response sidecar: automated response (POST /v1/fluent/contain)', funct
     assert.ok(replies.some((r) => r.status === 429 && /maxPerHour \(12\)/.test(JSON.stringify(r.json))));
   });
 
-  it('a restart keeps the caps and the per-machine dedupe (restored from the audit log)', async () => {
-    const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
-    await post(h1, [alert(1), alert(2)]);
-    assert.equal(h1.acme.posts.length, 2);
-    await h1.server.close();
+  /** Stops `h` and starts a sidecar on the same config and state; `between` runs while it is down. */
+  async function restart(h: Harness, between?: (stateDir: string) => void): Promise<Harness> {
+    await h.server.close();
+    between?.(h.config.stateDir);
     nock.cleanAll();
     nockEntra();
-    const h2 = await start({ ...enabled, maxPerHourPerConnector: 2 }, h1.config);
-    const r = await post(h2, [alert(1), alert(3)]);
-    assert.equal(r.json.results[0].status, 'duplicate');
-    assert.equal(r.json.results[1].status, 'refused');
-    assert.equal(r.status, 429);
-    assert.equal(h2.acme.posts.length, 0);
-  });
+    return start({}, h.config);
+  }
 
-  it('rotating (or removing) audit.log does not reset the caps or the dedupe: they have their own file', async () => {
+  for (const rotated of [false, true]) {
+    it(`a restart${rotated ? ' after audit.log was rotated' : ''} keeps the caps and the per-machine dedupe`, async () => {
+      const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
+      await post(h1, [alert(1), alert(2)]);
+      assert.equal(h1.acme.posts.length, 2);
+      const h2 = await restart(h1, (dir) => rotated && renameSync(join(dir, 'audit.log'), join(dir, 'audit.log.1')));
+      const r = await post(h2, [alert(1), alert(3)]);
+      assert.equal(r.json.results[0].status, 'duplicate');
+      assert.equal(r.json.results[1].status, 'refused');
+      assert.equal(r.status, 429);
+      assert.equal(h2.acme.posts.length, 0);
+    });
+  }
+
+  it('state from before the caps file: restored from audit.log once, then kept in the file', async () => {
     const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
     await post(h1, [alert(1), alert(2)]);
-    assert.equal(h1.acme.posts.length, 2);
-    await h1.server.close();
-    renameSync(join(h1.config.stateDir, 'audit.log'), join(h1.config.stateDir, 'audit.log.1'));
-    nock.cleanAll();
-    nockEntra();
-    const h2 = await start({ ...enabled, maxPerHourPerConnector: 2 }, h1.config);
-    const r = await post(h2, [alert(1), alert(3)]);
-    assert.equal(r.json.results[0].status, 'duplicate');
-    assert.equal(r.json.results[1].status, 'refused');
-    assert.equal(h2.acme.posts.length, 0);
-    await h2.server.close();
-    // the state of a version without the caps file: read from the audit log once, then kept in the file
-    rmSync(join(h1.config.stateDir, 'respond-caps.json'));
-    renameSync(join(h1.config.stateDir, 'audit.log.1'), join(h1.config.stateDir, 'audit.log'));
-    nock.cleanAll();
-    nockEntra();
-    const h3 = await start({ ...enabled, maxPerHourPerConnector: 2 }, h1.config);
-    rmSync(join(h1.config.stateDir, 'audit.log'));
-    await h3.server.close();
-    nock.cleanAll();
-    nockEntra();
-    const h4 = await start({ ...enabled, maxPerHourPerConnector: 2 }, h1.config);
-    assert.equal((await post(h4, [alert(3)])).json.results[0].status, 'refused');
-    assert.equal(h4.acme.posts.length, 0);
+    const h2 = await restart(h1, (dir) => rmSync(join(dir, 'respond-caps.json')));
+    const h3 = await restart(h2, (dir) => rmSync(join(dir, 'audit.log')));
+    assert.equal((await post(h3, [alert(3)])).json.results[0].status, 'refused');
+    assert.equal(h3.acme.posts.length, 0);
   });
 
   it('a damaged caps file stops the sidecar from starting rather than starting with empty caps', async () => {
