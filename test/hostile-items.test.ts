@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import nock from 'nock';
 import { AlertsCollector, type AlertsCursor } from '../plugin/collect/alerts.js';
+import { HostCollector } from '../plugin/collect/host.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
 import { loadMapper } from '../plugin/transform/transforms.js';
 import { pollOnce } from './helpers/collect.js';
@@ -42,5 +43,24 @@ describe('hostile page items', () => {
     assert.ok(run.states[0]!.counters.failed >= 3, `counted: ${run.states[0]!.counters.failed}`);
     const cursor = JSON.parse(readFileSync(new CursorStore(config.stateDir).file('acme-mde', 'alerts'), 'utf8')) as AlertsCursor;
     assert.equal(cursor.watermark, new Date(now).toISOString(), 'the window was committed');
+  });
+
+  it('machines: an item that is not an object, or a machine without id, is delivered marked; the digests are saved', async () => {
+    const config = testConfig({ contentTypes: ['host'] });
+    const m = (i: number) => ({ id: `${i}`.padStart(40, 'b'), computerDnsName: `m${i}`, lastSeen: at });
+    nock(apiOrigin)
+      .get('/api/machines')
+      .query((q) => q.$skip === '0')
+      .reply(200, `{"value":[${JSON.stringify(m(1))},"oops",{"computerDnsName":"no-id"},${JSON.stringify(m(2))}]}`);
+    nock(apiOrigin).get('/api/machines').query((q) => q.$skip !== '0').reply(200, { value: [] });
+    const loaded = loadMapper();
+    assert.ok(loaded.ok);
+    const run = await pollOnce(config, new HostCollector(), { now, mapper: loaded.mapper });
+    assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
+    const errors = run.sink.records().map((r) => String(r.transform_error ?? ''));
+    assert.ok(errors.some((e) => /item 2 of the page is not an object \(string\)/.test(e)), errors.join('\n'));
+    assert.equal(run.sink.records().length, 8, 'four machines, each as Syslog and Assets records');
+    const saved = JSON.parse(readFileSync(new CursorStore(config.stateDir).file('acme-mde', 'host'), 'utf8')) as { digests: Record<string, string> };
+    assert.deepEqual(Object.keys(saved.digests).sort(), [m(1).id, m(2).id]);
   });
 });

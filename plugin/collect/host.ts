@@ -73,7 +73,13 @@ export class HostCollector implements CollectorTask {
           async (machines) => {
             const changed: Record<string, unknown>[] = [];
             for (const m of machines) {
-              if (typeof m.id !== 'string') throw new DefenderApiError('GET /api/machines: a machine without id', { errorClass: 'malformed' });
+              if (typeof m.id !== 'string') {
+                // Delivered (the transforms mark it) rather than failing every poll; with no id to key a
+                // digest on, it is delivered again each poll, which keeps it visible until fixed.
+                ctx.logger.warn({ connector: ctx.connector.name }, 'machine without id: delivered without a digest');
+                changed.push(m);
+                continue;
+              }
               if (digests[m.id] !== undefined) repeated++;
               const d = digest(m);
               pageDigests[m.id] = d;
