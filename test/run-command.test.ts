@@ -87,7 +87,7 @@ describe('defender-fluent run (child process)', function () {
     assert.ok(existsSync(lockFile), 'the first collector took the lock');
     const second = await cli(['run', '--once', '--config', configFile], env());
     stop();
-    assert.equal(second.code, 1);
+    assert.equal(second.code, 2);
     assert.match(second.stderr, /another process \(pid \d+\) holds .*collector\.lock/);
     const first = await long;
     assert.equal(first.code, 0, `SIGTERM ends the collector cleanly: ${first.stderr}`);

@@ -59,8 +59,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     lock = await acquireLock(config.stateDir, 'collector.lock');
   } catch (e) {
     if (e instanceof LockedError) {
+      // two collectors on one stateDir is a deployment mistake, not a failed poll
       process.stderr.write(`error: ${e.message}\n`);
-      return 1;
+      return 2;
     }
     throw e;
   }
