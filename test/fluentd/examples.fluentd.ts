@@ -106,6 +106,7 @@ describe('fluent.conf.example in a real Fluentd', function () {
   let stateDir: string;
   let forwardPort: number;
   let windowsPort: number;
+  let userPort: number;
 
   before(async function () {
     work = mkdtempSync(join(tmpdir(), 'df-real-fluentd-'));
@@ -119,7 +120,7 @@ describe('fluent.conf.example in a real Fluentd', function () {
     dir = mkdtempSync(join(tmpdir(), 'df-fluentd-example-'));
     out = join(dir, 'out');
     stateDir = join(dir, 'state');
-    [forwardPort, windowsPort] = [await freePort(), await freePort()];
+    [forwardPort, windowsPort, userPort] = [await freePort(), await freePort(), await freePort()];
 
     emu = await startEmulator({ seed: 7, alerts: 60, machines: 5, vulnerabilities: 50, rateScale: 0.01 });
     const configFile = join(dir, 'defender.yaml');
@@ -157,6 +158,8 @@ describe('fluent.conf.example in a real Fluentd', function () {
     conf = conf.replace(lake, fileLabel('@SYSLOG', 'out_syslog_index', out) + fileLabel('@ASSETS', 'out_assets_index', out));
     // where in_windows_eventlog2 would sit: an input at the top level, for the suppress-av path
     conf += `\n<source>\n  @type forward\n  bind 127.0.0.1\n  port ${windowsPort}\n</source>\n`;
+    // the example's commented user_auth, switched on, on a port of its own
+    conf += `<source>\n  @type forward\n  @label @DEFENDER\n  bind 127.0.0.1\n  port ${userPort}\n  <security>\n    self_hostname fluentd-aggregator\n    shared_key ${sharedKey}\n    user_auth true\n    <user>\n      username defender\n      password pw-fluentd-test\n    </user>\n  </security>\n</source>\n`;
     writeFileSync(join(dir, 'fluent.conf'), conf);
 
     fluentd = spawn('ruby', ['-I', join(work!, src, 'lib'), join(work!, src, 'bin', 'fluentd'), '-c', join(dir, 'fluent.conf'), '--no-supervisor'], { cwd: packageRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -184,7 +187,7 @@ describe('fluent.conf.example in a real Fluentd', function () {
     return fluentdLog;
   }
 
-  async function send(port: number, records: OutRecord[], security?: { sharedKey: string }) {
+  async function send(port: number, records: OutRecord[], security?: { sharedKey: string; username?: string; password?: string }) {
     const sink = new ForwardSink({ type: 'forward', host: '127.0.0.1', port, ...security, clientHostname: 'fluentd-test' });
     try {
       await sink.deliver(records);
@@ -238,6 +241,20 @@ describe('fluent.conf.example in a real Fluentd', function () {
       return lines.length >= burst.length && lines;
     });
     assert.equal(lake.length, burst.length);
+  });
+
+  it('forward handshake with username and password: delivered; a wrong password is refused with Fluentd’s reason', async () => {
+    const status = (i: number): OutRecord => ({ tag: 'microsoft_defender.status', time: 1_764_300_000_000 + i, record: { msg_class: 'microsoft_defender_status', probe: `user-auth-${i}` } });
+    await send(userPort, [status(0), status(1)], { sharedKey, username: 'defender', password: 'pw-fluentd-test' });
+    await until('the records in the Syslog index', () => readLines(out, 'out_syslog_index').filter((l) => String(l.probe).startsWith('user-auth-')).length === 2);
+    const wrong = new ForwardSink({ type: 'forward', host: '127.0.0.1', port: userPort, sharedKey, username: 'defender', password: 'pw-wrong', clientHostname: 'fluentd-test' });
+    try {
+      void wrong.deliver([status(2)]).catch(() => undefined);
+      const reason = await until('the refusal', () => /refused the handshake/.test(wrong.state().reason ?? '') && wrong.state().reason);
+      assert.match(reason, /Authentication failed: username\/password mismatch/);
+    } finally {
+      await wrong.close(0);
+    }
   });
 
   it('suppress-av exec_filter: kept Windows events reach the operator’s output once; AV detections of a green tenant are dropped', async () => {
