@@ -142,5 +142,23 @@ describe('run: health listener (/healthz, /readyz, /metrics)', function () {
       assert.equal(await exited, 0, stderr);
       await assert.rejects(get(`http://127.0.0.1:${port}/healthz`), /ECONNREFUSED/);
     });
+
+    it('an address it cannot bind: exit 2 naming health.listen, nothing polled', async () => {
+      const taken = createServer().listen(0, '127.0.0.1');
+      await new Promise((r) => taken.once('listening', r));
+      const port = (taken.address() as { port: number }).port;
+      const dir = mkdtempSync(join(tmpdir(), 'df-probes-'));
+      const configFile = join(dir, 'defender.yaml');
+      writeFileSync(configFile, stringify({ stateDir: './state', health: { listen: `127.0.0.1:${port}` }, connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}' }] }));
+      const polled = emu.served.pages.alerts;
+      const child = spawn(process.execPath, ['--import', 'tsx', join(packageRoot, 'plugin', 'cli.ts'), 'run', '--once', '--config', configFile], { cwd: packageRoot, env: { ...process.env, EMU_SECRET: emu.clientSecret }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((r) => child.on('exit', r));
+      taken.close();
+      assert.equal(code, 2, stderr);
+      assert.match(stderr, new RegExp(`error: health\\.listen 127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+      assert.equal(emu.served.pages.alerts, polled);
+    });
   });
 });
