@@ -15,6 +15,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../plugin/config/load.js';
+import { DefenderClient, type RequestOptions } from '../../plugin/defender/client.js';
+import type { ActionClient } from '../../plugin/defender/machine-actions.js';
 import { startEmulator, type Emulator } from '../../plugin/emulate/index.js';
 import { createLogger } from '../../plugin/log.js';
 import { ForwardSink } from '../../plugin/output/forward.js';
@@ -26,6 +28,7 @@ import { auditLines, loadFixture } from '../respond-helpers.js';
 
 const tool = process.env.REAL_FLUENTD_TOOL ?? join(packageRoot, '..', 'shared', 'tools', 'real-fluentd', 'run.sh');
 const sharedKey = 'fluentd-test-shared-key';
+const unreadable = { id: 'c'.repeat(40), failing: true };
 const respondToken = 'fluentd-test-respond-token-0123456789';
 
 type Line = Record<string, unknown> & { fluent_tag: string; fluent_time: string };
@@ -133,14 +136,25 @@ describe('fluent.conf.example in a real Fluentd', function () {
         respond: {
           listen: '127.0.0.1:0',
           tokens: [{ name: 'fluentd', token: '${env:DEFENDER_RESPOND_TOKEN}', connectors: ['*'] }],
-          // enabled, dry run, caps of 3: most critical alerts are refused by the cap, a decision
-          auto: { enabled: true, dryRun: true, minSeverity: 'Informational', detectionSources: [], maxPerHourPerConnector: 3, maxPerHour: 3 },
+          // enabled, dry run, caps of 20: most of the burst below is refused by the cap, a decision
+          auto: { enabled: true, dryRun: true, minSeverity: 'Informational', detectionSources: [], maxPerHourPerConnector: 20, maxPerHour: 20 },
         },
       }),
     );
     const env = { ...process.env, EMU_SECRET: emu.clientSecret, DEFENDER_RESPOND_TOKEN: respondToken, FLUENT_SHARED_KEY: sharedKey };
     const { config } = loadConfig(configFile, env);
-    sidecar = new RespondServer({ config, sink: new MemorySink(), logger: createLogger('warn', new PassThrough().resume()) });
+    // Defender as the emulator serves it, except one machine whose read fails until the test lets it
+    // answer (the sidecar cannot check its exclusion tag meanwhile: 503)
+    const defender = new DefenderClient(config.connectors[0]!);
+    const client: ActionClient = {
+      connector: defender.connector,
+      request: <T>(o: RequestOptions) => {
+        if (o.path !== `/api/machines/${unreadable.id}`) return defender.request<T>(o);
+        if (unreadable.failing) return Promise.reject(new Error('connect ECONNREFUSED (test: this machine cannot be read yet)'));
+        return Promise.resolve({ status: 200, body: { id: unreadable.id, machineTags: [] } as T });
+      },
+    };
+    sidecar = new RespondServer({ config, sink: new MemorySink(), logger: createLogger('warn', new PassThrough().resume()), clients: new Map([['emu', client]]) });
     const { url } = await sidecar.listen('127.0.0.1:0');
 
     const cli = `${process.execPath} --import tsx ${join(packageRoot, 'plugin', 'cli.ts')}`;
@@ -212,6 +226,20 @@ describe('fluent.conf.example in a real Fluentd', function () {
     assert.ok(!text.includes('\ufffd'), 'no replacement character');
     assert.match(text, /jörg\.müller|müller|zürich|東京|são-paulo|øresund|kraków|straße|ελλάδα|été|инвойс/, 'non-ASCII text arrived as written');
     await until('assets', () => readLines(out, 'out_assets_index').some((l) => l.fluent_tag === 'microsoft_defender.assets.host'));
+  });
+
+  it('out_http: a record the sidecar could not judge (503) is sent again until it is judged, not set aside', async () => {
+    const base = loadFixture('alert-record.json') as { microsoft_defender: Record<string, unknown> };
+    // no machineTags: the sidecar reads the machine for its exclusion tag, and cannot yet
+    const record = { ...base, tenant_name: String(emu!.connectorConfig('emu').tenant), engid_name: 'microsoft_defender_emu', event_score_band: 'critical', microsoft_defender: { ...base.microsoft_defender, id: 'fluentd-retry-0', machineId: unreadable.id } };
+    await send(forwardPort, [{ tag: 'microsoft_defender.syslog.alerts', time: 1_764_300_000_000, record }], { sharedKey });
+    const judged = () => auditLines(stateDir).filter((l) => l.microsoft_defender.alertId === 'fluentd-retry-0');
+    await until('out_http to send it again', () => judged().length >= 2);
+    assert.ok(judged().every((a) => a.microsoft_defender.outcome === 'error'));
+    assert.match(fluentdLog, /503/);
+    unreadable.failing = false;
+    await until('the retry to be judged', () => judged().some((a) => a.microsoft_defender.outcome === 'dry_run'));
+    assert.doesNotMatch(fluentdLog, /unrecoverable/i);
   });
 
   it('forward with the shared key, and out_http: a 1.5 MB burst of critical alerts is judged whole by the sidecar (cap refusals answered 200)', async () => {
