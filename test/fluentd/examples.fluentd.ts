@@ -1,7 +1,8 @@
 // `npm run test:fluentd`: fluent.conf.example run in a REAL Fluentd (not part of `npm test`).
 //
 // Fluentd comes from ../shared/tools/real-fluentd (Debian's Ruby gems and a fluent/fluentd source
-// snapshot; REAL_FLUENTD_TOOL names another run.sh). Without it the suite says why and skips.
+// snapshot; REAL_FLUENTD_TOOL names another run.sh, FLUENTD_TAG another release: v1.14.4 by default,
+// v1.15.3 passes too). Without it the suite says why and skips.
 // The example runs as written, with only what cannot run here swapped: the data-lake outputs
 // (OpenSearch) become `@type file`, ports and paths point at this test's own, `defender-fluent` is
 // this checkout's CLI, and in_exec's run_interval is 2s. The collector runs under in_exec against
