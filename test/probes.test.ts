@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { checkConfigText } from '../plugin/config/load.js';
 import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
 import { packageRoot } from '../plugin/paths.js';
 import { polls } from '../plugin/status/metrics.js';
@@ -62,6 +63,15 @@ describe('run: health listener (/healthz, /readyz, /metrics)', function () {
       );
       assert.match(at11.connectors[1]!.reasons.join(), /host: last poll failed .*\(auth\): AADSTS7000215/);
     });
+  });
+
+  it('health.listen is checked like respond.listen: host:port, port at most 65535', () => {
+    const base = { connectors: [{ name: 'a', tenant: 't', clientId: '00000000-0000-0000-0000-000000000000', directoryId: '00000000-0000-0000-0000-000000000000', clientSecret: 'x'.repeat(20) }] };
+    const check = (health: unknown) => checkConfigText(join(tmpdir(), 'defender.yaml'), stringify({ ...base, health }), {}).problems.map((p) => `${p.pointer}: ${p.message}`);
+    assert.deepEqual(check({ listen: '127.0.0.1:9464' }), []);
+    assert.deepEqual(check({ listen: '127.0.0.1:99999' }), ['/health/listen: port 99999 is out of range (1-65535, or 0 for any free port)']);
+    assert.match(check({ listen: '9464' }).join(), /^\/health\/listen: /);
+    assert.deepEqual(check({}), ['/health/listen: is required']);
   });
 
   describe('the listener', () => {
