@@ -17,6 +17,8 @@ program
   .description('Microsoft Defender for Endpoint → Fluentd / Fluent Bit: collector, transforms, response sidecar')
   .version(version)
   .showHelpAfterError()
+  // every command's help lists --log-level / --log-format
+  .configureHelp({ showGlobalOptions: true })
   // a usage error (unknown option, missing argument, bad choice) exits 2, like an invalid config:
   // 1 means a check or a poll failed
   .exitOverride()

@@ -28,7 +28,9 @@ describe('defender-fluent exit codes for usage errors', function () {
 
   it('--help and --version exit 0', () => {
     assert.equal(cli(['--help']).status, 0);
-    assert.equal(cli(['run', '--help']).status, 0);
+    const help = cli(['run', '--help']);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /--log-level <level>[\s\S]*--log-format <format>/, 'a command’s help lists the log options');
     assert.equal(cli(['--version']).status, 0);
   });
 
