@@ -8,7 +8,7 @@ import { MachineActionError, MachineActions, type ActionClient } from '../defend
 import { createLogger, redact, type Logger } from '../log.js';
 import type { Sink } from '../output/sink.js';
 import { clientEvents, trackTokenRenewals } from '../status/metrics.js';
-import { listenOn, probeReply } from '../status/probes.js';
+import { listenOn, probeReply, sendReply } from '../status/probes.js';
 import { AuditLog } from './audit.js';
 import { TokenAuth } from './auth.js';
 import { parseJson, parseRecords, readBody, RequestError } from './body.js';
@@ -218,16 +218,10 @@ export class RespondServer {
   }
 
   private send(res: ServerResponse, reply: Reply, ctx: RequestContext): void {
-    const isText = typeof reply.body === 'string';
-    const payload = isText ? (reply.body as string) : JSON.stringify(reply.body);
-    res.statusCode = reply.status;
     res.setHeader('X-Request-Id', ctx.requestId);
-    res.setHeader('Cache-Control', 'no-store');
-    if (!isText) res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
     // A body that was refused unread (401, 413) may still be arriving: close rather than drain it.
     if (reply.status === 413) res.setHeader('Connection', 'close');
-    res.end(payload);
+    sendReply(res, reply);
   }
 }
 
