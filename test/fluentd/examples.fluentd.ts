@@ -21,9 +21,10 @@ import type { ActionClient } from '../../plugin/defender/machine-actions.js';
 import { startEmulator, type Emulator } from '../../plugin/emulate/index.js';
 import { createLogger } from '../../plugin/log.js';
 import { ForwardSink } from '../../plugin/output/forward.js';
-import type { OutRecord } from '../../plugin/output/sink.js';
+import { tagSuffix, type OutRecord } from '../../plugin/output/sink.js';
 import { packageRoot } from '../../plugin/paths.js';
 import { RespondServer } from '../../plugin/respond/server.js';
+import { fluentdPattern, parseFluentd, type Section } from '../helpers/fluentd-config.js';
 import { MemorySink } from '../helpers/memory-sink.js';
 import { auditLines, loadFixture } from '../respond-helpers.js';
 
@@ -105,6 +106,7 @@ describe('fluent.conf.example in a real Fluentd', function () {
   let emu: Emulator | undefined;
   let sidecar: RespondServer | undefined;
   let work: string | undefined;
+  let fluentdLib: string;
   let dir: string | undefined;
   let out: string;
   let stateDir: string;
@@ -121,6 +123,7 @@ describe('fluent.conf.example in a real Fluentd', function () {
       this.skip();
     }
     const src = readdirSync(work!).find((d) => d.startsWith('src-'))!;
+    fluentdLib = join(work!, src, 'lib');
     dir = mkdtempSync(join(tmpdir(), 'df-fluentd-example-'));
     out = join(dir, 'out');
     stateDir = join(dir, 'state');
@@ -210,6 +213,23 @@ describe('fluent.conf.example in a real Fluentd', function () {
       await sink.close(5000);
     }
   }
+
+  it('the tag matcher test/shipper-configs.test.ts routes with agrees with Fluentd’s own (Fluent::MatchPattern)', () => {
+    const conf = parseFluentd(readFileSync(join(dir!, 'fluent.conf'), 'utf8'));
+    const patterns = new Set(['a.*', 'a.**', '**', 'a.{b,c}', 'a.{b,c}.**', '**.z', '/a\\.(b|c)/', 'winevt.**', 'av_checked.winevt']);
+    const visit = (s: Section) => {
+      if (s.name === 'match' || s.name === 'filter') s.arg.split(/\s+/).filter(Boolean).forEach((p) => patterns.add(p));
+      s.children.forEach(visit);
+    };
+    visit(conf);
+    const tags = [...Object.values(tagSuffix).map((t) => `microsoft_defender.${t}`), 'microsoft_defender', 'microsoft_defender.something.new', 'winevt', 'winevt.raw', 'winevt.deduplicated', 'av_checked.winevt', 'winevtx', 'a', 'a.b', 'a.b.c', 'a.c', 'ab', 'a.d', 'z', 'x.y.z', 'xz', 'defender_contain.alerts'];
+    const cases = [...patterns].flatMap((p) => tags.map((t) => [p, t]));
+    const ruby = spawnSync('ruby', ['-I', fluentdLib, '-e', 'require "json"; require "fluent/match"; puts JSON.generate(JSON.parse(STDIN.read).map { |p, t| Fluent::MatchPattern.create(p).match(t) })'], { input: JSON.stringify(cases), encoding: 'utf8' });
+    assert.equal(ruby.status, 0, ruby.stderr);
+    const theirs = JSON.parse(ruby.stdout) as boolean[];
+    const differ = cases.filter(([p, t], i) => fluentdPattern(p!).test(t!) !== theirs[i]).map(([p, t]) => `${p} ~ ${t}`);
+    assert.deepEqual(differ, [], `${cases.length} pattern/tag pairs`);
+  });
 
   it('in_exec: the collector’s lines parsed by @type json reach the indices with their tag, millisecond time and non-ASCII text intact', async () => {
     const alerts = await until('the first in_exec run', () => {
