@@ -75,6 +75,16 @@ describe('check: permission needs', () => {
     // the machine-actions call also needs the machine read role the host probe owns
     assert.deepEqual(probes[3]!.needs.map(describeNeed), ['Machine.Read.All or Machine.ReadWrite.All', 'Machine.Isolate']);
   });
+
+  it('machine actions: a machine read role (the docs list Machine.Read.All and Machine.ReadWrite.All) and one list call', () => {
+    const connector: Parameters<typeof permissionNeeds>[0] = { functions: ['collect'], contentTypes: ['machineActions'] };
+    assert.deepEqual(permissionNeeds(connector).map(describeNeed), ['Machine.Read.All or Machine.ReadWrite.All']);
+    assert.deepEqual(missingNeeds(permissionNeeds(connector), ['Alert.Read.All']).map(describeNeed), ['Machine.Read.All or Machine.ReadWrite.All']);
+    assert.deepEqual(
+      probesFor(connector).map((p) => [p.checkId, probeUrl('https://h', p)]),
+      [['api:machineActions', 'https://h/api/machineactions?$top=1']],
+    );
+  });
 });
 
 describe('check: lock per connector', () => {

@@ -52,6 +52,8 @@ const contentNeeds: Record<ContentType, string[]> = {
   alerts: ['Alert.Read.All', 'Alert.ReadWrite.All'],
   host: ['Machine.Read.All', 'Machine.ReadWrite.All'],
   vulnerabilities: ['Vulnerability.Read.All'],
+  // GET /api/machineactions: Machine.Read.All or Machine.ReadWrite.All (get-machineactions-collection.md)
+  machineActions: ['Machine.Read.All', 'Machine.ReadWrite.All'],
 };
 
 /** What the connector's functions and content types need from the WindowsDefenderATP API. */

@@ -9,8 +9,8 @@ import { parseEndpoint } from './endpoints.js';
 import { resolveReferences } from './secrets.js';
 import { checkLogFilters } from './log-filters.js';
 
-export type ContentType = 'alerts' | 'host' | 'vulnerabilities';
-export const contentTypes: readonly ContentType[] = ['alerts', 'host', 'vulnerabilities'];
+export type ContentType = 'alerts' | 'host' | 'vulnerabilities' | 'machineActions';
+export const contentTypes: readonly ContentType[] = ['alerts', 'host', 'vulnerabilities', 'machineActions'];
 
 type ConnectorDefaulted =
   | 'functions'

@@ -4,7 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import { iso7 } from './time.js';
 
-export type ActionType = 'Isolate' | 'Unisolate';
+export type ActionType = 'Isolate' | 'Unisolate' | 'RunAntiVirusScan' | 'CollectInvestigationPackage' | 'StopAndQuarantineFile' | 'RestrictCodeExecution' | 'UnrestrictCodeExecution';
+/** what other tools and the portal did before the emulator started (seeded history) */
+export const historyTypes: ActionType[] = ['RunAntiVirusScan', 'CollectInvestigationPackage', 'StopAndQuarantineFile', 'RestrictCodeExecution', 'UnrestrictCodeExecution', 'Isolate', 'Unisolate'];
 export type ActionStatus = 'Pending' | 'InProgress' | 'Succeeded' | 'Failed' | 'TimeOut' | 'Cancelled';
 export type ActionOutcome = 'Succeeded' | 'Failed' | 'TimeOut';
 const finalStatuses: ActionStatus[] = ['Succeeded', 'Failed', 'TimeOut', 'Cancelled'];
@@ -52,7 +54,7 @@ export class ActionBook {
 
   /** The isolate/unisolate action still running on this machine, if any. */
   active(machineId: string, nowMs: number): MachineAction | undefined {
-    return this.all.find((a) => a.machineId === machineId && !this.isFinal(a, nowMs));
+    return this.all.find((a) => a.machineId === machineId && (a.type === 'Isolate' || a.type === 'Unisolate') && !this.isFinal(a, nowMs));
   }
 
   create(init: Omit<MachineAction, 'id' | 'outcome' | 'cancelled'>): MachineAction {

@@ -351,7 +351,9 @@ export async function listActions(ctx: ApiContext, x: Exchange): Promise<boolean
   let paging;
   try {
     const filter = q.get('$filter');
-    clauses = filter ? parseFilter(filter, { id: 'string', status: 'string', machineId: 'string', type: 'string', requestor: 'string', creationDateTimeUtc: 'date' }) : [];
+    // The documented filter fields, and lastUpdateDateTimeUtc: not in the docs' list, but what
+    // public integrations filter on (and the machineActions collector does).
+    clauses = filter ? parseFilter(filter, { id: 'string', status: 'string', machineId: 'string', type: 'string', requestor: 'string', creationDateTimeUtc: 'date', lastUpdateDateTimeUtc: 'date' }) : [];
     paging = parseTopSkip(q, MAX_TOP);
   } catch (e) {
     return odataFailure(x, e);
@@ -359,8 +361,12 @@ export async function listActions(ctx: ApiContext, x: Exchange): Promise<boolean
   const now = ctx.now();
   const entities = ctx.actions.all
     .map((a) => ctx.actions.entity(a, now))
-    .filter((e) => matches(clauses, (f) => (f === 'creationDateTimeUtc' ? Date.parse(e.creationDateTimeUtc as string) : (e[f] as string))))
+    .filter((e) => matches(clauses, (f) => (f === 'creationDateTimeUtc' || f === 'lastUpdateDateTimeUtc' ? Date.parse(e[f] as string) : (e[f] as string))))
     .reverse(); // newest first
-  const page = entities.slice(paging.skip, paging.skip + (paging.top ?? MAX_TOP));
-  return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#MachineActions`, value: page });
+  const { limit, nextSkip } = listPage(ctx, paging, entities.length);
+  const page = entities.slice(paging.skip, paging.skip + limit);
+  const next = nextSkip !== null ? nextLinkWith(x, { $skip: String(nextSkip) }) : null;
+  const ok = await sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#MachineActions`, value: page, ...(next ? { '@odata.nextLink': next } : {}) });
+  if (ok) ctx.served.addMachineActions(page.map((e) => [e.id as string, e.lastUpdateDateTimeUtc as string]));
+  return ok;
 }

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { ActionBook, type ActionOutcome } from './actions.js';
+import { ActionBook, historyTypes, type ActionOutcome } from './actions.js';
 import * as api from './api.js';
 import { Entra, allRoles } from './entra.js';
 import { FaultInjector, parseFaults, type CallInfo, type FaultSpec } from './faults.js';
@@ -60,6 +60,8 @@ export interface EmulatorOptions {
   stateDir?: string;
   /** export page links ($skiptoken) older than this are refused with 400, as when a snapshot is regenerated (default: never) */
   exportLinkTtlMs?: number;
+  /** machine actions taken before the start (portal, other tools), spread over historyHours (default 0) */
+  machineActions?: number;
   /** machine actions stay Pending this long, then InProgress this long (defaults 2 000 / 3 000 ms) */
   actionPendingMs?: number;
   actionInProgressMs?: number;
@@ -139,6 +141,24 @@ const readRoles = {
   isolate: ['Machine.Isolate'],
 };
 
+/** n actions of every type on the world's machines, created in order over the history before startMs. */
+function seedActionHistory(actions: ActionBook, world: World, rng: Rng, n: number, startMs: number, historyMs: number): void {
+  if (!world.machines.length) return;
+  for (let i = 0; i < n; i++) {
+    const m = world.machines[rng.int(0, world.machines.length - 1)]!;
+    const type = historyTypes[rng.int(0, historyTypes.length - 1)]!;
+    actions.create({
+      type,
+      scope: type === 'Isolate' ? 'Full' : type === 'RunAntiVirusScan' ? 'Quick' : null,
+      requestor: rng.chance(0.5) ? 'analyst@emulated.test' : 'soar@emulated.test',
+      requestorComment: `${type} (emulated history ${i + 1})`,
+      machineId: m.base.id,
+      computerDnsName: m.base.computerDnsName,
+      createdMs: startMs - historyMs + Math.floor(((i + rng.float()) * historyMs) / n),
+    });
+  }
+}
+
 function startMsOf(v: EmulatorOptions['startTime']): number {
   if (v === undefined) return Date.now();
   const ms = v instanceof Date ? v.getTime() : typeof v === 'number' ? v : Date.parse(v);
@@ -172,6 +192,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   });
   const served = new Served(opts.recordVulnerabilityIds ?? true);
   const actions = new ActionBook(opts.actionPendingMs ?? 2000, opts.actionInProgressMs ?? 3000);
+  seedActionHistory(actions, world, Rng.for(seed, 'machine-actions'), opts.machineActions ?? 0, startMs, (opts.historyHours ?? 2) * 3600_000);
   const faults = new FaultInjector(seed);
   faults.set(typeof opts.faults === 'string' ? parseFaults(opts.faults) : (opts.faults ?? []));
   let rateScale = opts.rateScale ?? 1;

@@ -90,7 +90,7 @@ lookbackHours?: number
 /**
  * @minItems 1
  */
-contentTypes?: [("alerts" | "host" | "vulnerabilities"), ...(("alerts" | "host" | "vulnerabilities"))[]]
+contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions"))[]]
 allowCustomEndpoint?: boolean
 caFile?: string
 /**
@@ -112,7 +112,7 @@ name: string
 /**
  * @minItems 1
  */
-contentTypes?: [("alerts" | "host" | "vulnerabilities"), ...(("alerts" | "host" | "vulnerabilities"))[]]
+contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions"))[]]
 /**
  * @minItems 1
  * @maxItems 10

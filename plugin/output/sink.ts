@@ -39,6 +39,7 @@ export const tagSuffix = {
   hostSyslog: 'syslog.host',
   hostAssets: 'assets.host',
   vulnerabilities: 'syslog.vulnerabilities',
+  machineActions: 'syslog.machine_actions',
   status: 'status',
   audit: 'audit',
 } as const;
