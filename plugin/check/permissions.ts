@@ -46,9 +46,10 @@ export interface PermissionNeed {
   probe: ProbeId;
 }
 
-export type ProbeId = ContentType | 'respond';
+/** hunting is checked on its own Graph token (checkHunting), not with the WindowsDefenderATP roles */
+export type ProbeId = Exclude<ContentType, 'hunting'> | 'respond';
 
-const contentNeeds: Record<ContentType, string[]> = {
+const contentNeeds: Record<ProbeId & ContentType, string[]> = {
   alerts: ['Alert.Read.All', 'Alert.ReadWrite.All'],
   host: ['Machine.Read.All', 'Machine.ReadWrite.All'],
   vulnerabilities: ['Vulnerability.Read.All'],
@@ -60,7 +61,7 @@ const contentNeeds: Record<ContentType, string[]> = {
 export function permissionNeeds(connector: Pick<Connector, 'functions' | 'contentTypes'>): PermissionNeed[] {
   const needs: PermissionNeed[] = [];
   if (connector.functions.includes('collect')) {
-    for (const ct of connector.contentTypes) needs.push({ purpose: ct, anyOf: contentNeeds[ct], probe: ct });
+    for (const ct of connector.contentTypes) if (ct !== 'hunting') needs.push({ purpose: ct, anyOf: contentNeeds[ct], probe: ct });
   }
   if (connector.functions.includes('respond')) {
     needs.push({ purpose: 'respond: isolate / release', anyOf: ['Machine.Isolate'], probe: 'respond' });

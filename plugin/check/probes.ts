@@ -38,7 +38,7 @@ const table: Record<ProbeId, Omit<Probe, 'needs' | 'id'>> = {
 export function probesFor(connector: Pick<Connector, 'functions' | 'contentTypes'>): Probe[] {
   const needs = permissionNeeds(connector);
   const ids: ProbeId[] = [];
-  if (connector.functions.includes('collect')) ids.push(...connector.contentTypes);
+  if (connector.functions.includes('collect')) ids.push(...connector.contentTypes.filter((ct) => ct !== 'hunting'));
   if (connector.functions.includes('respond')) ids.push('respond');
   return ids.map((id) => ({
     id,

@@ -8,6 +8,7 @@ import type { RecordMapper } from '../transform/mapper.js';
 import { AlertsCollector } from './alerts.js';
 import { CursorStore } from './cursor-store.js';
 import { HostCollector } from './host.js';
+import { HuntingCollector } from './hunting.js';
 import { MachineActionsCollector } from './machine-actions.js';
 import { makeEmitter, newCounters, type RecordFilter, type TaskCounters } from './pipeline.js';
 import { type CollectorTask, type PollResult, StoppedError } from './task.js';
@@ -49,6 +50,7 @@ const tasks: Record<ContentType, () => CollectorTask> = {
   host: () => new HostCollector(),
   vulnerabilities: () => new VulnerabilitiesCollector(),
   machineActions: () => new MachineActionsCollector(),
+  hunting: () => new HuntingCollector(),
 };
 const defaultTask = (content: ContentType): CollectorTask => tasks[content]();
 

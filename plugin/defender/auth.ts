@@ -104,15 +104,17 @@ export class TokenProvider {
   private readonly network: FetchNetworkClient;
   private readonly ownsAgent: boolean;
   private readonly authority: string;
+  private readonly scope: string;
   private inflight?: Promise<string>;
   private lastToken?: string;
   private renewalCount = 0;
 
   constructor(
     readonly connector: Connector,
-    opts: { logger?: Logger; agent?: https.Agent } = {},
+    opts: { logger?: Logger; agent?: https.Agent; scope?: string } = {},
   ) {
     registerSecret(connector.clientSecret);
+    this.scope = opts.scope ?? defenderScope;
     this.authority = `${connector.authorityUrl}/${connector.directoryId}`;
     this.ownsAgent = !opts.agent;
     const agent = opts.agent ?? createAgent(connector.authorityUrl, connector);
@@ -166,7 +168,7 @@ export class TokenProvider {
     let result;
     this.network.lastErrorBody = undefined;
     try {
-      result = await this.app.acquireTokenByClientCredential({ scopes: [defenderScope], skipCache: forceRefresh });
+      result = await this.app.acquireTokenByClientCredential({ scopes: [this.scope], skipCache: forceRefresh });
     } catch (e) {
       throw toTokenError(e, this.authority, this.network.lastTransportError, this.network.lastErrorBody);
     }

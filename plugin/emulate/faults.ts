@@ -14,7 +14,7 @@ import { Rng } from './prng.js';
 
 export type FaultKind = '429' | '500' | '503' | 'slow' | 'truncate' | 'malformed' | 'novalue' | 'token-reject' | 'reset';
 export type NoValueShape = 'empty' | 'null' | 'scalar' | 'other';
-export type FaultScope = 'data' | 'alerts' | 'machines' | 'vulnerabilities' | 'machineactions' | 'actions' | 'token' | 'any';
+export type FaultScope = 'data' | 'alerts' | 'machines' | 'vulnerabilities' | 'machineactions' | 'actions' | 'hunting' | 'token' | 'any';
 
 export interface FaultSpec {
   kind: FaultKind;
@@ -32,7 +32,7 @@ export class FaultSpecError extends Error {}
 
 const kinds: FaultKind[] = ['429', '500', '503', 'slow', 'truncate', 'malformed', 'novalue', 'token-reject', 'reset'];
 const shapes: NoValueShape[] = ['empty', 'null', 'scalar', 'other'];
-const scopes: FaultScope[] = ['data', 'alerts', 'machines', 'vulnerabilities', 'machineactions', 'actions', 'token', 'any'];
+const scopes: FaultScope[] = ['data', 'alerts', 'machines', 'vulnerabilities', 'machineactions', 'actions', 'hunting', 'token', 'any'];
 
 export function parseFaults(list: string): FaultSpec[] {
   const out: FaultSpec[] = [];

@@ -32,6 +32,8 @@ export class Served {
   /** machine action id → every lastUpdateDateTimeUtc served for it (one entry per status change) */
   readonly machineActionVersions = new Map<string, Set<string>>();
   readonly pages = { alerts: 0, machines: 0, vulnerabilities: 0, vulnerabilityChanges: 0, machineActions: 0 };
+  /** rows of complete runHuntingQuery answers */
+  huntingRows = 0;
   /** every API and token call, in order (capped at 100 000 entries) */
   readonly requests: RequestLogEntry[] = [];
 

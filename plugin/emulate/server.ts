@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { ActionBook, historyTypes, type ActionOutcome } from './actions.js';
 import * as api from './api.js';
-import { Entra, allRoles } from './entra.js';
+import { Entra, allRoles, graphResources } from './entra.js';
+import { HuntingTable, runHuntingQuery } from './hunting.js';
 import { FaultInjector, parseFaults, type CallInfo, type FaultSpec } from './faults.js';
 import { readBody, sendError, sendJson, type Exchange } from './http-util.js';
 import { Rng } from './prng.js';
@@ -60,6 +61,10 @@ export interface EmulatorOptions {
   stateDir?: string;
   /** export page links ($skiptoken) older than this are refused with 400, as when a snapshot is regenerated (default: never) */
   exportLinkTtlMs?: number;
+  /** one DeviceProcessEvents row for advanced hunting every this many ms (default 60 000) */
+  huntingRowEveryMs?: number;
+  /** roles of Microsoft Graph tokens (default ThreatHunting.Read.All) */
+  graphRoles?: string[];
   /** machine actions taken before the start (portal, other tools), spread over historyHours (default 0) */
   machineActions?: number;
   /** machine actions stay Pending this long, then InProgress this long (defaults 2 000 / 3 000 ms) */
@@ -113,6 +118,8 @@ export interface Emulator {
   /** current version of every alert */
   alertVersions(): AlertVersion[];
   machineIds(): string[];
+  /** the advanced hunting table's rows with from ≤ Timestamp < to */
+  huntingRows(fromMs: number, toMs: number): Record<string, unknown>[];
   isIsolated(machineId: string): boolean;
   setFaults(faults: string | FaultSpec[]): void;
   faultsFired(): Record<string, number>;
@@ -132,7 +139,7 @@ export interface Emulator {
 
 type Route =
   | { kind: 'entra'; run: (x: Exchange) => Promise<boolean> }
-  | { kind: 'api'; api: CallInfo['api']; bucket: string; family: 'standard' | 'export'; roles: string[]; run: (x: Exchange, requestor: string) => Promise<boolean> };
+  | { kind: 'api'; api: CallInfo['api']; bucket: string; family: 'standard' | 'export' | 'hunting'; roles: string[]; graph?: true; run: (x: Exchange, requestor: string) => Promise<boolean> };
 
 const readRoles = {
   alerts: ['Alert.Read.All', 'Alert.ReadWrite.All'],
@@ -192,6 +199,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   });
   const served = new Served(opts.recordVulnerabilityIds ?? true);
   const actions = new ActionBook(opts.actionPendingMs ?? 2000, opts.actionInProgressMs ?? 3000);
+  const hunting = new HuntingTable(world, seed, opts.huntingRowEveryMs ?? 60_000);
   seedActionHistory(actions, world, Rng.for(seed, 'machine-actions'), opts.machineActions ?? 0, startMs, (opts.historyHours ?? 2) * 3600_000);
   const faults = new FaultInjector(seed);
   faults.set(typeof opts.faults === 'string' ? parseFaults(opts.faults) : (opts.faults ?? []));
@@ -206,6 +214,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     clientId,
     clientSecret,
     roles: opts.roles ?? allRoles,
+    graphRoles: opts.graphRoles ?? ['ThreatHunting.Read.All'],
     tokenLifetimeSeconds: opts.tokenLifetimeSeconds ?? 3599,
     nowMs: now,
   });
@@ -250,6 +259,11 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
           return entraReply(x, entra.token(decodeURIComponent(tenant), form, !!v2, creds));
         },
       };
+    }
+    // ---- Microsoft Graph advanced hunting
+    if (/^\/v1\.0\/security\/runhuntingquery$/i.test(path)) {
+      if (method !== 'POST') return { error: [405, 'MethodNotAllowed', 'Use POST'] };
+      return { kind: 'api', api: 'hunting', bucket: 'hunting', family: 'hunting', roles: ['ThreatHunting.Read.All'], graph: true, run: (x) => runHuntingQuery(x, hunting, origin, now(), (n) => (served.huntingRows += n)) };
     }
     // ---- Defender API (with or without /v1.0)
     const p = path.replace(/^\/api\/v1\.0\//i, '/api/');
@@ -302,6 +316,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         return false;
       case '429':
         if (token) await entraError(429);
+        else if (x.api === 'hunting') await sendError(x, 429, 'TooManyRequests', 'The tenant reached its allocated CPU resources for advanced hunting; queries are blocked until the next 15-minute cycle (emulator fault)', { 'retry-after': String(f.retryAfter ?? 900) });
         else await sendError(x, 429, 'TooManyRequests', 'Too many requests (emulator fault: 429 storm)', { 'retry-after': String(f.retryAfter ?? 1) });
         return true;
       case '500':
@@ -353,6 +368,11 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     const auth = entra.verify(x.req.headers.authorization);
     if ('reason' in auth) {
       await sendError(x, 401, 'Unauthorized', `Unauthorized: ${auth.reason}`, { 'www-authenticate': 'Bearer' });
+      return;
+    }
+    // Graph takes Graph tokens only (Graph answers another audience with 401 InvalidAuthenticationToken)
+    if (r.graph && !graphResources.includes(auth.claims.aud)) {
+      await sendError(x, 401, 'InvalidAuthenticationToken', `Access token validation failure. Invalid audience (${auth.claims.aud}): request a token for https://graph.microsoft.com/.default`, { 'www-authenticate': 'Bearer' });
       return;
     }
     if (!r.roles.some((role) => auth.claims.roles.includes(role))) {
@@ -463,6 +483,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     tick: (n) => void world.tick(n, now()),
     alertVersions: () => world.alerts.map(version),
     machineIds: () => world.machines.map((m: MachineState) => m.base.id),
+    huntingRows: (from, to) => hunting.rows(from, to),
     isIsolated: (id) => actions.isIsolated(id.toLowerCase(), now()),
     setFaults: (f) => faults.set(typeof f === 'string' ? parseFaults(f) : f),
     faultsFired: () => Object.fromEntries(faults.fired),
@@ -485,6 +506,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       tenant: 'Emulated tenant',
       apiEndpoint: origin,
       authorityHost: origin,
+      graphEndpoint: origin,
       allowCustomEndpoint: true,
       caFile: tls.caFile,
       clientId,

@@ -81,6 +81,14 @@ functions?: [("collect" | "respond"), ...(("collect" | "respond"))[]]
  * Defender API host or https:// URL
  */
 apiEndpoint?: string
+/**
+ * Microsoft Graph host or https:// URL for the hunting content type (runHuntingQuery): graph.microsoft.com, or the national clouds graph.microsoft.us / dod-graph.microsoft.us
+ */
+graphEndpoint?: string
+/**
+ * Folder of the scheduled hunting queries (*.kql) the hunting content type runs; default: the packaged hunting/ folder. Relative paths are resolved against the config file's folder.
+ */
+huntingDir?: string
 authorityHost?: string
 clientId: Guid
 directoryId: Guid
@@ -90,7 +98,7 @@ lookbackHours?: number
 /**
  * @minItems 1
  */
-contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions"))[]]
+contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"))[]]
 allowCustomEndpoint?: boolean
 caFile?: string
 /**
@@ -112,7 +120,7 @@ name: string
 /**
  * @minItems 1
  */
-contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions"))[]]
+contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"))[]]
 /**
  * @minItems 1
  * @maxItems 10

@@ -40,6 +40,7 @@ export const tagSuffix = {
   hostAssets: 'assets.host',
   vulnerabilities: 'syslog.vulnerabilities',
   machineActions: 'syslog.machine_actions',
+  hunting: 'syslog.hunting',
   status: 'status',
   audit: 'audit',
 } as const;

@@ -2,7 +2,7 @@ import type { ContentType } from '../../plugin/config/load.js';
 import { tagFor, tagSuffix } from '../../plugin/output/sink.js';
 import type { MapContext, RecordMapper } from '../../plugin/transform/mapper.js';
 
-const eventTime: Record<ContentType, string> = { alerts: 'lastUpdateTime', host: 'lastSeen', vulnerabilities: 'lastSeenTimestamp', machineActions: 'lastUpdateDateTimeUtc' };
+const eventTime: Record<ContentType, string> = { alerts: 'lastUpdateTime', host: 'lastSeen', vulnerabilities: 'lastSeenTimestamp', machineActions: 'lastUpdateDateTimeUtc', hunting: 'time' };
 
 /** Passes the raw entity on as the record, with the contract's tags: collection tests look at what the API served. */
 export class RawMapper implements RecordMapper {

@@ -1,7 +1,7 @@
 /* Generated from schemas/ by `npm run gen` (json-schema-to-typescript). Do not edit. */
 
 /**
- * A record of the Syslog index (output of alerts.syslog, host.syslog, vulnerabilities.syslog and machine-actions.syslog). Every field outside microsoft_defender is declared here; transforms may only target these.
+ * A record of the Syslog index (output of alerts.syslog, host.syslog, vulnerabilities.syslog, machine-actions.syslog and hunting.syslog). Every field outside microsoft_defender is declared here; transforms may only target these.
  */
 export interface SyslogRecord {
 /**
@@ -361,6 +361,10 @@ action_cancel_comment?: string
  * machine actions: cancellationDateTimeUtc, epoch ms
  */
 action_cancel_time?: number
+/**
+ * hunting: the name of the scheduled query (hunting/<file>.kql header) that found the row
+ */
+hunting_query?: string
 }
 export interface MsgOrigin {
 source: "microsoft_defender"
