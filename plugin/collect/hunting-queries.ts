@@ -55,7 +55,7 @@ export function parseHuntingQuery(file: string, text: string): { query?: Hunting
   const counter = new LineCounter();
   const doc = parseDocument(yamlText, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
-    return { problems: doc.errors.map((e) => ({ file, line: e.linePos?.[0]?.line, pointer: '', message: `header is not valid YAML: ${e.message.split('\n')[0]}` })) };
+    return { problems: doc.errors.map((e) => ({ file, line: counter.linePos(e.pos[0]).line, pointer: '', message: `header is not valid YAML: ${e.message.split('\n')[0]}` })) };
   }
   const at = (pointer: string) => lineOf(doc, counter, pointer);
   const header = doc.toJS() as unknown;
