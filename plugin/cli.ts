@@ -48,6 +48,7 @@ program
   .description('map raw Defender API JSON (page, array, object or NDJSON) through the transforms; NDJSON records on stdout')
   .addOption(new Option('--content <type>', 'content type of the input').choices(contentTypes).makeOptionMandatory())
   .option('--transforms <dir>', 'transforms folder (default: the packaged transforms/)')
+  .option('--query <file.kql>', 'hunting: the query whose header maps the saved rows')
   .option('--pretty', 'indent records')
   .option('--tags', 'print {tag, time, record} instead of the record alone')
   .option('--tenant <name>', 'tenant_name in the records', 'preview')

@@ -3,6 +3,9 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { PassThrough } from 'node:stream';
+import { testCommand } from '../plugin/check/command.js';
+import type { CheckOutput } from '../plugin/generated/check-output.js';
 import { Collector } from '../plugin/collect/collector.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
 import { HuntingCollector, type HuntingCursor } from '../plugin/collect/hunting.js';
@@ -153,5 +156,30 @@ describe('hunting collection (Graph runHuntingQuery on the emulator → collecto
       (e: unknown) => e instanceof DefenderApiError && e.status === 401 && /audience/.test(e.message),
     );
     client.close();
+  });
+
+  it('`test` checks the Graph token for ThreatHunting.Read.All and runs one small query', async () => {
+    const run = async (e: Emulator) => {
+      const file = join(dir, 'test.yaml');
+      writeFileSync(file, stringify({ stateDir: join(dir, 'state'), connectors: [{ ...e.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}', contentTypes: ['hunting'], huntingDir: dir }] }));
+      const out = new PassThrough();
+      let text = '';
+      out.on('data', (d: Buffer) => (text += d.toString()));
+      const code = await testCommand({ config: file, json: true, out, env: { EMU_SECRET: e.clientSecret } });
+      return { code, check: (JSON.parse(text) as CheckOutput).connectors[0]!.checks.find((c) => c.id === 'api:hunting')! };
+    };
+    const ok = await run(emu);
+    assert.equal(ok.code, 0);
+    assert.equal(ok.check.result, 'pass', ok.check.detail);
+    const lacking = await startEmulator({ seed: 5, alerts: 0, machines: 1, vulnerabilities: 0, graphRoles: [] });
+    try {
+      const bad = await run(lacking);
+      assert.equal(bad.code, 1);
+      assert.equal(bad.check.result, 'fail');
+      assert.match(bad.check.detail, /the Graph token lacks ThreatHunting\.Read\.All/);
+      assert.match(bad.check.fix!, /Microsoft Graph → Application permissions → ThreatHunting\.Read\.All/);
+    } finally {
+      await lacking.close();
+    }
   });
 });

@@ -7,6 +7,7 @@ import { loadHuntingQueries, mappableFields, parseHuntingQuery } from '../plugin
 import { validateCommand } from '../plugin/config/validate-command.js';
 import { huntingDir } from '../plugin/paths.js';
 import { formatProblem } from '../plugin/schema-check.js';
+import { previewCommand } from '../plugin/transform/preview.js';
 
 const good = ['// name: logons', '// interval: 1h', '// timeColumn: Timestamp', '// output:', '//   host_id: DeviceId', 'DeviceLogonEvents', '| project Timestamp, DeviceId'];
 const problemsOf = (lines: string[]) => parseHuntingQuery('q.kql', lines.join('\n')).problems.map(formatProblem);
@@ -79,5 +80,26 @@ describe('hunting query files', () => {
     assert.equal(await validateCommand({ config: cfg }, new PassThrough(), err), 2);
     assert.match(text, new RegExp(`${join(dir, 'bad.kql').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: /interval: must match`));
     delete process.env.HQ_SECRET;
+  });
+
+  it('preview maps a saved runHuntingQuery answer with the query header; without --query it says what is missing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'df-hq-'));
+    const saved = join(dir, 'saved.json');
+    const row = { Timestamp: '2024-03-26T09:39:50.7688641Z', DeviceId: 'f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f', DeviceName: 'Desktop-39G9TGL', AccountName: 'analyst', FileName: 'powershell.exe', ProcessCommandLine: 'powershell.exe -EncodedCommand SQBFAFgA', InitiatingProcessFileName: 'cmd.exe', ReportId: 7 };
+    writeFileSync(saved, JSON.stringify({ schema: Object.keys(row).map((name) => ({ name, type: 'String' })), results: [row] }));
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    assert.equal(await previewCommand({ content: 'hunting', query: join(huntingDir, 'encoded-powershell.kql'), files: [saved], stdout: out, stderr: new PassThrough() }), 0);
+    const record = JSON.parse(text) as Record<string, unknown>;
+    assert.equal(record.msg_class, 'microsoft_defender_hunting');
+    assert.equal(record.timestamp, Date.parse(row.Timestamp));
+    assert.equal(record.host_id, row.DeviceId);
+    assert.equal(record.srcip_host, row.DeviceName.toLowerCase());
+    const err = new PassThrough();
+    let errText = '';
+    err.on('data', (d: Buffer) => (errText += d.toString()));
+    assert.equal(await previewCommand({ content: 'hunting', files: [saved], stdout: new PassThrough(), stderr: err }), 2);
+    assert.match(errText, /needs --query/);
   });
 });

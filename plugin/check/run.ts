@@ -8,6 +8,7 @@ import { createAgent } from '../defender/http.js';
 import { registerSecret } from '../log.js';
 import type { CheckItem, ConnectorCheckReport } from '../generated/check-output.js';
 import { explainApiError, explainTokenError, type Explanation } from './explain.js';
+import { checkHunting } from './hunting.js';
 import { acquireTestLock } from './lock.js';
 import { describeNeed, missingNeeds, permissionNeeds, readTokenRoles } from './permissions.js';
 import { probesFor, probeUrl, type Probe } from './probes.js';
@@ -152,6 +153,7 @@ export async function checkConnector(c: Connector, ctx: RunContext, checks: Chec
       if (item.request?.status === 404 && item.result === 'fail') endpointNotFound = true;
       checks.push(item);
     }
+    if (c.functions.includes('collect') && c.contentTypes.includes('hunting')) checks.push(await checkHunting(c, ctx.pointer));
   } finally {
     agent.destroy();
     await lock.release();

@@ -240,12 +240,12 @@ function rowKey(q: HuntingQuery, row: Record<string, unknown>, time: string): st
 }
 
 /** What the hunting transform maps (schemas/defender/hunting-row.schema.json). */
-export function entity(q: HuntingQuery, row: Record<string, unknown>, time: string): Record<string, unknown> {
+export function entity(q: HuntingQuery, row: Record<string, unknown>, time: string | undefined): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const [field, column] of Object.entries(q.output)) {
     const v = row[column];
     if (v === null || v === undefined || v === '') continue;
     fields[field] = typeof v === 'number' && field === 'process_id' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
   }
-  return { query: q.name, ...(q.title ? { title: q.title } : {}), queryFile: basename(q.file), time, ...(q.severity !== undefined ? { severity: q.severity } : {}), row, fields };
+  return { query: q.name, ...(q.title ? { title: q.title } : {}), queryFile: basename(q.file), ...(time ? { time } : {}), ...(q.severity !== undefined ? { severity: q.severity } : {}), row, fields };
 }
