@@ -4,6 +4,7 @@
 // end and costs no memory); Timespan and the documented limits (30 days of data, 100 000 rows)
 // apply. Anything else is a 400, as Graph answers a query it cannot parse.
 import { readBody, sendError, sendJson, type Exchange } from './http-util.js';
+import { splitOutside } from './odata.js';
 import { Rng } from './prng.js';
 import type { World } from './store.js';
 import { iso7 } from './time.js';
@@ -65,34 +66,6 @@ class KqlError extends Error {}
 
 type Row = Record<string, unknown>;
 
-/** Splits on `sep` outside quotes and parentheses. */
-function split(text: string, sep: RegExp): string[] {
-  const parts: string[] = [];
-  let cur = '';
-  let quote: string | null = null;
-  let depth = 0;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quote) {
-      if (ch === quote) quote = null;
-    } else if (ch === '"' || ch === "'") quote = ch;
-    else if (ch === '(') depth++;
-    else if (ch === ')') depth--;
-    else if (depth === 0) {
-      const m = sep.exec(text.slice(i));
-      if (m && m.index === 0) {
-        parts.push(cur);
-        cur = '';
-        i += m[0].length - 1;
-        continue;
-      }
-    }
-    cur += ch;
-  }
-  parts.push(cur);
-  return parts.map((p) => p.trim());
-}
-
 function literal(raw: string): string | number {
   const s = raw.trim();
   let m: RegExpExecArray | null;
@@ -125,7 +98,7 @@ function num(v: unknown): number {
 }
 
 function whereClause(text: string, known: Set<string>): (r: Row) => boolean {
-  const tests = split(text, /^\s+and\s+/i).map((c) => {
+  const tests = splitOutside(text, /^\s+and\s+/i).map((c) => {
     const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|=~|!~|>=|<=|>|<|\bhas\b|\bcontains\b|\bstartswith\b)\s*(.+)$/i.exec(c);
     if (!m) throw new KqlError(`'where' operator: the emulator cannot read the condition "${c}"`);
     const [, column, op, value] = m as unknown as [string, string, string, string];
@@ -139,7 +112,7 @@ function whereClause(text: string, known: Set<string>): (r: Row) => boolean {
 
 /** Runs the query over the given rows; returns the result's columns and rows. */
 export function runKql(query: string, source: (from: number, to: number) => Row[], range: { from: number; to: number }): { schema: Array<[string, string]>; rows: Row[] } {
-  const stages = split(query.replace(/\/\/[^\n]*/g, ''), /^\|/);
+  const stages = splitOutside(query.replace(/\/\/[^\n]*/g, ''), /^\|/);
   const table = stages.shift()!.trim();
   if (table !== huntingTable) throw new KqlError(`Failed to resolve table or column expression named '${table}' (the emulator has ${huntingTable})`);
   let schema = columns;
@@ -154,7 +127,7 @@ export function runKql(query: string, source: (from: number, to: number) => Row[
         rows = rows.filter(whereClause(rest, known));
         break;
       case 'project': {
-        const keep = split(rest, /^,/);
+        const keep = splitOutside(rest, /^,/);
         for (const c of keep) if (!known.has(c)) throw new KqlError(`'project' operator: Failed to resolve scalar expression named '${c}'`);
         schema = keep.map((c) => schema.find(([n]) => n === c)!);
         rows = rows.map((r) => Object.fromEntries(keep.map((c) => [c, r[c]])));
