@@ -148,6 +148,20 @@ describe('hunting collection (Graph runHuntingQuery on the emulator → collecto
     await run.close();
   });
 
+  it('the running-time budget: once the last hour used it, the next queries wait for a later poll and status says so', async () => {
+    writeFileSync(join(dir, 'second.kql'), readFileSync(join(dir, example), 'utf8').replace('name: encoded-powershell', 'name: second'));
+    const cfg = config();
+    // every query takes at least 30 ms; the budget allows 10 ms an hour: the first runs, the second waits
+    emu.setFaults('slow:ms=30:count=0:on=hunting');
+    const run = collector(cfg, new HuntingCollector({ runningMsPerHour: 10 }));
+    assert.equal(await run.collector.runOnce(), 1);
+    const error = run.collector.runners[0]!.state.lastError!;
+    assert.equal(error.class, 'throttled');
+    assert.match(error.message, /hunting running-time budget used up .*: second and the queries after it wait for the next poll/);
+    assert.deepEqual(Object.keys(cursorOf(cfg).queries), ['encoded-powershell']);
+    await run.close();
+  });
+
   it('Graph takes a Graph token only: a Defender-scoped token gets 401', async () => {
     const c = config().connectors[0]!;
     const client = new DefenderClient(c, { tokens: new TokenProvider(c), baseUrl: c.graphBaseUrl });
