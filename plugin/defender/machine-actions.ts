@@ -13,7 +13,23 @@ export type ActionStatus = 'Pending' | 'InProgress' | 'Succeeded' | 'Failed' | '
 export const actionStatuses: readonly ActionStatus[] = ['Pending', 'InProgress', 'Succeeded', 'Failed', 'TimeOut', 'Cancelled'];
 export const finalStatuses: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'TimeOut', 'Cancelled']);
 export type IsolationType = 'Full' | 'Selective';
-export type ActionType = 'Isolate' | 'Unisolate';
+export type ActionType = 'Isolate' | 'Unisolate' | ResponseType;
+
+/**
+ * The machine response actions besides isolation (run-av-scan.md, stop-and-quarantine-file.md,
+ * restrict-code-execution.md, unrestrict-code-execution.md, collect-investigation-package.md):
+ * POST /api/machines/{id}/<path> with a Comment, 201 and a MachineAction, 100 calls/min and
+ * 1 500/h; `permission` is what a 403 means.
+ */
+export const responseActions = {
+  RunAntiVirusScan: { path: 'runAntiVirusScan', permission: 'Machine.Scan', what: 'running an antivirus scan on' },
+  StopAndQuarantineFile: { path: 'StopAndQuarantineFile', permission: 'Machine.StopAndQuarantine', what: 'stopping and quarantining a file on' },
+  RestrictCodeExecution: { path: 'restrictCodeExecution', permission: 'Machine.RestrictExecution', what: 'restricting app execution on' },
+  UnrestrictCodeExecution: { path: 'unrestrictCodeExecution', permission: 'Machine.RestrictExecution', what: 'removing the app execution restriction of' },
+  CollectInvestigationPackage: { path: 'collectInvestigationPackage', permission: 'Machine.CollectForensics', what: 'collecting an investigation package from' },
+} as const;
+export type ResponseType = keyof typeof responseActions;
+const actionTypes: readonly string[] = ['Isolate', 'Unisolate', ...Object.keys(responseActions)];
 
 /** The fields of a MachineAction we read (schemas/defender/machine-action.schema.json has them all). */
 export interface MachineAction {
@@ -192,6 +208,26 @@ export class MachineActions {
     return this.singleFlight('Unisolate', id, () => this.post(id, 'Unisolate', `/api/machines/${id}/unisolate`, { Comment: opts.comment }));
   }
 
+  /** A scan, quarantine, app restriction or package collection: one pending action per machine and type, as for isolation. */
+  respond(type: ResponseType, machineId: string, body: { Comment: string } & Record<string, string>): Promise<ActionResult> {
+    const id = assertMachineId(machineId);
+    return this.singleFlight(type, id, () => this.post(id, type, `/api/machines/${id}/${responseActions[type].path}`, body));
+  }
+
+  /** GET /api/machineactions/{id}/GetPackageUri: the investigation package's download link (valid a limited time), once the collection succeeded. */
+  async packageUri(actionId: string): Promise<string> {
+    if (!actionIdPattern.test(actionId)) {
+      throw new MachineActionError(`action id must be a GUID, got ${JSON.stringify(actionId.slice(0, 64))}`, { code: 'invalid_action_id', httpStatus: 400 });
+    }
+    try {
+      const res = await this.client.request<{ value?: unknown }>({ path: `/api/machineactions/${actionId}/GetPackageUri` });
+      if (typeof res.body?.value !== 'string') throw new MachineActionError(`Defender: package link of ${actionId}: the answer has no value`, { code: 'malformed', httpStatus: 502 });
+      return res.body.value;
+    } catch (e) {
+      throw translate(e, 'Machine.Read.All', `reading the investigation package link of action ${actionId}`);
+    }
+  }
+
   async getAction(actionId: string): Promise<MachineAction> {
     if (!actionIdPattern.test(actionId)) {
       throw new MachineActionError(`action id must be a GUID, got ${JSON.stringify(actionId.slice(0, 64))}`, { code: 'invalid_action_id', httpStatus: 400 });
@@ -209,7 +245,7 @@ export class MachineActions {
     const parts: string[] = [];
     if (filter.machineId !== undefined) parts.push(`machineId eq '${assertMachineId(filter.machineId)}'`);
     if (filter.type !== undefined) {
-      if (filter.type !== 'Isolate' && filter.type !== 'Unisolate') throw new MachineActionError(`unsupported action type ${filter.type}`, { code: 'defender_error', httpStatus: 400 });
+      if (!actionTypes.includes(filter.type)) throw new MachineActionError(`unsupported action type ${filter.type}`, { code: 'defender_error', httpStatus: 400 });
       parts.push(`type eq '${filter.type}'`);
     }
     if (filter.status !== undefined) {
@@ -290,7 +326,8 @@ export class MachineActions {
   }
 
   private async post(id: string, type: ActionType, path: string, body: Record<string, string>): Promise<ActionResult> {
-    const what = type === 'Isolate' ? `isolating machine ${id}` : `releasing machine ${id} from isolation`;
+    const what = type === 'Isolate' ? `isolating machine ${id}` : type === 'Unisolate' ? `releasing machine ${id} from isolation` : `${responseActions[type].what} machine ${id}`;
+    const permission = type === 'Isolate' || type === 'Unisolate' ? 'Machine.Isolate' : responseActions[type].permission;
     try {
       const res = await this.client.request<unknown>({ method: 'POST', path, body });
       const action = checkAction(res.body, what);
@@ -308,11 +345,11 @@ export class MachineActions {
           return { action: active, created: false };
         }
         throw new MachineActionError(
-          `Defender reports another action already in progress for machine ${id}, and no pending ${type} action was found (perhaps a ${type === 'Isolate' ? 'release' : 'isolation'} is pending); retry when it has finished`,
+          `Defender reports another action already in progress for machine ${id}, and no pending ${type} action was found (perhaps ${type === 'Isolate' ? 'a release' : type === 'Unisolate' ? 'an isolation' : 'another action'} is pending); retry when it has finished`,
           { code: 'conflict', httpStatus: 409, errorClass: 'bad_request', cause: e },
         );
       }
-      throw translate(e, 'Machine.Isolate', what);
+      throw translate(e, permission, what);
     }
   }
 }

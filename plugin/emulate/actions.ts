@@ -22,6 +22,8 @@ export interface MachineAction {
   createdMs: number;
   outcome: ActionOutcome;
   cancelled: { ms: number; comment: string; requestor: string } | null;
+  /** StopAndQuarantineFile: the file's SHA-1 */
+  file?: string;
 }
 
 export class ActionBook {
@@ -52,9 +54,13 @@ export class ActionBook {
     return finalStatuses.includes(this.status(a, nowMs).status);
   }
 
-  /** The isolate/unisolate action still running on this machine, if any. */
-  active(machineId: string, nowMs: number): MachineAction | undefined {
-    return this.all.find((a) => a.machineId === machineId && (a.type === 'Isolate' || a.type === 'Unisolate') && !this.isFinal(a, nowMs));
+  /**
+   * The action still running on this machine that a new one of `type` conflicts with: isolate and
+   * unisolate block each other; the other types one of their own type.
+   */
+  active(machineId: string, nowMs: number, type: ActionType = 'Isolate'): MachineAction | undefined {
+    const isolation = (t: ActionType) => t === 'Isolate' || t === 'Unisolate';
+    return this.all.find((a) => a.machineId === machineId && (isolation(type) ? isolation(a.type) : a.type === type) && !this.isFinal(a, nowMs));
   }
 
   create(init: Omit<MachineAction, 'id' | 'outcome' | 'cancelled'>): MachineAction {
@@ -103,7 +109,7 @@ export class ActionBook {
       scope: a.scope,
       externalId: null,
       requestSource: 'PublicApi',
-      relatedFileInfo: null,
+      relatedFileInfo: a.file ? { fileIdentifier: a.file, fileIdentifierType: 'Sha1' } : null,
       commands: [],
       troubleshootInfo: null,
     };

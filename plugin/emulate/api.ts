@@ -311,6 +311,15 @@ export async function startAction(ctx: ApiContext, x: Exchange, machineId: strin
   // Body parameter names are case-sensitive (common-errors.md).
   if (typeof body.Comment !== 'string' || !body.Comment.trim()) return sendError(x, 400, 'MissingRequiredParameter', "Parameter 'Comment' is missing or empty (names are case-sensitive)");
   let scope: string | null = null;
+  let file: string | undefined;
+  if (type === 'RunAntiVirusScan') {
+    if (body.ScanType !== 'Quick' && body.ScanType !== 'Full') return sendError(x, 400, 'InvalidRequestBody', `ScanType must be Quick or Full (got ${JSON.stringify(body.ScanType)})`);
+    scope = body.ScanType;
+  }
+  if (type === 'StopAndQuarantineFile') {
+    if (typeof body.Sha1 !== 'string' || !/^[0-9a-fA-F]{40}$/.test(body.Sha1)) return sendError(x, 400, 'InvalidHashValue', `Sha1 must be a SHA-1 (40 hex characters), got ${JSON.stringify(body.Sha1)}`);
+    file = body.Sha1.toLowerCase();
+  }
   if (type === 'Isolate') {
     const it = body.IsolationType ?? 'Full';
     if (it !== 'Full' && it !== 'Selective' && it !== 'UnManagedDevice') return sendError(x, 400, 'InvalidRequestBody', `IsolationType must be Full, Selective or UnManagedDevice (got ${JSON.stringify(it)})`);
@@ -318,8 +327,8 @@ export async function startAction(ctx: ApiContext, x: Exchange, machineId: strin
     scope = it;
   }
   const now = ctx.now();
-  if (ctx.actions.active(m.base.id, now)) return sendError(x, 400, 'ActiveRequestAlreadyExists', 'Action is already in progress');
-  const a = ctx.actions.create({ type, scope, requestor, requestorComment: body.Comment, machineId: m.base.id, computerDnsName: m.base.computerDnsName, createdMs: now });
+  if (ctx.actions.active(m.base.id, now, type)) return sendError(x, 400, 'ActiveRequestAlreadyExists', 'Action is already in progress');
+  const a = ctx.actions.create({ type, scope, requestor, requestorComment: body.Comment, machineId: m.base.id, computerDnsName: m.base.computerDnsName, createdMs: now, ...(file ? { file } : {}) });
   return sendJson(x, 201, { '@odata.context': `${ctx.origin()}/api/$metadata#MachineActions/$entity`, ...ctx.actions.entity(a, now) });
 }
 
@@ -327,6 +336,15 @@ export async function getAction(ctx: ApiContext, x: Exchange, id: string): Promi
   const a = ctx.actions.get(id);
   if (!a) return sendError(x, 404, 'ResourceNotFound', `MachineAction ${id} was not found`);
   return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#MachineActions/$entity`, ...ctx.actions.entity(a, ctx.now()) });
+}
+
+/** GET /api/machineactions/{id}/GetPackageUri: a download link once the package collection succeeded. */
+export async function getPackageUri(ctx: ApiContext, x: Exchange, id: string): Promise<boolean> {
+  const a = ctx.actions.get(id);
+  if (!a || a.type !== 'CollectInvestigationPackage') return sendError(x, 404, 'ResourceNotFound', `Investigation package of machine action ${id} was not found`);
+  const status = ctx.actions.status(a, ctx.now()).status;
+  if (status !== 'Succeeded') return sendError(x, 404, 'ResourceNotFound', `The investigation package of machine action ${id} is not ready (${status})`);
+  return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#Edm.String`, value: `${ctx.origin()}/packages/${a.id}.zip?sv=emulated&se=${encodeURIComponent(new Date(ctx.now() + 3600_000).toISOString())}` });
 }
 
 export async function cancelAction(ctx: ApiContext, x: Exchange, id: string, requestor: string): Promise<boolean> {

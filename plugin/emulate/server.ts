@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { ActionBook, historyTypes, type ActionOutcome } from './actions.js';
+import { ActionBook, historyTypes, type ActionOutcome, type ActionType } from './actions.js';
 import * as api from './api.js';
 import { Entra, allRoles, graphResources } from './entra.js';
 import { HuntingTable, runHuntingQuery } from './hunting.js';
@@ -146,6 +146,15 @@ const readRoles = {
   machines: ['Machine.Read.All', 'Machine.ReadWrite.All'],
   vulns: ['Vulnerability.Read.All'],
   isolate: ['Machine.Isolate'],
+};
+
+/** POST /api/machines/{id}/<path> of the other response actions, and their application permissions. */
+const responsePaths: Record<string, { type: ActionType; roles: string[] }> = {
+  runantivirusscan: { type: 'RunAntiVirusScan', roles: ['Machine.Scan'] },
+  stopandquarantinefile: { type: 'StopAndQuarantineFile', roles: ['Machine.StopAndQuarantine'] },
+  restrictcodeexecution: { type: 'RestrictCodeExecution', roles: ['Machine.RestrictExecution'] },
+  unrestrictcodeexecution: { type: 'UnrestrictCodeExecution', roles: ['Machine.RestrictExecution'] },
+  collectinvestigationpackage: { type: 'CollectInvestigationPackage', roles: ['Machine.CollectForensics'] },
 };
 
 /** n actions of every type on the world's machines, created in order over the history before startMs. */
@@ -289,10 +298,15 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         const type = lower[2] === 'isolate' ? 'Isolate' : 'Unisolate';
         return { kind: 'api', api: 'actions', bucket: std(lower[2]), family: 'standard', roles: readRoles.isolate, run: (x, who) => api.startAction(ctx, x, seg[1]!, type, who) };
       }
+      const response = method === 'POST' && seg.length === 3 ? responsePaths[lower[2]!] : undefined;
+      if (response) return { kind: 'api', api: 'actions', bucket: std(lower[2]!), family: 'standard', roles: response.roles, run: (x, who) => api.startAction(ctx, x, seg[1]!, response.type, who) };
     }
     if (lower[0] === 'machineactions') {
       if (method === 'GET' && seg.length === 1) return { kind: 'api', api: 'machineactions', bucket: std('machineactions'), family: 'standard', roles: readRoles.machines.concat(readRoles.isolate), run: (x) => api.listActions(ctx, x) };
       if (method === 'GET' && seg.length === 2) return { kind: 'api', api: 'machineactions', bucket: std('machineactions'), family: 'standard', roles: readRoles.machines.concat(readRoles.isolate), run: (x) => api.getAction(ctx, x, seg[1]!) };
+      if (method === 'GET' && seg.length === 3 && lower[2] === 'getpackageuri') {
+        return { kind: 'api', api: 'machineactions', bucket: std('machineactions'), family: 'standard', roles: readRoles.machines, run: (x) => api.getPackageUri(ctx, x, seg[1]!) };
+      }
       if (method === 'POST' && seg.length === 3 && lower[2] === 'cancel') {
         return { kind: 'api', api: 'actions', bucket: std('machineactions'), family: 'standard', roles: readRoles.isolate, run: (x, who) => api.cancelAction(ctx, x, seg[1]!, who) };
       }

@@ -156,6 +156,12 @@ token: string
  * @minItems 1
  */
 connectors: [string, ...(string)[]]
+/**
+ * the /v1/actions/* this token may call (default contain and release: the other response actions are opt-in per token)
+ * 
+ * @minItems 1
+ */
+actions?: [("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package"), ...(("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package"))[]]
 }
 export interface AutoResponsePolicy {
 enabled?: boolean

@@ -1,14 +1,24 @@
 import type { Config, Connector } from '../config/load.js';
-import { finalStatuses, MachineActionError, MachineActions, type ActionResult, type MachineAction } from '../defender/machine-actions.js';
+import { finalStatuses, MachineActionError, MachineActions, type ActionResult, type MachineAction, type ResponseType } from '../defender/machine-actions.js';
 import type { Logger } from '../log.js';
 import { actions as actionsMetric } from '../status/metrics.js';
 import { connectorHealth, readStatusFile } from '../status/store.js';
 import { AuditLog, type AuditEntry } from './audit.js';
-import { mayUse, type Caller } from './auth.js';
+import { mayAct, mayUse, type Caller } from './auth.js';
 import { RequestError } from './body.js';
 import { IsolationCaps, policyWithDefaults, screenAlert, type Policy, type Reservation } from './policy.js';
 import { checkRecordOwner, machineIdFrom } from './target.js';
-import { alertRecordProblems, checkContainRequest, checkReleaseRequest } from './validate.js';
+import { alertRecordProblems, checkContainRequest, checkReleaseRequest, checkResponseActionRequest } from './validate.js';
+
+/** POST /v1/actions/<name> beside contain and release: the machine action each one asks Defender for. */
+export const responseActionNames = {
+  scan: 'RunAntiVirusScan',
+  quarantine: 'StopAndQuarantineFile',
+  restrict: 'RestrictCodeExecution',
+  unrestrict: 'UnrestrictCodeExecution',
+  'collect-package': 'CollectInvestigationPackage',
+} as const satisfies Record<string, ResponseType>;
+export type ResponseActionName = keyof typeof responseActionNames;
 
 /** Per-request facts; `audit` collects what the request named so a refusal is audited with it. */
 export interface RequestContext {
@@ -157,8 +167,14 @@ export class RespondService {
     });
   }
 
+  /** The token's actions list (respond.tokens[].actions) must name the action. */
+  private permit(ctx: RequestContext, action: string): void {
+    if (!mayAct(ctx.caller!, action)) throw new RequestError(403, 'forbidden_action', `token "${ctx.caller!.name}" may not call ${action} (respond.tokens[].actions: ${ctx.caller!.actions.join(', ')})`);
+  }
+
   async contain(ctx: RequestContext, raw: unknown): Promise<Reply> {
     ctx.audit.event = 'contain';
+    this.permit(ctx, 'contain');
     const body = checkContainRequest(raw);
     const { connector, actions } = this.connector(ctx, body.connector);
     ctx.audit.comment = body.comment;
@@ -172,6 +188,7 @@ export class RespondService {
 
   async release(ctx: RequestContext, raw: unknown): Promise<Reply> {
     ctx.audit.event = 'release';
+    this.permit(ctx, 'release');
     const body = checkReleaseRequest(raw);
     const { connector, actions } = this.connector(ctx, body.connector);
     ctx.audit.comment = body.comment;
@@ -180,6 +197,28 @@ export class RespondService {
     ctx.audit.machineId = machineId;
     const result = await this.act(ctx, 'release', () => actions.unisolate(machineId, { comment: body.comment }));
     return this.actedReply(ctx, 'release', connector, machineId, result);
+  }
+
+  /** Antivirus scan, stop and quarantine a file, restrict / unrestrict app execution, collect an investigation package: tracked to a final status like contain. */
+  async respondAction(ctx: RequestContext, action: ResponseActionName, raw: unknown): Promise<Reply> {
+    ctx.audit.event = action;
+    this.permit(ctx, action);
+    const body = checkResponseActionRequest(raw, action);
+    const { connector, actions } = this.connector(ctx, body.connector);
+    ctx.audit.comment = body.comment;
+    checkRecordOwner(body.record, connector);
+    const machineId = machineIdFrom(body);
+    ctx.audit.machineId = machineId;
+    const extra: Record<string, string> = action === 'scan' ? { ScanType: body.scanType ?? 'Quick' } : action === 'quarantine' ? { Sha1: body.sha1!.toLowerCase() } : {};
+    const result = await this.act(ctx, action, () => actions.respond(responseActionNames[action], machineId, { Comment: body.comment, ...extra }));
+    return this.actedReply(ctx, action, connector, machineId, result);
+  }
+
+  /** GET /v1/actions/{id}/package: the investigation package's download link, once its collection succeeded. */
+  async packageUri(ctx: RequestContext, actionId: string, connectorName: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'package_uri';
+    const { connector, actions } = this.connector(ctx, connectorName);
+    return { status: 200, body: { connector: connector.name, actionId, uri: await actions.packageUri(actionId) } };
   }
 
   /** Runs a Defender call; its failure is counted here and audited by the caller of the service. */
@@ -192,7 +231,7 @@ export class RespondService {
     }
   }
 
-  private async actedReply(ctx: RequestContext, type: 'contain' | 'release', connector: Connector, machineId: string, r: ActionResult): Promise<Reply> {
+  private async actedReply(ctx: RequestContext, type: 'contain' | 'release' | ResponseActionName, connector: Connector, machineId: string, r: ActionResult): Promise<Reply> {
     const outcome = r.created ? 'accepted' : 'existing';
     actionsMetric.inc({ connector: connector.name, type, outcome });
     await this.write(ctx, {

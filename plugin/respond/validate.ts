@@ -2,6 +2,7 @@ import type { ValidateFunction } from 'ajv';
 import type { AutoContainAlertRecord } from '../generated/respond/alert-record.js';
 import type { ContainRequest } from '../generated/respond/contain-request.js';
 import type { ReleaseRequest } from '../generated/respond/release-request.js';
+import type { ResponseActionRequest } from '../generated/respond/response-action-request.js';
 import { ajvProblems, compileSchema } from '../schema-check.js';
 import { RequestError } from './body.js';
 
@@ -10,6 +11,7 @@ import { RequestError } from './body.js';
 const containRequest = compileSchema<ContainRequest>('respond/contain-request.schema.json', { useDefaults: true });
 const releaseRequest = compileSchema<ReleaseRequest>('respond/release-request.schema.json', { useDefaults: true });
 const alertRecord = compileSchema<AutoContainAlertRecord>('respond/alert-record.schema.json');
+const responseActionRequest = compileSchema<ResponseActionRequest>('respond/response-action-request.schema.json');
 
 function check<T>(validate: ValidateFunction<T>, body: unknown, what: string): T {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new RequestError(400, 'invalid_request', `${what}: expected a JSON object`);
@@ -31,6 +33,18 @@ export function checkContainRequest(body: unknown): ContainRequest {
 
 export function checkReleaseRequest(body: unknown): ReleaseRequest {
   return check(releaseRequest, body, 'release request');
+}
+
+/** A scan / quarantine / restrict / unrestrict / collect-package body; `sha1` belongs to quarantine, `scanType` to scan. */
+export function checkResponseActionRequest(body: unknown, action: string): ResponseActionRequest {
+  const what = `${action} request`;
+  const b = check(responseActionRequest, body, what);
+  const own: Record<string, string> = { sha1: 'quarantine', scanType: 'scan' };
+  for (const [key, owner] of Object.entries(own)) {
+    const message = action === owner ? (key === 'sha1' && b.sha1 === undefined ? 'is required (the SHA-1 of the file to stop and quarantine)' : undefined) : key in b ? `only a ${owner} request takes ${key}` : undefined;
+    if (message) throw new RequestError(400, 'invalid_request', `${what}: /${key}: ${message}`, [{ pointer: `/${key}`, message }]);
+  }
+  return b;
 }
 
 /** Problems of one /v1/fluent/contain record (empty: it has the fields automation reads). */

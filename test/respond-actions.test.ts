@@ -1,0 +1,129 @@
+// The response actions beside contain / release (scan, quarantine, restrict, unrestrict,
+// collect-package), over HTTP against the sidecar, which talks to the emulator over HTTPS.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { stringify } from 'yaml';
+import { checkConfigText, type Config } from '../plugin/config/load.js';
+import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
+import { createLogger } from '../plugin/log.js';
+import { RespondServer } from '../plugin/respond/server.js';
+import { MemorySink } from './helpers/memory-sink.js';
+import { auditLines, call } from './respond-helpers.js';
+
+const all = 'all-actions-token-0123456789abcdef';
+const containOnly = 'contain-only-token-0123456789abcdef';
+const sha1 = 'A0C659857CCBE457FDAF5FE21D54EFDCBF6F6508';
+
+describe('response actions: scan, quarantine, restrict, unrestrict, collect-package (sidecar → emulator)', function () {
+  this.timeout(60_000);
+  let emu: Emulator;
+  let server: RespondServer;
+  let base: string;
+  let config: Config;
+  let machine: string;
+
+  beforeEach(async () => {
+    emu = await startEmulator({ seed: 9, alerts: 0, machines: 4, vulnerabilities: 0, freezeClock: true, actionPendingMs: 60_000, actionInProgressMs: 60_000 });
+    machine = emu.machineIds()[1]!;
+    const stateDir = mkdtempSync(join(tmpdir(), 'df-ra-'));
+    const text = stringify({
+      stateDir,
+      connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}', functions: ['collect', 'respond'] }],
+      respond: {
+        listen: '127.0.0.1:0',
+        tokens: [
+          { name: 'soar', token: all, connectors: ['*'], actions: ['contain', 'release', 'scan', 'quarantine', 'restrict', 'unrestrict', 'collect-package'] },
+          { name: 'legacy', token: containOnly, connectors: ['*'] },
+        ],
+      },
+    });
+    const checked = checkConfigText(join(stateDir, 'defender.yaml'), text, { EMU_SECRET: emu.clientSecret });
+    if (!checked.config) throw new Error(JSON.stringify(checked.problems));
+    config = checked.config;
+    server = new RespondServer({ config, sink: new MemorySink(), logger: createLogger('warn', new PassThrough().resume()), watchIntervalMs: 0 });
+    base = (await server.listen('127.0.0.1:0')).url;
+  });
+  afterEach(async () => {
+    await server.close();
+    await emu.close();
+  });
+
+  it('each action asks Defender for its machine action; 202 with the Pending action, never an early success; final status on GET', async () => {
+    const cases: Array<[string, Record<string, unknown>, string, string | null]> = [
+      ['scan', { scanType: 'Full' }, 'RunAntiVirusScan', 'Full'],
+      ['quarantine', { sha1 }, 'StopAndQuarantineFile', null],
+      ['restrict', {}, 'RestrictCodeExecution', null],
+      ['unrestrict', {}, 'UnrestrictCodeExecution', null],
+      ['collect-package', {}, 'CollectInvestigationPackage', null],
+    ];
+    const ids: string[] = [];
+    for (const [action, extra, type, scope] of cases) {
+      const r = await call(base, 'POST', `/v1/actions/${action}`, { token: all, body: { connector: 'emu', machineId: machine, comment: `test ${action}`, ...extra } });
+      assert.equal(r.status, 202, r.text);
+      assert.equal(r.json.action.type, type);
+      assert.equal(r.json.action.status, 'Pending');
+      assert.equal(r.json.action.succeeded, false);
+      assert.equal(r.json.created, true);
+      if (scope) assert.equal(r.json.action.scope, scope);
+      ids.push(r.json.action.id);
+    }
+    emu.advanceTime(121_000);
+    for (const id of ids) {
+      const r = await call(base, 'GET', `/v1/actions/${id}?connector=emu`, { token: all });
+      assert.equal(r.json.action.status, 'Succeeded');
+      assert.equal(r.json.action.final, true);
+    }
+    const audited = auditLines(config.stateDir).map((l) => l.microsoft_defender.event as string);
+    for (const [action] of cases) assert.ok(audited.includes(action), `${action} audited`);
+    assert.equal(audited.filter((e) => e === 'action_outcome').length, cases.length, 'each final outcome audited once');
+  });
+
+  it('one pending action per machine and type: a second scan returns the first; another type is its own action', async () => {
+    const body = { connector: 'emu', machineId: machine, comment: 'scan it' };
+    const first = await call(base, 'POST', '/v1/actions/scan', { token: all, body });
+    const again = await call(base, 'POST', '/v1/actions/scan', { token: all, body });
+    assert.equal(again.status, 202);
+    assert.equal(again.json.created, false);
+    assert.equal(again.json.action.id, first.json.action.id);
+    assert.equal(first.json.action.scope, 'Quick', 'Quick by default');
+    const restrict = await call(base, 'POST', '/v1/actions/restrict', { token: all, body: { ...body, comment: 'restrict' } });
+    assert.equal(restrict.json.created, true);
+    assert.notEqual(restrict.json.action.id, first.json.action.id);
+  });
+
+  it('the investigation package link once the collection succeeded (404 before)', async () => {
+    const r = await call(base, 'POST', '/v1/actions/collect-package', { token: all, body: { connector: 'emu', machineId: machine, comment: 'forensics' } });
+    const id = r.json.action.id as string;
+    const early = await call(base, 'GET', `/v1/actions/${id}/package?connector=emu`, { token: all });
+    assert.equal(early.status, 404);
+    emu.advanceTime(121_000);
+    const ready = await call(base, 'GET', `/v1/actions/${id}/package?connector=emu`, { token: all });
+    assert.equal(ready.status, 200, ready.text);
+    assert.match(ready.json.uri, new RegExp(`/packages/${id}\\.zip`));
+  });
+
+  it('pointed 400s: a SHA-1 that is not 40 hex, a quarantine without sha1, a field of another action; 403 for a token without the action', async () => {
+    const body = { connector: 'emu', machineId: machine, comment: 'x' };
+    const badSha = await call(base, 'POST', '/v1/actions/quarantine', { token: all, body: { ...body, sha1: 'abc' } });
+    assert.equal(badSha.status, 400);
+    assert.deepEqual(badSha.json.error.details, [{ pointer: '/sha1', message: 'must match ^[0-9a-fA-F]{40}$' }]);
+    const noSha = await call(base, 'POST', '/v1/actions/quarantine', { token: all, body });
+    assert.equal(noSha.status, 400);
+    assert.match(noSha.json.error.message, /\/sha1: is required/);
+    const misplaced = await call(base, 'POST', '/v1/actions/restrict', { token: all, body: { ...body, scanType: 'Full' } });
+    assert.equal(misplaced.status, 400);
+    assert.match(misplaced.json.error.message, /\/scanType: only a scan request takes scanType/);
+    const badScan = await call(base, 'POST', '/v1/actions/scan', { token: all, body: { ...body, scanType: 'Deep' } });
+    assert.equal(badScan.status, 400);
+    const forbidden = await call(base, 'POST', '/v1/actions/scan', { token: containOnly, body });
+    assert.equal(forbidden.status, 403);
+    assert.equal(forbidden.json.error.code, 'forbidden_action');
+    // contain stays allowed for a token without an actions list
+    const contain = await call(base, 'POST', '/v1/actions/contain', { token: containOnly, body });
+    assert.equal(contain.status, 202, contain.text);
+    assert.equal(emu.served.requests.filter((q) => q.method === 'POST' && /runAntiVirusScan|StopAndQuarantineFile|restrictCodeExecution/.test(q.path)).length, 0, 'nothing refused reached Defender');
+  });
+});
