@@ -26,7 +26,7 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
   let machine: string;
 
   beforeEach(async () => {
-    emu = await startEmulator({ seed: 9, alerts: 0, machines: 4, vulnerabilities: 0, freezeClock: true, actionPendingMs: 60_000, actionInProgressMs: 60_000 });
+    emu = await startEmulator({ seed: 9, alerts: 3, machines: 4, vulnerabilities: 0, freezeClock: true, actionPendingMs: 60_000, actionInProgressMs: 60_000 });
     machine = emu.machineIds()[1]!;
     const stateDir = mkdtempSync(join(tmpdir(), 'df-ra-'));
     const text = stringify({
@@ -35,7 +35,7 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
       respond: {
         listen: '127.0.0.1:0',
         tokens: [
-          { name: 'soar', token: all, connectors: ['*'], actions: ['contain', 'release', 'scan', 'quarantine', 'restrict', 'unrestrict', 'collect-package'] },
+          { name: 'soar', token: all, connectors: ['*'], actions: ['contain', 'release', 'scan', 'quarantine', 'restrict', 'unrestrict', 'collect-package', 'update-alert'] },
           { name: 'legacy', token: containOnly, connectors: ['*'] },
         ],
       },
@@ -125,5 +125,40 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
     const contain = await call(base, 'POST', '/v1/actions/contain', { token: containOnly, body });
     assert.equal(contain.status, 202, contain.text);
     assert.equal(emu.served.requests.filter((q) => q.method === 'POST' && /runAntiVirusScan|StopAndQuarantineFile|restrictCodeExecution/.test(q.path)).length, 0, 'nothing refused reached Defender');
+  });
+
+  it('update-alert: status, classification, determination, assignee and a comment; a new alert version; refused for another connector, pointed 400s', async () => {
+    const before = emu.alertVersions()[0]!;
+    const r = await call(base, 'POST', '/v1/actions/update-alert', {
+      token: all,
+      body: { connector: 'emu', alertId: before.id, status: 'Resolved', assignedTo: 'secop2@contoso.com', classification: 'TruePositive', determination: 'Malware', comment: 'closed by the SOC' },
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.alert.status, 'Resolved');
+    assert.equal(r.json.alert.classification, 'TruePositive');
+    assert.equal(r.json.alert.determination, 'Malware');
+    assert.equal(r.json.alert.assignedTo, 'secop2@contoso.com');
+    const after = emu.alertVersions().find((v) => v.id === before.id)!;
+    assert.equal(after.status, 'Resolved');
+    assert.notEqual(after.lastUpdateTime, before.lastUpdateTime, 'a new version the collector will deliver');
+    const audit = auditLines(config.stateDir).find((l) => l.microsoft_defender.event === 'update_alert')!;
+    assert.equal(audit.microsoft_defender.alertId, before.id);
+
+    // an alert record collected by another connector is refused before Defender is called
+    const record = { msg_class: 'microsoft_defender_alerts', tenant_name: 'Emulated tenant', engid_name: 'microsoft_defender_other', microsoft_defender: { id: before.id } };
+    const other = await call(base, 'POST', '/v1/actions/update-alert', { token: all, body: { connector: 'emu', record, status: 'New' } });
+    assert.equal(other.status, 403);
+    assert.equal(other.json.error.code, 'connector_mismatch');
+    const nothing = await call(base, 'POST', '/v1/actions/update-alert', { token: all, body: { connector: 'emu', alertId: before.id } });
+    assert.equal(nothing.status, 400);
+    assert.match(nothing.json.error.message, /nothing to update/);
+    const badValue = await call(base, 'POST', '/v1/actions/update-alert', { token: all, body: { connector: 'emu', alertId: before.id, classification: 'Benign' } });
+    assert.equal(badValue.status, 400);
+    assert.equal(badValue.json.error.details[0].pointer, '/classification');
+    const unknown = await call(base, 'POST', '/v1/actions/update-alert', { token: all, body: { connector: 'emu', alertId: 'da-unknown_1', status: 'New' } });
+    assert.equal(unknown.status, 404);
+    const forbidden = await call(base, 'POST', '/v1/actions/update-alert', { token: containOnly, body: { connector: 'emu', alertId: before.id, status: 'New' } });
+    assert.equal(forbidden.status, 403);
+    assert.equal(emu.served.requests.filter((q) => q.method === 'PATCH').length, 2, 'only the update and the unknown alert reached Defender');
   });
 });

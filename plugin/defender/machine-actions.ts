@@ -6,6 +6,8 @@ import { DefenderApiError } from './errors.js';
 
 /** Defender's machine id: 40 hex characters (never aadDeviceId, never a host name). */
 export const machineIdPattern = /^[0-9a-fA-F]{40}$/;
+/** Alert ids: da638853917402611234_-1187734598, 121688558380765161_2136280442; nothing else reaches a URL path. */
+export const alertIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
 /** Machine action ids are GUIDs; anything else never reaches a URL path. */
 export const actionIdPattern = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
@@ -56,6 +58,7 @@ export interface ActionClient {
 export type MachineActionErrorCode =
   | 'invalid_machine_id'
   | 'invalid_action_id'
+  | 'invalid_alert_id'
   | 'not_found'
   | 'defender_permission'
   | 'conflict'
@@ -212,6 +215,18 @@ export class MachineActions {
   respond(type: ResponseType, machineId: string, body: { Comment: string } & Record<string, string>): Promise<ActionResult> {
     const id = assertMachineId(machineId);
     return this.singleFlight(type, id, () => this.post(id, type, `/api/machines/${id}/${responseActions[type].path}`, body));
+  }
+
+  /** PATCH /api/alerts/{id} (update-alert.md): status, assignedTo, classification, determination and/or a comment; Defender answers with the updated alert. */
+  async updateAlert(alertId: string, patch: Record<string, string>): Promise<Record<string, unknown>> {
+    if (!alertIdPattern.test(alertId)) throw new MachineActionError(`alert id must be letters, digits, _ and - (e.g. da638853917402611234_-1187734598), got ${JSON.stringify(alertId.slice(0, 64))}`, { code: 'invalid_alert_id', httpStatus: 400 });
+    try {
+      const res = await this.client.request<Record<string, unknown>>({ method: 'PATCH', path: `/api/alerts/${alertId}`, body: patch });
+      if (!res.body || typeof res.body.id !== 'string') throw new MachineActionError(`Defender: updating alert ${alertId}: the answer is not an alert`, { code: 'malformed', httpStatus: 502 });
+      return res.body;
+    } catch (e) {
+      throw translate(e, 'Alert.ReadWrite.All', `updating alert ${alertId}`);
+    }
   }
 
   /** GET /api/machineactions/{id}/GetPackageUri: the investigation package's download link (valid a limited time), once the collection succeeded. */

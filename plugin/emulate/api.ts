@@ -113,6 +113,36 @@ export async function getAlert(ctx: ApiContext, x: Exchange, id: string): Promis
   return ok;
 }
 
+/** update-alert.md: the values Status, Classification and Determination take. */
+export const alertUpdateValues = {
+  status: ['New', 'InProgress', 'Resolved'],
+  classification: ['TruePositive', 'InformationalExpectedActivity', 'FalsePositive'],
+  determination: ['MultiStagedAttack', 'MaliciousUserActivity', 'CompromisedUser', 'Malware', 'Phishing', 'UnwantedSoftware', 'Other', 'SecurityTesting', 'LineOfBusinessApplication', 'ConfirmedActivity', 'NotMalicious', 'InsufficientData'],
+} as const;
+
+/** PATCH /api/alerts/{id}: status, assignedTo, classification, determination and/or a comment (Alert.ReadWrite.All). */
+export async function updateAlert(ctx: ApiContext, x: Exchange, id: string, requestor: string): Promise<boolean> {
+  const s = ctx.world.alertById.get(id);
+  if (!s) return sendError(x, 404, 'ResourceNotFound', `Alert ${id} was not found`);
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(await readBody(x.req)) as Record<string, unknown>;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object');
+  } catch {
+    return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
+  }
+  const known = ['status', 'assignedTo', 'classification', 'determination', 'comment'];
+  const unknown = Object.keys(body).filter((k) => !known.includes(k));
+  if (unknown.length) return sendError(x, 400, 'InvalidRequestBody', `Unknown properties ${unknown.join(', ')} (updatable: ${known.join(', ')}; names are case-sensitive)`);
+  if (!Object.keys(body).length) return sendError(x, 400, 'InvalidRequestBody', 'Nothing to update');
+  for (const [key, values] of Object.entries(alertUpdateValues)) {
+    if (body[key] !== undefined && !(values as readonly string[]).includes(body[key] as string)) return sendError(x, 400, 'InvalidRequestBody', `${key} must be one of ${values.join(', ')}`);
+  }
+  for (const key of ['assignedTo', 'comment']) if (body[key] !== undefined && typeof body[key] !== 'string') return sendError(x, 400, 'InvalidRequestBody', `${key} must be a string`);
+  ctx.world.patchAlert(s, body, requestor, ctx.now());
+  return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#Alerts/$entity`, ...(JSON.parse(alertJson(ctx.world.alertBase(s), s, false)) as object) });
+}
+
 // ---------------------------------------------------------------- machines
 
 export function machineEntity(m: MachineState): Record<string, unknown> {

@@ -281,6 +281,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     const lower = seg.map((s) => s.toLowerCase());
     const std = (name: string) => (scope === 'api' ? name : 'standard');
     const exp = (name: string) => (scope === 'api' ? name : 'export');
+    if (lower[0] === 'alerts' && method === 'PATCH' && seg.length === 2) {
+      return { kind: 'api', api: 'actions', bucket: std('alerts'), family: 'standard', roles: ['Alert.ReadWrite.All'], run: (x, who) => api.updateAlert(ctx, x, seg[1]!, who) };
+    }
     if (lower[0] === 'alerts' && method === 'GET') {
       if (seg.length === 1) return { kind: 'api', api: 'alerts', bucket: std('alerts'), family: 'standard', roles: readRoles.alerts, run: (x) => api.listAlerts(ctx, x) };
       if (seg.length === 2) return { kind: 'api', api: 'alerts', bucket: std('alerts'), family: 'standard', roles: readRoles.alerts, run: (x) => api.getAlert(ctx, x, seg[1]!) };

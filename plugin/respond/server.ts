@@ -35,6 +35,7 @@ const eventOf: Record<string, string> = {
   'POST /v1/actions/contain': 'contain',
   'POST /v1/actions/release': 'release',
   ...Object.fromEntries(Object.keys(responseActionNames).map((a) => [`POST /v1/actions/${a}`, a])),
+  'POST /v1/actions/update-alert': 'update_alert',
   'POST /v1/fluent/contain': 'auto_contain',
   'GET /v1/status': 'status',
 };
@@ -178,6 +179,13 @@ export class RespondServer {
       if (path === '/v1/fluent/contain') return this.service.autoContain(ctx, parseRecords(buf), connectorParam);
       const body = parseJson(buf);
       return path === '/v1/actions/contain' ? this.service.contain(ctx, body) : this.service.release(ctx, body);
+    }
+    if (path === '/v1/actions/update-alert') {
+      if (method !== 'POST') {
+        req.resume();
+        return notAllowed('POST');
+      }
+      return this.service.updateAlert(ctx, parseJson(await readBody(req, this.maxBody)));
     }
     const named = /^\/v1\/actions\/([a-z-]+)$/.exec(path)?.[1];
     if (named && named in responseActionNames) {

@@ -8,7 +8,7 @@ import { mayAct, mayUse, type Caller } from './auth.js';
 import { RequestError } from './body.js';
 import { IsolationCaps, policyWithDefaults, screenAlert, type Policy, type Reservation } from './policy.js';
 import { checkRecordOwner, machineIdFrom } from './target.js';
-import { alertRecordProblems, checkContainRequest, checkReleaseRequest, checkResponseActionRequest } from './validate.js';
+import { alertRecordProblems, checkAlertUpdateRequest, checkContainRequest, checkReleaseRequest, checkResponseActionRequest } from './validate.js';
 
 /** POST /v1/actions/<name> beside contain and release: the machine action each one asks Defender for. */
 export const responseActionNames = {
@@ -214,6 +214,29 @@ export class RespondService {
     return this.actedReply(ctx, action, connector, machineId, result);
   }
 
+  /**
+   * POST /v1/actions/update-alert: status, assignee, classification, determination, comment. An
+   * alert record is only updated through the connector that collected it (tenant and engid_name);
+   * an alertId is looked up in the connector's own tenant only.
+   */
+  async updateAlert(ctx: RequestContext, raw: unknown): Promise<Reply> {
+    ctx.audit.event = 'update_alert';
+    this.permit(ctx, 'update-alert');
+    const body = checkAlertUpdateRequest(raw);
+    const { connector, actions } = this.connector(ctx, body.connector);
+    checkRecordOwner(body.record, connector);
+    const alertId = body.alertId ?? (body.record!.microsoft_defender.id as string);
+    ctx.audit.alertId = alertId;
+    ctx.audit.comment = body.comment;
+    const patch: Record<string, string> = {};
+    for (const k of ['status', 'assignedTo', 'classification', 'determination', 'comment'] as const) if (body[k] !== undefined) patch[k] = body[k]!;
+    const alert = await this.act(ctx, 'update_alert', () => actions.updateAlert(alertId, patch));
+    actionsMetric.inc({ connector: connector.name, type: 'update_alert', outcome: 'accepted' });
+    await this.write(ctx, { ...(ctx.audit as AuditEntry), event: 'update_alert', outcome: 'accepted', httpStatus: 200, connector: connector.name, tenant: connector.tenant, alertId, reason: `set ${Object.keys(patch).join(', ')}` });
+    const view = Object.fromEntries(['id', 'status', 'assignedTo', 'classification', 'determination', 'lastUpdateTime'].map((k) => [k, alert[k] ?? undefined]));
+    return { status: 200, body: { connector: connector.name, alertId, alert: view } };
+  }
+
   /** GET /v1/actions/{id}/package: the investigation package's download link, once its collection succeeded. */
   async packageUri(ctx: RequestContext, actionId: string, connectorName: string | undefined): Promise<Reply> {
     ctx.audit.event = 'package_uri';
@@ -222,7 +245,7 @@ export class RespondService {
   }
 
   /** Runs a Defender call; its failure is counted here and audited by the caller of the service. */
-  private async act(ctx: RequestContext, type: string, run: () => Promise<ActionResult>): Promise<ActionResult> {
+  private async act<T = ActionResult>(ctx: RequestContext, type: string, run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (e) {

@@ -3,6 +3,7 @@ import type { AutoContainAlertRecord } from '../generated/respond/alert-record.j
 import type { ContainRequest } from '../generated/respond/contain-request.js';
 import type { ReleaseRequest } from '../generated/respond/release-request.js';
 import type { ResponseActionRequest } from '../generated/respond/response-action-request.js';
+import type { AlertUpdateRequest } from '../generated/respond/alert-update-request.js';
 import { ajvProblems, compileSchema } from '../schema-check.js';
 import { RequestError } from './body.js';
 
@@ -12,6 +13,7 @@ const containRequest = compileSchema<ContainRequest>('respond/contain-request.sc
 const releaseRequest = compileSchema<ReleaseRequest>('respond/release-request.schema.json', { useDefaults: true });
 const alertRecord = compileSchema<AutoContainAlertRecord>('respond/alert-record.schema.json');
 const responseActionRequest = compileSchema<ResponseActionRequest>('respond/response-action-request.schema.json');
+const alertUpdateRequest = compileSchema<AlertUpdateRequest>('respond/alert-update-request.schema.json');
 
 function check<T>(validate: ValidateFunction<T>, body: unknown, what: string): T {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new RequestError(400, 'invalid_request', `${what}: expected a JSON object`);
@@ -44,6 +46,20 @@ export function checkResponseActionRequest(body: unknown, action: string): Respo
     const message = action === owner ? (key === 'sha1' && b.sha1 === undefined ? 'is required (the SHA-1 of the file to stop and quarantine)' : undefined) : key in b ? `only a ${owner} request takes ${key}` : undefined;
     if (message) throw new RequestError(400, 'invalid_request', `${what}: /${key}: ${message}`, [{ pointer: `/${key}`, message }]);
   }
+  return b;
+}
+
+/** An alert update: one of alertId / record, and something to change. */
+export function checkAlertUpdateRequest(body: unknown): AlertUpdateRequest {
+  const what = 'update-alert request';
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new RequestError(400, 'invalid_request', `${what}: expected a JSON object`);
+  if (!alertUpdateRequest(body)) {
+    const details = ajvProblems(what, alertUpdateRequest.errors).map((p) => ({ pointer: p.pointer || '/', message: p.message }));
+    throw new RequestError(400, 'invalid_request', `${what}: ${details.map((d) => `${d.pointer}: ${d.message}`).join('; ')}`, details);
+  }
+  const b = body as AlertUpdateRequest;
+  const problem = 'alertId' in b === 'record' in b ? ('record' in b ? 'give either alertId or record, not both' : 'alertId or record is required') : !['status', 'assignedTo', 'classification', 'determination', 'comment'].some((k) => k in b) ? 'nothing to update: give status, assignedTo, classification, determination and/or comment' : undefined;
+  if (problem) throw new RequestError(400, 'invalid_request', `${what}: /: ${problem}`, [{ pointer: '/', message: problem }]);
   return b;
 }
 
