@@ -35,7 +35,7 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
       respond: {
         listen: '127.0.0.1:0',
         tokens: [
-          { name: 'soar', token: all, connectors: ['*'], actions: ['contain', 'release', 'scan', 'quarantine', 'restrict', 'unrestrict', 'collect-package', 'update-alert'] },
+          { name: 'soar', token: all, connectors: ['*'], actions: ['contain', 'release', 'scan', 'quarantine', 'restrict', 'unrestrict', 'collect-package', 'update-alert', 'tag'] },
           { name: 'legacy', token: containOnly, connectors: ['*'] },
         ],
       },
@@ -160,5 +160,21 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
     const forbidden = await call(base, 'POST', '/v1/actions/update-alert', { token: containOnly, body: { connector: 'emu', alertId: before.id, status: 'New' } });
     assert.equal(forbidden.status, 403);
     assert.equal(emu.served.requests.filter((q) => q.method === 'PATCH').length, 2, 'only the update and the unknown alert reached Defender');
+  });
+
+  it('tag: add and remove a machine tag, idempotently; a tag of blanks is a 400', async () => {
+    const tag = (action: string, value = 'contained-by-soc') => call(base, 'POST', '/v1/actions/tag', { token: all, body: { connector: 'emu', machineId: machine, tag: value, action } });
+    const added = await tag('add');
+    assert.equal(added.status, 200, added.text);
+    assert.ok(added.json.tags.includes('contained-by-soc'));
+    const again = await tag('add');
+    assert.deepEqual(again.json.tags, added.json.tags, 'adding twice keeps one');
+    const removed = await tag('remove');
+    assert.ok(!removed.json.tags.includes('contained-by-soc'));
+    assert.equal((await tag('remove')).status, 200, 'removing an absent tag is not an error');
+    const blank = await tag('add', '   ');
+    assert.equal(blank.status, 400);
+    assert.equal(blank.json.error.details[0].pointer, '/tag');
+    assert.equal(auditLines(config.stateDir).filter((l) => l.microsoft_defender.event === 'tag' && l.microsoft_defender.outcome === 'accepted').length, 4, 'each change audited (the refusal too, as refused)');
   });
 });

@@ -217,6 +217,19 @@ export class MachineActions {
     return this.singleFlight(type, id, () => this.post(id, type, `/api/machines/${id}/${responseActions[type].path}`, body));
   }
 
+  /** POST /api/machines/{id}/tags {Value, Action} (add-or-remove-machine-tags.md): the machine's tags afterwards; adding a present tag or removing an absent one changes nothing. */
+  async tag(machineId: string, tag: string, action: 'Add' | 'Remove'): Promise<string[]> {
+    const id = assertMachineId(machineId);
+    try {
+      const res = await this.client.request<{ id?: unknown; machineTags?: unknown }>({ method: 'POST', path: `/api/machines/${id}/tags`, body: { Value: tag, Action: action } });
+      const tags = res.body?.machineTags;
+      if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new MachineActionError(`Defender: tagging machine ${id}: the answer has no machineTags list`, { code: 'malformed', httpStatus: 502 });
+      return tags as string[];
+    } catch (e) {
+      throw translate(e, 'Machine.ReadWrite.All', `${action === 'Add' ? 'adding' : 'removing'} tag ${JSON.stringify(tag)} ${action === 'Add' ? 'to' : 'from'} machine ${id}`);
+    }
+  }
+
   /** PATCH /api/alerts/{id} (update-alert.md): status, assignedTo, classification, determination and/or a comment; Defender answers with the updated alert. */
   async updateAlert(alertId: string, patch: Record<string, string>): Promise<Record<string, unknown>> {
     if (!alertIdPattern.test(alertId)) throw new MachineActionError(`alert id must be letters, digits, _ and - (e.g. da638853917402611234_-1187734598), got ${JSON.stringify(alertId.slice(0, 64))}`, { code: 'invalid_alert_id', httpStatus: 400 });

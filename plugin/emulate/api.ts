@@ -146,7 +146,27 @@ export async function updateAlert(ctx: ApiContext, x: Exchange, id: string, requ
 // ---------------------------------------------------------------- machines
 
 export function machineEntity(m: MachineState): Record<string, unknown> {
-  return { ...m.base.json, lastSeen: iso7(m.lastSeenMs), healthStatus: m.healthStatus, riskScore: m.riskScore };
+  return { ...m.base.json, lastSeen: iso7(m.lastSeenMs), healthStatus: m.healthStatus, riskScore: m.riskScore, ...(m.tags ? { machineTags: m.tags } : {}) };
+}
+
+/** POST /api/machines/{id}/tags {Value, Action: Add|Remove} (add-or-remove-machine-tags.md): the machine with its tags; adding a present tag changes nothing. */
+export async function machineTags(ctx: ApiContext, x: Exchange, machineId: string): Promise<boolean> {
+  const m = findMachine(ctx, machineId);
+  if (!m) return sendError(x, 404, 'ResourceNotFound', `Machine ${machineId} was not found`);
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(await readBody(x.req)) as Record<string, unknown>;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object');
+  } catch {
+    return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
+  }
+  if (typeof body.Value !== 'string' || !body.Value.trim()) return sendError(x, 400, 'MissingRequiredParameter', "Parameter 'Value' is missing or empty (names are case-sensitive)");
+  if (body.Action !== 'Add' && body.Action !== 'Remove') return sendError(x, 400, 'InvalidRequestBody', `Action must be Add or Remove (got ${JSON.stringify(body.Action)})`);
+  const tags = new Set(m.tags ?? ((m.base.json.machineTags as string[] | undefined) ?? []));
+  if (body.Action === 'Add') tags.add(body.Value);
+  else tags.delete(body.Value);
+  m.tags = [...tags];
+  return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#Machines/$entity`, ...machineEntity(m) });
 }
 
 export async function listMachines(ctx: ApiContext, x: Exchange): Promise<boolean> {

@@ -301,6 +301,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         const type = lower[2] === 'isolate' ? 'Isolate' : 'Unisolate';
         return { kind: 'api', api: 'actions', bucket: std(lower[2]), family: 'standard', roles: readRoles.isolate, run: (x, who) => api.startAction(ctx, x, seg[1]!, type, who) };
       }
+      if (method === 'POST' && seg.length === 3 && lower[2] === 'tags') {
+        return { kind: 'api', api: 'actions', bucket: std('tags'), family: 'standard', roles: ['Machine.ReadWrite.All'], run: (x) => api.machineTags(ctx, x, seg[1]!) };
+      }
       const response = method === 'POST' && seg.length === 3 ? responsePaths[lower[2]!] : undefined;
       if (response) return { kind: 'api', api: 'actions', bucket: std(lower[2]!), family: 'standard', roles: response.roles, run: (x, who) => api.startAction(ctx, x, seg[1]!, response.type, who) };
     }

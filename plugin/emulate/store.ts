@@ -9,6 +9,8 @@ export interface MachineState {
   riskScore: string;
   /** isolation as the emulator's machine actions left it */
   isolated: boolean;
+  /** machineTags once POST /api/machines/{id}/tags changed them (else the generated ones) */
+  tags?: string[];
 }
 
 export interface WorldOptions {

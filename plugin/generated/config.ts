@@ -161,7 +161,7 @@ connectors: [string, ...(string)[]]
  * 
  * @minItems 1
  */
-actions?: [("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert"), ...(("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert"))[]]
+actions?: [("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag"), ...(("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag"))[]]
 }
 export interface AutoResponsePolicy {
 enabled?: boolean

@@ -36,6 +36,7 @@ const eventOf: Record<string, string> = {
   'POST /v1/actions/release': 'release',
   ...Object.fromEntries(Object.keys(responseActionNames).map((a) => [`POST /v1/actions/${a}`, a])),
   'POST /v1/actions/update-alert': 'update_alert',
+  'POST /v1/actions/tag': 'tag',
   'POST /v1/fluent/contain': 'auto_contain',
   'GET /v1/status': 'status',
 };
@@ -180,12 +181,13 @@ export class RespondServer {
       const body = parseJson(buf);
       return path === '/v1/actions/contain' ? this.service.contain(ctx, body) : this.service.release(ctx, body);
     }
-    if (path === '/v1/actions/update-alert') {
+    if (path === '/v1/actions/update-alert' || path === '/v1/actions/tag') {
       if (method !== 'POST') {
         req.resume();
         return notAllowed('POST');
       }
-      return this.service.updateAlert(ctx, parseJson(await readBody(req, this.maxBody)));
+      const body = parseJson(await readBody(req, this.maxBody));
+      return path === '/v1/actions/tag' ? this.service.tag(ctx, body) : this.service.updateAlert(ctx, body);
     }
     const named = /^\/v1\/actions\/([a-z-]+)$/.exec(path)?.[1];
     if (named && named in responseActionNames) {

@@ -8,7 +8,7 @@ import { mayAct, mayUse, type Caller } from './auth.js';
 import { RequestError } from './body.js';
 import { IsolationCaps, policyWithDefaults, screenAlert, type Policy, type Reservation } from './policy.js';
 import { checkRecordOwner, machineIdFrom } from './target.js';
-import { alertRecordProblems, checkAlertUpdateRequest, checkContainRequest, checkReleaseRequest, checkResponseActionRequest } from './validate.js';
+import { alertRecordProblems, checkAlertUpdateRequest, checkContainRequest, checkReleaseRequest, checkResponseActionRequest, checkTagRequest } from './validate.js';
 
 /** POST /v1/actions/<name> beside contain and release: the machine action each one asks Defender for. */
 export const responseActionNames = {
@@ -212,6 +212,21 @@ export class RespondService {
     const extra: Record<string, string> = action === 'scan' ? { ScanType: body.scanType ?? 'Quick' } : action === 'quarantine' ? { Sha1: body.sha1!.toLowerCase() } : {};
     const result = await this.act(ctx, action, () => actions.respond(responseActionNames[action], machineId, { Comment: body.comment, ...extra }));
     return this.actedReply(ctx, action, connector, machineId, result);
+  }
+
+  /** POST /v1/actions/tag: add or remove a machine tag (idempotent: Defender keeps one of each). */
+  async tag(ctx: RequestContext, raw: unknown): Promise<Reply> {
+    ctx.audit.event = 'tag';
+    this.permit(ctx, 'tag');
+    const body = checkTagRequest(raw);
+    const { connector, actions } = this.connector(ctx, body.connector);
+    checkRecordOwner(body.record, connector);
+    const machineId = machineIdFrom(body);
+    ctx.audit.machineId = machineId;
+    const tags = await this.act(ctx, 'tag', () => actions.tag(machineId, body.tag, body.action === 'add' ? 'Add' : 'Remove'));
+    actionsMetric.inc({ connector: connector.name, type: 'tag', outcome: 'accepted' });
+    await this.write(ctx, { ...(ctx.audit as AuditEntry), event: 'tag', outcome: 'accepted', httpStatus: 200, connector: connector.name, tenant: connector.tenant, machineId, reason: `${body.action} tag ${JSON.stringify(body.tag)}` });
+    return { status: 200, body: { connector: connector.name, machineId, tags } };
   }
 
   /**

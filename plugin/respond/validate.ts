@@ -4,6 +4,7 @@ import type { ContainRequest } from '../generated/respond/contain-request.js';
 import type { ReleaseRequest } from '../generated/respond/release-request.js';
 import type { ResponseActionRequest } from '../generated/respond/response-action-request.js';
 import type { AlertUpdateRequest } from '../generated/respond/alert-update-request.js';
+import type { TagRequest } from '../generated/respond/tag-request.js';
 import { ajvProblems, compileSchema } from '../schema-check.js';
 import { RequestError } from './body.js';
 
@@ -14,6 +15,7 @@ const releaseRequest = compileSchema<ReleaseRequest>('respond/release-request.sc
 const alertRecord = compileSchema<AutoContainAlertRecord>('respond/alert-record.schema.json');
 const responseActionRequest = compileSchema<ResponseActionRequest>('respond/response-action-request.schema.json');
 const alertUpdateRequest = compileSchema<AlertUpdateRequest>('respond/alert-update-request.schema.json');
+const tagRequest = compileSchema<TagRequest>('respond/tag-request.schema.json');
 
 function check<T>(validate: ValidateFunction<T>, body: unknown, what: string): T {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new RequestError(400, 'invalid_request', `${what}: expected a JSON object`);
@@ -47,6 +49,10 @@ export function checkResponseActionRequest(body: unknown, action: string): Respo
     if (message) throw new RequestError(400, 'invalid_request', `${what}: /${key}: ${message}`, [{ pointer: `/${key}`, message }]);
   }
   return b;
+}
+
+export function checkTagRequest(body: unknown): TagRequest {
+  return check(tagRequest, body, 'tag request');
 }
 
 /** An alert update: one of alertId / record, and something to change. */
