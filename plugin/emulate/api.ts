@@ -113,6 +113,16 @@ export async function getAlert(ctx: ApiContext, x: Exchange, id: string): Promis
   return ok;
 }
 
+/** The request body as a JSON object; null when it is not one. */
+async function readObject(x: Exchange): Promise<Record<string, unknown> | null> {
+  try {
+    const v: unknown = JSON.parse(await readBody(x.req));
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** update-alert.md: the values Status, Classification and Determination take. */
 export const alertUpdateValues = {
   status: ['New', 'InProgress', 'Resolved'],
@@ -124,13 +134,8 @@ export const alertUpdateValues = {
 export async function updateAlert(ctx: ApiContext, x: Exchange, id: string, requestor: string): Promise<boolean> {
   const s = ctx.world.alertById.get(id);
   if (!s) return sendError(x, 404, 'ResourceNotFound', `Alert ${id} was not found`);
-  let body: Record<string, unknown>;
-  try {
-    body = JSON.parse(await readBody(x.req)) as Record<string, unknown>;
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object');
-  } catch {
-    return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
-  }
+  const body = await readObject(x);
+  if (!body) return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
   const known = ['status', 'assignedTo', 'classification', 'determination', 'comment'];
   const unknown = Object.keys(body).filter((k) => !known.includes(k));
   if (unknown.length) return sendError(x, 400, 'InvalidRequestBody', `Unknown properties ${unknown.join(', ')} (updatable: ${known.join(', ')}; names are case-sensitive)`);
@@ -153,13 +158,8 @@ export function machineEntity(m: MachineState): Record<string, unknown> {
 export async function machineTags(ctx: ApiContext, x: Exchange, machineId: string): Promise<boolean> {
   const m = findMachine(ctx, machineId);
   if (!m) return sendError(x, 404, 'ResourceNotFound', `Machine ${machineId} was not found`);
-  let body: Record<string, unknown>;
-  try {
-    body = JSON.parse(await readBody(x.req)) as Record<string, unknown>;
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object');
-  } catch {
-    return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
-  }
+  const body = await readObject(x);
+  if (!body) return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
   if (typeof body.Value !== 'string' || !body.Value.trim()) return sendError(x, 400, 'MissingRequiredParameter', "Parameter 'Value' is missing or empty (names are case-sensitive)");
   if (body.Action !== 'Add' && body.Action !== 'Remove') return sendError(x, 400, 'InvalidRequestBody', `Action must be Add or Remove (got ${JSON.stringify(body.Action)})`);
   const tags = new Set(m.tags ?? ((m.base.json.machineTags as string[] | undefined) ?? []));
@@ -349,15 +349,8 @@ export async function vulnerabilityChanges(ctx: ApiContext, x: Exchange): Promis
 export async function startAction(ctx: ApiContext, x: Exchange, machineId: string, type: ActionType, requestor: string): Promise<boolean> {
   const m = findMachine(ctx, machineId);
   if (!m) return sendError(x, 404, 'ResourceNotFound', `Machine ${machineId} was not found`);
-  let body: Record<string, unknown>;
-  try {
-    const text = await readBody(x.req);
-    const parsed: unknown = JSON.parse(text);
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
-    body = parsed as Record<string, unknown>;
-  } catch {
-    return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
-  }
+  const body = await readObject(x);
+  if (!body) return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
   // Body parameter names are case-sensitive (common-errors.md).
   if (typeof body.Comment !== 'string' || !body.Comment.trim()) return sendError(x, 400, 'MissingRequiredParameter', "Parameter 'Comment' is missing or empty (names are case-sensitive)");
   let scope: string | null = null;

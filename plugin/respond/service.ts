@@ -214,6 +214,12 @@ export class RespondService {
     return this.actedReply(ctx, action, connector, machineId, result);
   }
 
+  /** A change Defender made at once (no action to follow): counted and audited as accepted with what the request named. */
+  private async accepted(ctx: RequestContext, connector: Connector, event: string, reason: string): Promise<void> {
+    actionsMetric.inc({ connector: connector.name, type: event, outcome: 'accepted' });
+    await this.write(ctx, { ...(ctx.audit as AuditEntry), event, outcome: 'accepted', httpStatus: 200, connector: connector.name, tenant: connector.tenant, reason });
+  }
+
   /** POST /v1/actions/tag: add or remove a machine tag (idempotent: Defender keeps one of each). */
   async tag(ctx: RequestContext, raw: unknown): Promise<Reply> {
     ctx.audit.event = 'tag';
@@ -224,8 +230,7 @@ export class RespondService {
     const machineId = machineIdFrom(body);
     ctx.audit.machineId = machineId;
     const tags = await this.act(ctx, 'tag', () => actions.tag(machineId, body.tag, body.action === 'add' ? 'Add' : 'Remove'));
-    actionsMetric.inc({ connector: connector.name, type: 'tag', outcome: 'accepted' });
-    await this.write(ctx, { ...(ctx.audit as AuditEntry), event: 'tag', outcome: 'accepted', httpStatus: 200, connector: connector.name, tenant: connector.tenant, machineId, reason: `${body.action} tag ${JSON.stringify(body.tag)}` });
+    await this.accepted(ctx, connector, 'tag', `${body.action} tag ${JSON.stringify(body.tag)}`);
     return { status: 200, body: { connector: connector.name, machineId, tags } };
   }
 
@@ -246,8 +251,7 @@ export class RespondService {
     const patch: Record<string, string> = {};
     for (const k of ['status', 'assignedTo', 'classification', 'determination', 'comment'] as const) if (body[k] !== undefined) patch[k] = body[k]!;
     const alert = await this.act(ctx, 'update_alert', () => actions.updateAlert(alertId, patch));
-    actionsMetric.inc({ connector: connector.name, type: 'update_alert', outcome: 'accepted' });
-    await this.write(ctx, { ...(ctx.audit as AuditEntry), event: 'update_alert', outcome: 'accepted', httpStatus: 200, connector: connector.name, tenant: connector.tenant, alertId, reason: `set ${Object.keys(patch).join(', ')}` });
+    await this.accepted(ctx, connector, 'update_alert', `set ${Object.keys(patch).join(', ')}`);
     const view = Object.fromEntries(['id', 'status', 'assignedTo', 'classification', 'determination', 'lastUpdateTime'].map((k) => [k, alert[k] ?? undefined]));
     return { status: 200, body: { connector: connector.name, alertId, alert: view } };
   }
