@@ -15,6 +15,7 @@ import { auditLines, call } from './respond-helpers.js';
 
 const all = 'all-actions-token-0123456789abcdef';
 const containOnly = 'contain-only-token-0123456789abcdef';
+const forever = 'indicators-forever-token-0123456789';
 const sha1 = 'A0C659857CCBE457FDAF5FE21D54EFDCBF6F6508';
 
 describe('response actions: scan, quarantine, restrict, unrestrict, collect-package (sidecar → emulator)', function () {
@@ -35,7 +36,8 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
       respond: {
         listen: '127.0.0.1:0',
         tokens: [
-          { name: 'soar', token: all, connectors: ['*'], actions: ['contain', 'release', 'scan', 'quarantine', 'restrict', 'unrestrict', 'collect-package', 'update-alert', 'tag'] },
+          { name: 'soar', token: all, connectors: ['*'], actions: ['contain', 'release', 'scan', 'quarantine', 'restrict', 'unrestrict', 'collect-package', 'update-alert', 'tag', 'indicators'] },
+          { name: 'ti-forever', token: forever, connectors: ['*'], actions: ['indicators'], indicatorsWithoutExpiration: true },
           { name: 'legacy', token: containOnly, connectors: ['*'] },
         ],
       },
@@ -176,5 +178,44 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
     assert.equal(blank.status, 400);
     assert.equal(blank.json.error.details[0].pointer, '/tag');
     assert.equal(auditLines(config.stateDir).filter((l) => l.microsoft_defender.event === 'tag' && l.microsoft_defender.outcome === 'accepted').length, 4, 'each change audited (the refusal too, as refused)');
+  });
+
+  it('indicators: submit with an expiration, list ours, delete; a value that does not parse, a past or missing expiration are pointed 400s', async () => {
+    const expiration = new Date(emu.now() + 7 * 24 * 3600_000).toISOString();
+    const submit = (body: Record<string, unknown>, token = all) => call(base, 'POST', '/v1/indicators', { token, body: { connector: 'emu', title: 'bad domain', action: 'Block', ...body } });
+    const ok = await submit({ type: 'domain', value: 'bad.example.com', severity: 'High', expiration });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.indicator.indicatorType, 'DomainName');
+    assert.equal(ok.json.indicator.application, 'defender-fluent');
+    const audit = await submit({ type: 'sha256', value: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', action: 'Audit', expiration });
+    assert.equal(audit.status, 200, audit.text);
+    assert.equal(audit.json.indicator.generateAlert, true, 'Audit comes with an alert');
+    const listed = await call(base, 'GET', '/v1/indicators?connector=emu', { token: all });
+    assert.deepEqual(listed.json.indicators.map((i: { indicatorValue: string }) => i.indicatorValue).sort(), ['9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', 'bad.example.com']);
+    const deleted = await call(base, 'DELETE', `/v1/indicators/${ok.json.indicator.id}?connector=emu`, { token: all });
+    assert.equal(deleted.status, 200, deleted.text);
+    assert.equal((await call(base, 'GET', '/v1/indicators?connector=emu', { token: all })).json.indicators.length, 1);
+
+    const problems: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ type: 'ip', value: '10.0.0.0/8', expiration }, '/value', /ranges and CIDR are not supported/],
+      [{ type: 'sha1', value: 'abc', expiration }, '/value', /40 hex characters/],
+      [{ type: 'url', value: 'ftp://x.example', expiration }, '/value', /http/],
+      [{ type: 'domain', value: 'bad.example.com', expiration: new Date(emu.now() - 1000).toISOString() }, '/expiration', /in the past/],
+      [{ type: 'domain', value: 'bad.example.com' }, '/expiration', /is required/],
+      [{ type: 'domain', value: 'bad.example.com', action: 'Audit', generateAlert: false, expiration }, '/generateAlert', /must be true/],
+      [{ type: 'hash', value: 'x', expiration }, '/type', /must be one of/],
+    ];
+    for (const [body, pointer, message] of problems) {
+      const r = await submit(body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+      assert.equal(r.json.error.details[0].pointer, pointer);
+      assert.match(r.json.error.details[0].message, message);
+    }
+    // a token allowed to submit indicators that never expire
+    const kept = await submit({ type: 'ip', value: '203.0.113.7' }, forever);
+    assert.equal(kept.status, 200, kept.text);
+    assert.equal(kept.json.indicator.expirationTime, null);
+    assert.equal((await submit({ type: 'ip', value: '203.0.113.8', expiration }, containOnly)).status, 403);
+    assert.equal(emu.served.requests.filter((q) => q.method === 'POST' && q.path === '/api/indicators').length, 3, 'refused bodies never reached Defender');
   });
 });

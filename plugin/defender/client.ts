@@ -12,7 +12,7 @@ import { backoffMs, parseRetryAfter, retryPolicy } from './retry.js';
 export type { ApiFamily };
 
 export interface RequestOptions {
-  method?: 'GET' | 'POST' | 'PATCH';
+  method?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** '/api/…' joined to the connector's API origin, or an absolute URL on that same origin */
   path: string;
   query?: Record<string, string | number>;

@@ -103,7 +103,7 @@ function isConflict(e: unknown): boolean {
 }
 
 /** Translates a Defender failure; `permission` names what a 403 means for this call. */
-function translate(e: unknown, permission: string, what: string): MachineActionError {
+export function translate(e: unknown, permission: string, what: string): MachineActionError {
   if (e instanceof MachineActionError) return e;
   if (e instanceof DefenderApiError) {
     if (e.status === 403) {

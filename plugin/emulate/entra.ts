@@ -3,7 +3,7 @@
 // JWT-shaped, HMAC-signed with a per-process key so the API side can tell ours from forged ones.
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 
-export const allRoles = ['Alert.Read.All', 'Machine.Read.All', 'Vulnerability.Read.All', 'Machine.Isolate', 'Machine.Scan', 'Machine.StopAndQuarantine', 'Machine.RestrictExecution', 'Machine.CollectForensics', 'Alert.ReadWrite.All', 'Machine.ReadWrite.All'];
+export const allRoles = ['Alert.Read.All', 'Machine.Read.All', 'Vulnerability.Read.All', 'Machine.Isolate', 'Machine.Scan', 'Machine.StopAndQuarantine', 'Machine.RestrictExecution', 'Machine.CollectForensics', 'Alert.ReadWrite.All', 'Machine.ReadWrite.All', 'Ti.ReadWrite'];
 
 /** Resources a Defender for Endpoint token may be requested for (defender-api.md §1). */
 const resources = ['https://api.securitycenter.microsoft.com', 'https://securitycenter.onmicrosoft.com/windowsatpservice', 'https://api.security.microsoft.com'];

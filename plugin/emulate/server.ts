@@ -10,6 +10,7 @@ import { ActionBook, historyTypes, type ActionOutcome, type ActionType } from '.
 import * as api from './api.js';
 import { Entra, allRoles, graphResources } from './entra.js';
 import { HuntingTable, runHuntingQuery } from './hunting.js';
+import { IndicatorStore } from './indicators.js';
 import { FaultInjector, parseFaults, type CallInfo, type FaultSpec } from './faults.js';
 import { readBody, sendError, sendJson, type Exchange } from './http-util.js';
 import { Rng } from './prng.js';
@@ -209,6 +210,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const served = new Served(opts.recordVulnerabilityIds ?? true);
   const actions = new ActionBook(opts.actionPendingMs ?? 2000, opts.actionInProgressMs ?? 3000);
   const hunting = new HuntingTable(world, seed, opts.huntingRowEveryMs ?? 60_000);
+  const indicators = new IndicatorStore();
   seedActionHistory(actions, world, Rng.for(seed, 'machine-actions'), opts.machineActions ?? 0, startMs, (opts.historyHours ?? 2) * 3600_000);
   const faults = new FaultInjector(seed);
   faults.set(typeof opts.faults === 'string' ? parseFaults(opts.faults) : (opts.faults ?? []));
@@ -281,6 +283,12 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     const lower = seg.map((s) => s.toLowerCase());
     const std = (name: string) => (scope === 'api' ? name : 'standard');
     const exp = (name: string) => (scope === 'api' ? name : 'export');
+    if (lower[0] === 'indicators') {
+      const ti = ['Ti.ReadWrite', 'Ti.ReadWrite.All'];
+      if (method === 'POST' && seg.length === 1) return { kind: 'api', api: 'actions', bucket: std('indicators'), family: 'standard', roles: ti, run: (x, who) => indicators.post(x, origin, now(), who) };
+      if (method === 'GET' && seg.length === 1) return { kind: 'api', api: 'actions', bucket: std('indicators'), family: 'standard', roles: ti, run: (x) => indicators.list(x, origin) };
+      if (method === 'DELETE' && seg.length === 2) return { kind: 'api', api: 'actions', bucket: std('indicators'), family: 'standard', roles: ti, run: (x) => indicators.remove(x, seg[1]!) };
+    }
     if (lower[0] === 'alerts' && method === 'PATCH' && seg.length === 2) {
       return { kind: 'api', api: 'actions', bucket: std('alerts'), family: 'standard', roles: ['Alert.ReadWrite.All'], run: (x, who) => api.updateAlert(ctx, x, seg[1]!, who) };
     }

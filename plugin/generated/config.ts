@@ -157,11 +157,15 @@ token: string
  */
 connectors: [string, ...(string)[]]
 /**
- * the /v1/actions/* this token may call (default contain and release: the other response actions are opt-in per token)
+ * the /v1/actions/* (and, with indicators, /v1/indicators) this token may call (default contain and release: the other response actions are opt-in per token)
  * 
  * @minItems 1
  */
-actions?: [("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag"), ...(("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag"))[]]
+actions?: [("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag" | "indicators"), ...(("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag" | "indicators"))[]]
+/**
+ * may submit an indicator without expiration (it stays until deleted)
+ */
+indicatorsWithoutExpiration?: boolean
 }
 export interface AutoResponsePolicy {
 enabled?: boolean

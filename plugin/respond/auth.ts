@@ -8,6 +8,8 @@ export interface Caller {
   connectors: readonly string[];
   /** the /v1/actions/* it may call (respond.tokens[].actions) */
   actions: readonly string[];
+  /** may submit an indicator that never expires */
+  indicatorsWithoutExpiration?: boolean;
 }
 
 export type AuthResult = { ok: true; caller: Caller } | { ok: false; reason: string };
@@ -28,7 +30,7 @@ export class TokenAuth {
     this.entries = tokens.map((t) => {
       // Literal tokens in the config are not registered by the ${env:} resolver; redact them too.
       registerSecret(t.token);
-      return { digest: digest(t.token), caller: { name: t.name, connectors: [...t.connectors], actions: [...(t.actions ?? ['contain', 'release'])] } };
+      return { digest: digest(t.token), caller: { name: t.name, connectors: [...t.connectors], actions: [...(t.actions ?? ['contain', 'release'])], indicatorsWithoutExpiration: t.indicatorsWithoutExpiration ?? false } };
     });
   }
 

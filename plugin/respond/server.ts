@@ -37,6 +37,7 @@ const eventOf: Record<string, string> = {
   ...Object.fromEntries(Object.keys(responseActionNames).map((a) => [`POST /v1/actions/${a}`, a])),
   'POST /v1/actions/update-alert': 'update_alert',
   'POST /v1/actions/tag': 'tag',
+  'POST /v1/indicators': 'indicator_submit',
   'POST /v1/fluent/contain': 'auto_contain',
   'GET /v1/status': 'status',
 };
@@ -180,6 +181,16 @@ export class RespondServer {
       if (path === '/v1/fluent/contain') return this.service.autoContain(ctx, parseRecords(buf), connectorParam);
       const body = parseJson(buf);
       return path === '/v1/actions/contain' ? this.service.contain(ctx, body) : this.service.release(ctx, body);
+    }
+    if (path === '/v1/indicators') {
+      if (method === 'POST') return this.service.submitIndicator(ctx, parseJson(await readBody(req, this.maxBody)));
+      req.resume();
+      return method === 'GET' ? this.service.listIndicators(ctx, connectorParam) : notAllowed('GET, POST');
+    }
+    const indicator = /^\/v1\/indicators\/([^/]+)$/.exec(path);
+    if (indicator) {
+      req.resume();
+      return method === 'DELETE' ? this.service.deleteIndicator(ctx, decodeURIComponent(indicator[1]!), connectorParam) : notAllowed('DELETE');
     }
     if (path === '/v1/actions/update-alert' || path === '/v1/actions/tag') {
       if (method !== 'POST') {

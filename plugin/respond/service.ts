@@ -8,7 +8,8 @@ import { mayAct, mayUse, type Caller } from './auth.js';
 import { RequestError } from './body.js';
 import { IsolationCaps, policyWithDefaults, screenAlert, type Policy, type Reservation } from './policy.js';
 import { checkRecordOwner, machineIdFrom } from './target.js';
-import { alertRecordProblems, checkAlertUpdateRequest, checkContainRequest, checkReleaseRequest, checkResponseActionRequest, checkTagRequest } from './validate.js';
+import { alertRecordProblems, checkAlertUpdateRequest, checkContainRequest, checkIndicatorRequest, checkReleaseRequest, checkResponseActionRequest, checkTagRequest } from './validate.js';
+import { Indicators, indicatorTypes } from '../defender/indicators.js';
 
 /** POST /v1/actions/<name> beside contain and release: the machine action each one asks Defender for. */
 export const responseActionNames = {
@@ -212,6 +213,46 @@ export class RespondService {
     const extra: Record<string, string> = action === 'scan' ? { ScanType: body.scanType ?? 'Quick' } : action === 'quarantine' ? { Sha1: body.sha1!.toLowerCase() } : {};
     const result = await this.act(ctx, action, () => actions.respond(responseActionNames[action], machineId, { Comment: body.comment, ...extra }));
     return this.actedReply(ctx, action, connector, machineId, result);
+  }
+
+  /** POST /v1/indicators: a file hash, IP, URL, domain or certificate indicator, tagged as this product's. */
+  async submitIndicator(ctx: RequestContext, raw: unknown): Promise<Reply> {
+    ctx.audit.event = 'indicator_submit';
+    this.permit(ctx, 'indicators');
+    const body = checkIndicatorRequest(raw, { now: this.now(), mayOmitExpiration: ctx.caller!.indicatorsWithoutExpiration ?? false });
+    const { connector, actions } = this.connector(ctx, body.connector);
+    const defenderBody: Record<string, unknown> = {
+      indicatorValue: body.value,
+      indicatorType: indicatorTypes[body.type],
+      action: body.action,
+      title: body.title,
+      description: body.description ?? body.title,
+      ...(body.severity ? { severity: body.severity } : {}),
+      ...(body.recommendedActions ? { recommendedActions: body.recommendedActions } : {}),
+      ...(body.expiration ? { expirationTime: new Date(body.expiration).toISOString() } : {}),
+      ...(body.generateAlert !== undefined || body.action === 'Audit' ? { generateAlert: body.generateAlert ?? true } : {}),
+    };
+    const indicator = await this.act(ctx, 'indicator_submit', () => new Indicators(actions.client).submit(defenderBody));
+    await this.accepted(ctx, connector, 'indicator_submit', `${body.action} ${indicatorTypes[body.type]} ${body.value} (indicator ${indicator.id}${body.expiration ? `, expires ${body.expiration}` : ', no expiration'})`);
+    return { status: 200, body: { connector: connector.name, indicator } };
+  }
+
+  /** DELETE /v1/indicators/{id} */
+  async deleteIndicator(ctx: RequestContext, id: string, connectorName: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'indicator_delete';
+    this.permit(ctx, 'indicators');
+    const { connector, actions } = this.connector(ctx, connectorName);
+    await this.act(ctx, 'indicator_delete', () => new Indicators(actions.client).remove(id));
+    await this.accepted(ctx, connector, 'indicator_delete', `indicator ${id} deleted`);
+    return { status: 200, body: { connector: connector.name, id, deleted: true } };
+  }
+
+  /** GET /v1/indicators: the indicators this product submitted. */
+  async listIndicators(ctx: RequestContext, connectorName: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'indicator_list';
+    this.permit(ctx, 'indicators');
+    const { connector, actions } = this.connector(ctx, connectorName);
+    return { status: 200, body: { connector: connector.name, indicators: await new Indicators(actions.client).ours() } };
   }
 
   /** A change Defender made at once (no action to follow): counted and audited as accepted with what the request named. */
