@@ -76,6 +76,12 @@ describe('check: permission needs', () => {
     assert.deepEqual(probes[3]!.needs.map(describeNeed), ['Machine.Read.All or Machine.ReadWrite.All', 'Machine.Isolate']);
   });
 
+  it('respond: the response actions some token may call add their permissions (once each)', () => {
+    const needs = permissionNeeds({ functions: ['collect', 'respond'], contentTypes: ['alerts'] }, ['contain', 'scan', 'restrict', 'unrestrict', 'indicators']);
+    assert.deepEqual(needs.map(describeNeed), ['Alert.Read.All or Alert.ReadWrite.All', 'Machine.Isolate', 'Machine.Read.All or Machine.ReadWrite.All', 'Machine.Scan', 'Machine.RestrictExecution', 'Ti.ReadWrite or Ti.ReadWrite.All']);
+    assert.deepEqual(missingNeeds(needs, ['Alert.Read.All', 'Machine.Isolate', 'Machine.Read.All', 'Machine.Scan', 'Ti.ReadWrite.All']).map(describeNeed), ['Machine.RestrictExecution']);
+  });
+
   it('machine actions: a machine read role (the docs list Machine.Read.All and Machine.ReadWrite.All) and one list call', () => {
     const connector: Parameters<typeof permissionNeeds>[0] = { functions: ['collect'], contentTypes: ['machineActions'] };
     assert.deepEqual(permissionNeeds(connector).map(describeNeed), ['Machine.Read.All or Machine.ReadWrite.All']);

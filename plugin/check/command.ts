@@ -139,7 +139,8 @@ export async function testCommand(opts: TestCommandOptions): Promise<number> {
   write(`defender-fluent test: ${scopeNote}\n\n`);
   for (const i of indexes) {
     const c = config.connectors[i]!;
-    const report = await checkConnector(c, { stateDir: config.stateDir, pointer: `/connectors/${i}`, env }, [configItem(i)]);
+    const respondActions = [...new Set((config.respond?.tokens ?? []).filter((t) => t.connectors.includes('*') || t.connectors.includes(c.name)).flatMap((t) => t.actions ?? []))];
+    const report = await checkConnector(c, { stateDir: config.stateDir, pointer: `/connectors/${i}`, env, respondActions }, [configItem(i)]);
     if (report.ok) {
       try {
         clearRedStatus(config, report, c.contentTypes);

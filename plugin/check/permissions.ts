@@ -57,8 +57,23 @@ const contentNeeds: Record<ProbeId & ContentType, string[]> = {
   machineActions: ['Machine.Read.All', 'Machine.ReadWrite.All'],
 };
 
-/** What the connector's functions and content types need from the WindowsDefenderATP API. */
-export function permissionNeeds(connector: Pick<Connector, 'functions' | 'contentTypes'>): PermissionNeed[] {
+/** The permission each response action beside contain / release needs (the sidecar's respond.tokens[].actions). */
+const actionNeeds: Record<string, string[]> = {
+  scan: ['Machine.Scan'],
+  quarantine: ['Machine.StopAndQuarantine'],
+  restrict: ['Machine.RestrictExecution'],
+  unrestrict: ['Machine.RestrictExecution'],
+  'collect-package': ['Machine.CollectForensics'],
+  'update-alert': ['Alert.ReadWrite.All'],
+  tag: ['Machine.ReadWrite.All'],
+  indicators: ['Ti.ReadWrite', 'Ti.ReadWrite.All'],
+};
+
+/**
+ * What the connector's functions and content types need from the WindowsDefenderATP API, and the
+ * response actions some token may call on it (`respondActions`).
+ */
+export function permissionNeeds(connector: Pick<Connector, 'functions' | 'contentTypes'>, respondActions: readonly string[] = []): PermissionNeed[] {
   const needs: PermissionNeed[] = [];
   if (connector.functions.includes('collect')) {
     for (const ct of connector.contentTypes) if (ct !== 'hunting') needs.push({ purpose: ct, anyOf: contentNeeds[ct], probe: ct });
@@ -69,6 +84,10 @@ export function permissionNeeds(connector: Pick<Connector, 'functions' | 'conten
     // read permission even when the connector does not collect hosts.
     if (!needs.some((n) => n.anyOf.includes('Machine.Read.All'))) {
       needs.push({ purpose: 'respond: follow the action status', anyOf: contentNeeds.host, probe: 'respond' });
+    }
+    for (const action of respondActions) {
+      const anyOf = actionNeeds[action];
+      if (anyOf && !needs.some((n) => n.anyOf.join() === anyOf.join())) needs.push({ purpose: `respond: ${action}`, anyOf, probe: 'respond' });
     }
   }
   return needs;

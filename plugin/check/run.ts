@@ -18,6 +18,8 @@ export interface RunContext {
   /** JSON pointer of the connector in the config, e.g. /connectors/0 */
   pointer: string;
   env?: NodeJS.ProcessEnv;
+  /** the response actions some respond token may call on this connector (their permissions are checked too) */
+  respondActions?: readonly string[];
 }
 
 function keysOf(x: Explanation, pointer: string): string[] {
@@ -92,7 +94,7 @@ export async function checkConnector(c: Connector, ctx: RunContext, checks: Chec
     }
 
     // ── permissions (before any data call) ──
-    const needs = permissionNeeds(c);
+    const needs = permissionNeeds(c, ctx.respondActions);
     const roles = readTokenRoles(token);
     let unmet = new Set<string>();
     let granted: string[] | undefined;
