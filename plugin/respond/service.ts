@@ -348,7 +348,7 @@ export class RespondService {
     const timer = this.watchers.get(a.id);
     if (timer) clearTimeout(timer);
     this.watchers.delete(a.id);
-    const type = a.type === 'Isolate' ? 'contain' : a.type === 'Unisolate' ? 'release' : a.type;
+    const type = a.type === 'Isolate' ? 'contain' : a.type === 'Unisolate' ? 'release' : (Object.entries(responseActionNames).find(([, t]) => t === a.type)?.[0] ?? a.type);
     actionsMetric.inc({ connector: connector.name, type, outcome: a.status });
     await this.write(ctx, {
       event: 'action_outcome',
