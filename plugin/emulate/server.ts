@@ -342,6 +342,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       case 'truncate':
         x.cutAfterBytes = f.bytes ?? 512;
         return false;
+      case 'trickle':
+        x.trickle = { bytes: Math.max(1, f.bytes ?? 64), ms: f.ms ?? 500 };
+        return false;
       case '429':
         if (token) await entraError(429);
         else if (x.api === 'hunting') await sendError(x, 429, 'TooManyRequests', 'The tenant reached its allocated CPU resources for advanced hunting; queries are blocked until the next 15-minute cycle (emulator fault)', { 'retry-after': String(f.retryAfter ?? 900) });
