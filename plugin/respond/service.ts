@@ -192,6 +192,19 @@ export class RespondService {
     });
   }
 
+  /**
+   * The start of every request that acts beside contain / release: audit event, the token may call
+   * the action, the body checked, the connector the token may use, a record only of that connector.
+   */
+  private open<B extends { connector: string; record?: Record<string, unknown> }>(ctx: RequestContext, event: string, action: string, check: (raw: unknown) => B, raw: unknown): { body: B; connector: Connector; actions: MachineActions } {
+    ctx.audit.event = event;
+    this.permit(ctx, action);
+    const body = check(raw);
+    const { connector, actions } = this.connector(ctx, body.connector);
+    checkRecordOwner(body.record, connector);
+    return { body, connector, actions };
+  }
+
   /** The token's actions list (respond.tokens[].actions) must name the action. */
   private permit(ctx: RequestContext, action: string): void {
     if (!mayAct(ctx.caller!, action)) throw new RequestError(403, 'forbidden_action', `token "${ctx.caller!.name}" may not call ${action} (respond.tokens[].actions: ${ctx.caller!.actions.join(', ')})`);
@@ -226,12 +239,8 @@ export class RespondService {
 
   /** Antivirus scan, stop and quarantine a file, restrict / unrestrict app execution, collect an investigation package: tracked to a final status like contain. */
   async respondAction(ctx: RequestContext, action: ResponseActionName, raw: unknown): Promise<Reply> {
-    ctx.audit.event = action;
-    this.permit(ctx, action);
-    const body = checkResponseActionRequest(raw, action);
-    const { connector, actions } = this.connector(ctx, body.connector);
+    const { body, connector, actions } = this.open(ctx, action, action, (b) => checkResponseActionRequest(b, action), raw);
     ctx.audit.comment = body.comment;
-    checkRecordOwner(body.record, connector);
     const machineId = machineIdFrom(body);
     ctx.audit.machineId = machineId;
     const extra: Record<string, string> = action === 'scan' ? { ScanType: body.scanType ?? 'Quick' } : action === 'quarantine' ? { Sha1: body.sha1!.toLowerCase() } : {};
@@ -241,10 +250,8 @@ export class RespondService {
 
   /** POST /v1/indicators: a file hash, IP, URL, domain or certificate indicator, tagged as this product's. */
   async submitIndicator(ctx: RequestContext, raw: unknown): Promise<Reply> {
-    ctx.audit.event = 'indicator_submit';
-    this.permit(ctx, 'indicators');
-    const body = checkIndicatorRequest(raw, { now: this.now(), mayOmitExpiration: ctx.caller!.indicatorsWithoutExpiration ?? false });
-    const { connector, actions } = this.connector(ctx, body.connector);
+    const check = (b: unknown) => checkIndicatorRequest(b, { now: this.now(), mayOmitExpiration: ctx.caller!.indicatorsWithoutExpiration ?? false });
+    const { body, connector, actions } = this.open(ctx, 'indicator_submit', 'indicators', check, raw);
     const defenderBody: Record<string, unknown> = {
       indicatorValue: body.value,
       indicatorType: indicatorTypes[body.type],
@@ -287,11 +294,7 @@ export class RespondService {
 
   /** POST /v1/actions/tag: add or remove a machine tag (idempotent: Defender keeps one of each). */
   async tag(ctx: RequestContext, raw: unknown): Promise<Reply> {
-    ctx.audit.event = 'tag';
-    this.permit(ctx, 'tag');
-    const body = checkTagRequest(raw);
-    const { connector, actions } = this.connector(ctx, body.connector);
-    checkRecordOwner(body.record, connector);
+    const { body, connector, actions } = this.open(ctx, 'tag', 'tag', checkTagRequest, raw);
     const machineId = machineIdFrom(body);
     ctx.audit.machineId = machineId;
     const tags = await this.act(ctx, 'tag', () => actions.tag(machineId, body.tag, body.action === 'add' ? 'Add' : 'Remove'));
@@ -305,11 +308,7 @@ export class RespondService {
    * an alertId is looked up in the connector's own tenant only.
    */
   async updateAlert(ctx: RequestContext, raw: unknown): Promise<Reply> {
-    ctx.audit.event = 'update_alert';
-    this.permit(ctx, 'update-alert');
-    const body = checkAlertUpdateRequest(raw);
-    const { connector, actions } = this.connector(ctx, body.connector);
-    checkRecordOwner(body.record, connector);
+    const { body, connector, actions } = this.open(ctx, 'update_alert', 'update-alert', checkAlertUpdateRequest, raw);
     const alertId = body.alertId ?? (body.record!.microsoft_defender.id as string);
     ctx.audit.alertId = alertId;
     ctx.audit.comment = body.comment;
