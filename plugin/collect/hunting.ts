@@ -82,7 +82,7 @@ export class HuntingCollector implements CollectorTask {
   private graph(ctx: TaskContext): DefenderClient {
     let client = this.clients.get(ctx.connector.name);
     if (!client) {
-      client = this.opts.clientFor?.(ctx.connector) ?? graphClient(ctx.connector, { logger: ctx.logger, clock: ctx.clock });
+      client = this.opts.clientFor?.(ctx.connector) ?? graphClient(ctx.connector, { logger: ctx.logger, clock: ctx.clock, signal: ctx.signal });
       this.clients.set(ctx.connector.name, client);
       const made = client;
       // a stop must not sit out a Retry-After; the sockets go with the collector

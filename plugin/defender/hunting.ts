@@ -27,11 +27,13 @@ export interface HuntingResult {
 }
 
 /** A client for the connector's Graph endpoint with a token for it (https://graph.microsoft.com/.default or the national cloud's). */
-export function graphClient(connector: Connector, opts: { logger?: Logger; clock?: Clock } = {}): DefenderClient {
+export function graphClient(connector: Connector, opts: { logger?: Logger; clock?: Clock; signal?: AbortSignal } = {}): DefenderClient {
   // a query may run up to 3 minutes before Graph answers: the connector's request timeout (60 s by default) would cut it off
   const c = { ...connector, requestTimeoutSeconds: Math.max(connector.requestTimeoutSeconds, huntingLimits.requestTimeoutMs / 1000) };
-  const tokens = new TokenProvider(c, { logger: opts.logger, scope: graphScope(connector.graphBaseUrl) });
-  return new DefenderClient(c, { ...opts, tokens, baseUrl: connector.graphBaseUrl });
+  // a transient Entra failure is retried as for the Defender token (until the collector stops)
+  const retry = opts.clock && opts.signal ? { clock: opts.clock, signal: opts.signal } : undefined;
+  const tokens = new TokenProvider(c, { logger: opts.logger, scope: graphScope(connector.graphBaseUrl), ...(retry ? { retry } : {}) });
+  return new DefenderClient(c, { logger: opts.logger, clock: opts.clock, tokens, baseUrl: connector.graphBaseUrl });
 }
 
 /** Runs one query over `timespan` (ISO 8601 start/end). One attempt: the caller decides about quota 429s. */
