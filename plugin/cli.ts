@@ -9,6 +9,7 @@ import { emulateCommand, type EmulateCommandOptions } from './emulate/command.js
 import { createLogger, logFormats, logLevels, setCliLogOptions, type LogFormat } from './log.js';
 import { docsCommand } from './transform/docs.js';
 import { previewCommand, type PreviewOptions } from './transform/preview.js';
+import { contentTypes } from './config/load.js';
 import { version } from './paths.js';
 
 const program = new Command();
@@ -56,8 +57,9 @@ program
 program
   .command('preview')
   .description('map raw Defender API JSON (page, array, object or NDJSON) through the transforms; NDJSON records on stdout')
-  .addOption(new Option('--content <type>', 'content type of the input').choices(['alerts', 'host', 'vulnerabilities']).makeOptionMandatory())
+  .addOption(new Option('--content <type>', 'content type of the input').choices(contentTypes).makeOptionMandatory())
   .option('--transforms <dir>', 'transforms folder (default: the packaged transforms/)')
+  .option('--query <file.kql>', 'hunting: the query whose header maps the saved rows')
   .option('--pretty', 'indent records')
   .option('--tags', 'print {tag, time, record} instead of the record alone')
   .option('--tenant <name>', 'tenant_name in the records', 'preview')
@@ -122,6 +124,7 @@ program
   .option('--prebuild-alerts', 'serialise every alert at start: slower start, faster pages (benchmarks)')
   .option('--page-cap <n>', 'alert and machine pages hold at most n items whatever $top asks (a gateway that caps pages)')
   .option('--page-cap-next-link', 'capped pages link the rest with @odata.nextLink (default: no link)')
+  .option('--machine-actions <n>', 'machine actions taken before the start (portal, other tools), over --history-hours', '20')
   .action(async (o: EmulateCommandOptions) => {
     process.exitCode = await emulateCommand({ ...o, logger: createLogger('info') });
   });

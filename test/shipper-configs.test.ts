@@ -144,6 +144,8 @@ const cases: { suffix: keyof typeof tagSuffix; record: Record<string, unknown>; 
   { suffix: 'hostSyslog', record: generic, expect: ['syslog'], note: '' },
   { suffix: 'hostAssets', record: generic, expect: ['assets'], note: '' },
   { suffix: 'vulnerabilities', record: generic, expect: ['syslog'], note: '' },
+  { suffix: 'machineActions', record: generic, expect: ['syslog'], note: '' },
+  { suffix: 'hunting', record: generic, expect: ['syslog'], note: '' },
   { suffix: 'status', record: generic, expect: ['syslog'], note: '' },
   { suffix: 'audit', record: generic, expect: ['syslog'], note: '' },
 ];

@@ -12,7 +12,7 @@ import { listenOn, probeReply, sendReply } from '../status/probes.js';
 import { AuditLog } from './audit.js';
 import { TokenAuth } from './auth.js';
 import { parseJson, parseRecords, readBody, RequestError } from './body.js';
-import { RespondService, type Reply, type RequestContext } from './service.js';
+import { RespondService, responseActionNames, type Reply, type RequestContext, type ResponseActionName } from './service.js';
 
 export interface RespondServerOptions {
   config: Config;
@@ -33,6 +33,10 @@ export interface RespondServerOptions {
 const eventOf: Record<string, string> = {
   'POST /v1/actions/contain': 'contain',
   'POST /v1/actions/release': 'release',
+  ...Object.fromEntries(Object.keys(responseActionNames).map((a) => [`POST /v1/actions/${a}`, a])),
+  'POST /v1/actions/update-alert': 'update_alert',
+  'POST /v1/actions/tag': 'tag',
+  'POST /v1/indicators': 'indicator_submit',
   'POST /v1/fluent/contain': 'auto_contain',
   'GET /v1/status': 'status',
 };
@@ -169,11 +173,39 @@ export class RespondServer {
       const body = parseJson(buf);
       return path === '/v1/actions/contain' ? this.service.contain(ctx, body) : this.service.release(ctx, body);
     }
+    if (path === '/v1/indicators') {
+      if (method === 'POST') return this.service.submitIndicator(ctx, parseJson(await readBody(req, this.maxBody)));
+      req.resume();
+      return method === 'GET' ? this.service.listIndicators(ctx, connectorParam) : notAllowed('GET, POST');
+    }
+    const indicator = /^\/v1\/indicators\/([^/]+)$/.exec(path);
+    if (indicator) {
+      req.resume();
+      return method === 'DELETE' ? this.service.deleteIndicator(ctx, decodeURIComponent(indicator[1]!), connectorParam) : notAllowed('DELETE');
+    }
+    if (path === '/v1/actions/update-alert' || path === '/v1/actions/tag') {
+      if (method !== 'POST') {
+        req.resume();
+        return notAllowed('POST');
+      }
+      const body = parseJson(await readBody(req, this.maxBody));
+      return path === '/v1/actions/tag' ? this.service.tag(ctx, body) : this.service.updateAlert(ctx, body);
+    }
+    const named = /^\/v1\/actions\/([a-z-]+)$/.exec(path)?.[1];
+    if (named && named in responseActionNames) {
+      if (method !== 'POST') {
+        req.resume();
+        return notAllowed('POST');
+      }
+      return this.service.respondAction(ctx, named as ResponseActionName, parseJson(await readBody(req, this.maxBody)));
+    }
     req.resume();
     if (method !== 'GET') return notAllowed('GET');
     if (path === '/v1/status') return this.service.status(ctx);
     let m = /^\/v1\/actions\/([^/]+)$/.exec(path);
     if (m) return this.service.action(ctx, decodeURIComponent(m[1]!), connectorParam);
+    m = /^\/v1\/actions\/([^/]+)\/package$/.exec(path);
+    if (m) return this.service.packageUri(ctx, decodeURIComponent(m[1]!), connectorParam);
     m = /^\/v1\/hosts\/([^/]+)\/isolation$/.exec(path);
     if (m) {
       const id = decodeURIComponent(m[1]!);
