@@ -93,6 +93,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       },
     });
     const stopStatus = startStatusLoop({ config: { ...config, output }, status, sink, runners: () => collector.runners.map((r) => r.state), logger });
+    const stopLag = metrics.trackPollLag(() => collector.lags());
     const shutdownMs = config.shutdownTimeoutSeconds * 1000;
 
     let signals = 0;
@@ -137,6 +138,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       return 0;
     } finally {
       stopStatus();
+      stopLag();
+      // the last polls' results, coalesced by saveSoon()
+      status.save();
       stopWatch();
       process.off('SIGHUP', onHup);
       process.off('SIGTERM', onSignal);

@@ -17,6 +17,10 @@ logLevel?: ("trace" | "debug" | "info" | "warn" | "error")
  */
 shutdownTimeoutSeconds?: number
 /**
+ * At most this many polls (connector × content type) run at once; the others wait their turn, oldest due first. Default: 4 × the CPU cores (at least 4).
+ */
+maxConcurrentPolls?: number
+/**
  * How often the collector emits a connector status record.
  */
 statusIntervalMinutes?: number

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AggregatorRegistry, Counter, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ApiFamily, ClientEvents } from '../defender/client.js';
 import { writeFileAtomic } from '../atomic-file.js';
 
@@ -55,6 +55,28 @@ export const tokenRenewals = new Counter({
     }
   },
 });
+
+/** What trackPollLag() reads at each scrape: every task's lag (Collector.lags()). */
+export type PollLagSource = () => Iterable<{ connector: string; content: string; lagMs: number }>;
+
+const pollLagSources = new Set<PollLagSource>();
+
+export const pollLag = new Gauge({
+  name: 'defender_fluent_poll_lag_seconds',
+  help: 'How late a task is: while it waits for a poll slot (maxConcurrentPolls busy), seconds since its poll was due; otherwise how late its last poll started',
+  labelNames: ['connector', 'content'] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const source of pollLagSources) for (const t of source()) this.set({ connector: t.connector, content: t.content }, t.lagMs / 1000);
+  },
+});
+
+/** Reports a collector's lags as defender_fluent_poll_lag_seconds: trackPollLag(() => collector.lags()); returns the undo. */
+export function trackPollLag(source: PollLagSource): () => void {
+  pollLagSources.add(source);
+  return () => pollLagSources.delete(source);
+}
 
 export const batchAckSeconds = new Histogram({
   name: 'defender_fluent_batch_ack_seconds',

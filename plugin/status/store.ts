@@ -21,6 +21,8 @@ export interface ContentStatus {
   cursor?: string | null;
   /** set by clearRed() after a passing `test`: counts like a success for the two-interval rule */
   clearedAt?: string;
+  /** the poll due at `since` has not started yet: every poll slot (maxConcurrentPolls) is busy; it will run, late */
+  late?: { since: string; reason: string };
 }
 
 export interface ConnectorStatus {
@@ -72,6 +74,8 @@ export function readStatusFile(stateDir: string): StatusFile | undefined {
 export class StatusStore {
   private data: StatusFile;
   readonly file: string;
+  private lastSave = -Infinity;
+  private pending?: NodeJS.Timeout;
 
   constructor(
     readonly stateDir: string,
@@ -113,6 +117,13 @@ export class StatusStore {
     e.lastError = { class: cls, message, at };
   }
 
+  /** A poll due at `due` waits for a slot (`reason`), or, with due undefined, started: no longer late. */
+  recordLate(connector: string, content: ContentType, due: number | undefined, reason?: string): void {
+    const e = this.entry(connector, content);
+    if (due === undefined) delete e.late;
+    else e.late = { since: new Date(due).toISOString(), reason: reason ?? 'waiting for a poll slot' };
+  }
+
   /**
    * After a passing `test`: the connector counts as green until its next poll result, and turns red
    * again if no poll succeeds within two intervals (so a stopped collector cannot stay green).
@@ -129,8 +140,23 @@ export class StatusStore {
     return structuredClone(this.data);
   }
 
+  /**
+   * save() now, or, within minGapMs of the last save, once that gap has passed: with hundreds of
+   * tenants a poll ends every few milliseconds, and each save rewrites the whole file.
+   */
+  saveSoon(minGapMs = 1000): void {
+    if (this.pending) return;
+    const wait = this.lastSave + minGapMs - this.now();
+    if (wait <= 0) return this.save();
+    this.pending = setTimeout(() => this.save(), wait);
+    this.pending.unref();
+  }
+
   /** Atomic write of status.json (and, for the collector, its metrics snapshot for the sidecar's /metrics). */
   save(): void {
+    clearTimeout(this.pending);
+    this.pending = undefined;
+    this.lastSave = this.now();
     const onDisk = readStatusFile(this.stateDir);
     if (onDisk) {
       for (const [name, c] of Object.entries(onDisk.connectors)) {
