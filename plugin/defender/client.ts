@@ -1,11 +1,10 @@
-import type https from 'node:https';
 import type { Response } from 'node-fetch';
 import type { Connector } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { TokenProvider } from './auth.js';
 import { type ApiFamily, type Clock, familyLimits, RateBudget, sleepUnless, systemClock } from './budget.js';
 import { DefenderApiError, type DefenderErrorBody, type ErrorClass } from './errors.js';
-import { createAgent, send, transportError } from './http.js';
+import { type AgentLease, send, shareAgent, transportError } from './http.js';
 import { MalformedPageError, PageSplitter } from './page-stream.js';
 import { backoffMs, parseRetryAfter, retryPolicy } from './retry.js';
 
@@ -79,7 +78,7 @@ async function errorFromResponse(res: Response, request: string): Promise<Defend
  */
 export class DefenderClient {
   readonly tokens: TokenProvider;
-  private readonly agent: https.Agent;
+  private readonly agent: AgentLease;
   private readonly budgets: Record<ApiFamily, RateBudget>;
   private readonly timeoutMs: number;
   private readonly clock: Clock;
@@ -93,7 +92,7 @@ export class DefenderClient {
     readonly connector: Connector,
     opts: { logger?: Logger; tokens?: TokenProvider; clock?: Clock; events?: ClientEvents; random?: () => number } = {},
   ) {
-    this.agent = createAgent(connector.apiBaseUrl, connector);
+    this.agent = shareAgent(connector.apiBaseUrl, connector);
     this.tokens = opts.tokens ?? new TokenProvider(connector, { logger: opts.logger });
     this.clock = opts.clock ?? systemClock;
     this.budgets = {
@@ -116,7 +115,7 @@ export class DefenderClient {
 
   /** Closes idle keep-alive connections (API and authority) so the process can exit. */
   close(): void {
-    this.agent.destroy();
+    this.agent.release();
     this.tokens.close();
   }
 
@@ -253,7 +252,7 @@ export class DefenderClient {
       try {
         res = await send(url.toString(), {
           method,
-          agent: this.agent,
+          agent: this.agent.agent,
           timeoutMs: abort ? 24 * 3600_000 : timeoutMs,
           ...(abort && headers ? { signal: AbortSignal.any([abort.signal, headers.signal]) } : {}),
           headers: { Authorization: `Bearer ${token}`, ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
