@@ -1,5 +1,5 @@
 // All benchmarks, one table: `npm run bench` (node --import tsx bench/run.ts).
-//   --only transforms,e2e,vuln,api   run some (each is bounded to about 2 minutes)
+//   --only transforms,e2e,vuln,api,tenants   run some (each is bounded to about 2 minutes; tenants about 5)
 //   --write                          also write bench/results.md after an --only run (a full run always does)
 //   --profile                        e2e: also profile the collector (--cpu-prof) and list its hot spots
 //   --seconds S                      transforms: seconds per measurement (default 2)
