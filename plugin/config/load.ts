@@ -47,6 +47,7 @@ export interface Config extends Omit<DefenderFluentConfig, 'connectors' | 'outpu
   shutdownTimeoutSeconds: number;
   statusIntervalMinutes: number;
   maxConcurrentPolls: number;
+  workers: number;
   output: Output;
   connectors: Connector[];
   respond?: RespondConfig;

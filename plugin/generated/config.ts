@@ -21,6 +21,10 @@ shutdownTimeoutSeconds?: number
  */
 maxConcurrentPolls?: number
 /**
+ * Collector processes: above 1, `run` starts this many worker processes, each running a disjoint share of the connectors, and keeps the lock, status.json and the metrics snapshot for all of them; a worker that dies is restarted.
+ */
+workers?: number
+/**
  * How often the collector emits a connector status record.
  */
 statusIntervalMinutes?: number

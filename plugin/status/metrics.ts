@@ -114,9 +114,37 @@ export function trackTokenRenewals(connector: string, provider: { readonly renew
 
 export const metricsSnapshotFile = 'metrics.json';
 
-/** The collector's counters as prom-client JSON, written atomically for the sidecar. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** The last report of each live worker process, and the counters of the workers that died. */
+const workerMetrics = new Map<number, MetricsJson>();
+const retiredMetrics: MetricsJson[] = [];
+
+/** A worker process's metrics (its latest report), summed with this process's from now on. */
+export function setWorkerMetrics(worker: number, json: MetricsJson): void {
+  workerMetrics.set(worker, json);
+}
+
+/**
+ * A worker died: its counters and histograms stay in the sums (its restart counts from zero, and a
+ * sum going down would read as a reset); its gauges go.
+ */
+export function retireWorkerMetrics(worker: number): void {
+  const last = workerMetrics.get(worker);
+  workerMetrics.delete(worker);
+  if (last) retiredMetrics.push(last.filter((m) => String(m.type) !== 'gauge'));
+}
+
+/** This process's metrics summed with its workers': one view of the whole collector. */
+export async function collectorMetricsJson(): Promise<MetricsJson> {
+  const own = await registry.getMetricsAsJSON();
+  if (!workerMetrics.size && !retiredMetrics.length) return own;
+  return AggregatorRegistry.aggregate([own, ...retiredMetrics, ...workerMetrics.values()]).getMetricsAsJSON();
+}
+
+/** The collector's counters (its workers' included) as prom-client JSON, written atomically for the sidecar. */
 export async function writeMetricsSnapshot(stateDir: string): Promise<void> {
-  const json = await registry.getMetricsAsJSON();
+  const json = await collectorMetricsJson();
   writeFileAtomic(join(stateDir, metricsSnapshotFile), JSON.stringify(json));
 }
 
@@ -125,8 +153,8 @@ export async function writeMetricsSnapshot(stateDir: string): Promise<void> {
  * (when stateDir has one). A missing or unreadable snapshot just leaves the collector's part out.
  */
 export async function exposition(stateDir?: string): Promise<{ contentType: string; body: string }> {
-  const own = await registry.getMetricsAsJSON();
-  type Snapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+  const own = await collectorMetricsJson();
+  type Snapshot = MetricsJson;
   let other: Snapshot | undefined;
   if (stateDir) {
     try {
@@ -136,6 +164,6 @@ export async function exposition(stateDir?: string): Promise<{ contentType: stri
       other = undefined;
     }
   }
-  const merged = other ? AggregatorRegistry.aggregate([own, other]) : registry;
+  const merged = AggregatorRegistry.aggregate(other ? [own, other] : [own]);
   return { contentType: registry.contentType, body: await merged.metrics() };
 }

@@ -79,7 +79,12 @@ export class StatusStore {
 
   constructor(
     readonly stateDir: string,
-    private readonly opts: { now?: () => number; metricsSnapshot?: boolean } = {},
+    private readonly opts: {
+      now?: () => number;
+      metricsSnapshot?: boolean;
+      /** instead of writing status.json: a worker process hands its status to the parent, which writes the one file */
+      publish?: (data: StatusFile) => void;
+    } = {},
   ) {
     this.file = join(stateDir, statusFileName);
     this.data = readStatusFile(stateDir) ?? { version: 1, updatedAt: new Date(this.now()).toISOString(), connectors: {} };
@@ -135,6 +140,11 @@ export class StatusStore {
     for (const t of types) this.entry(connector, t).clearedAt = at;
   }
 
+  /** Takes these connectors' status as they are (a worker's report: it owns them). */
+  merge(connectors: Record<string, ConnectorStatus>): void {
+    Object.assign(this.data.connectors, connectors);
+  }
+
   /** A deep copy of the current status. */
   read(): StatusFile {
     return structuredClone(this.data);
@@ -158,6 +168,7 @@ export class StatusStore {
     clearTimeout(this.pending);
     this.pending = undefined;
     this.lastSave = this.now();
+    if (this.opts.publish) return this.opts.publish(this.read());
     const onDisk = readStatusFile(this.stateDir);
     if (onDisk) {
       for (const [name, c] of Object.entries(onDisk.connectors)) {
