@@ -47,6 +47,8 @@ export interface CollectorOptions {
   logger: Logger;
   clock?: Clock;
   hooks?: CollectorHooks;
+  /** where cursors live (default: files in stateDir) */
+  cursors?: CursorStore;
   /** overrides for tests: a client per connector, tasks per content type */
   clientFor?: (connector: Connector) => DefenderClient;
   taskFor?: (content: ContentType) => CollectorTask;
@@ -82,7 +84,7 @@ export class Collector {
 
   constructor(private readonly opts: CollectorOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.cursors = new CursorStore(opts.config.stateDir);
+    this.cursors = opts.cursors ?? new CursorStore(opts.config.stateDir);
     this.slots = new PollSlots(opts.config.maxConcurrentPolls ?? defaultMaxConcurrentPolls());
     // every waiting task listens for the stop: hundreds of tenants are not a listener leak
     setMaxListeners(0, this.stopper.signal);
