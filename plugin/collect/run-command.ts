@@ -57,7 +57,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const transforms = opened.reloader;
 
   let lock;
-  const disposers: (() => void)[] = [];
+  let disposeSignals = () => undefined as void;
   try {
     if (!share) lock = await acquireLock(config.stateDir, 'collector.lock');
   } catch (e) {
@@ -78,8 +78,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       const removed = await cursors.reset(parsed.connector, parsed.content);
       logger.warn({ removed }, `cursor reset for ${spec}: the next poll starts from the lookback`);
     }
-    const { stopRequested, disposeSignals } = stopSignals(config, logger);
-    disposers.push(disposeSignals);
+    const signals = stopSignals(config, logger);
+    const { stopRequested } = signals;
+    disposeSignals = signals.dispose;
     if (!share && config.workers > 1) {
       const args = [...(opts.once ? ['--once'] : []), ...(opts.output ? ['--output', opts.output] : []), ...(opts.progress ? ['--progress'] : []), ...(opts.transforms ? ['--transforms', opts.transforms] : [])];
       const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
@@ -144,7 +145,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       else status.save();
     }
   } finally {
-    for (const dispose of disposers) dispose();
+    disposeSignals();
     await lock?.release();
   }
 }
@@ -153,7 +154,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
  * SIGTERM/SIGINT ask for a stop (stopRequested); a second one exits at once. A worker also stops
  * when its parent is gone (its IPC channel closes).
  */
-function stopSignals(config: Config, logger: Logger): { stopRequested: Promise<void>; disposeSignals: () => void } {
+function stopSignals(config: Config, logger: Logger): { stopRequested: Promise<void>; dispose: () => void } {
   let signals = 0;
   let requestStop!: () => void;
   const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
@@ -175,7 +176,7 @@ function stopSignals(config: Config, logger: Logger): { stopRequested: Promise<v
   if (workerShare()) process.on('disconnect', onDisconnect);
   return {
     stopRequested,
-    disposeSignals() {
+    dispose() {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
       process.off('disconnect', onDisconnect);

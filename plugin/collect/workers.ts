@@ -124,7 +124,8 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
     child.once('exit', (code, signal) => {
       metrics.retireWorkerMetrics(index);
       workers[index] = undefined;
-      if (stopping || done !== undefined) {
+      // --once: a worker that finished says so first; anything else is a death, even an exit 0
+      if (stopping || (o.once && done !== undefined)) {
         codes[index] = done ?? code ?? 1;
         if (workers.every((w) => !w)) allDone();
         return;
