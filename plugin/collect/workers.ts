@@ -61,8 +61,9 @@ class WholeLines extends Transform {
     done(null, end === -1 ? undefined : buf.subarray(0, end + 1));
   }
 
+  /** A worker that died mid-line leaves a cut record: dropped (its batch was never acknowledged, so it is sent again). */
   override _flush(done: TransformCallback): void {
-    done(null, this.rest.length ? this.rest : undefined);
+    done();
   }
 }
 
