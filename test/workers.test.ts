@@ -23,6 +23,12 @@ describe('workers: N (collector worker processes)', function () {
   let dir: string | undefined;
   let stderr = '';
 
+  beforeEach(() => {
+    // the worker pids are read from this run's log only
+    stderr = '';
+    emu = fwd = run = dir = undefined;
+  });
+
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') console.error(stderr.slice(-4000));
     if (run && run.exitCode === null && run.signalCode === null) {
@@ -32,6 +38,28 @@ describe('workers: N (collector worker processes)', function () {
     await fwd?.stop();
     await emu?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--once --output stdout: the workers\' records reach the one stdout as whole lines, every connector complete, exit 0', async () => {
+    emu = await startEmulator({ seed: 13, alerts: 300, machines: 0, historyHours: 2 });
+    dir = mkdtempSync(join(tmpdir(), 'df-workers-'));
+    const configFile = join(dir, 'defender.yaml');
+    writeFileSync(configFile, stringify({ stateDir: join(dir, 'state'), workers: 2, connectors: connectors.map((name) => ({ ...emu!.connectorConfig(), name, contentTypes: ['alerts'], lookbackHours: 3 })) }));
+    run = spawn(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', 'run', '--once', '--output', 'stdout', '--config', configFile], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    run.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    run.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise((r) => run!.once('close', (c) => r(c)));
+    assert.equal(code, 0);
+    const perConnector = new Map<string, Set<string>>();
+    for (const line of stdout.split('\n').filter(Boolean)) {
+      const { record } = JSON.parse(line) as { record: { engid_name: string; microsoft_defender: { id: string } } }; // a cut line would not parse
+      const name = record.engid_name.replace(/^microsoft_defender_/, '');
+      perConnector.set(name, (perConnector.get(name) ?? new Set()).add(record.microsoft_defender.id));
+    }
+    for (const c of connectors) assert.equal(perConnector.get(c)?.size, 300, `${c}: every alert`);
+    const status = JSON.parse(readFileSync(join(dir, 'state', 'status.json'), 'utf8')) as StatusFile;
+    for (const c of connectors) assert.equal(status.connectors[c]?.contentTypes.alerts?.records.collected, 300, `${c} in the one status.json`);
   });
 
   it('a worker SIGKILLed mid-batch is restarted and resumes from its cursor: nothing lost, one status file and metrics view', async () => {
@@ -76,7 +104,11 @@ describe('workers: N (collector worker processes)', function () {
       seen.set(key, (seen.get(key) ?? 0) + 1);
       if (killedAt === undefined && name === 'north' && seen.size >= 120) {
         killedAt = seen.size;
-        process.kill(workerPids().get(0)![0]!, 'SIGKILL');
+        const pid = workerPids().get(0)![0]!;
+        // only a child of this run: never a pid the system has given to another process since
+        const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+        assert.equal(ppid, run!.pid);
+        process.kill(pid, 'SIGKILL');
       }
     };
 
