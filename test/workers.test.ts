@@ -12,6 +12,7 @@ import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
 import { packageRoot } from '../plugin/paths.js';
 import type { StatusFile } from '../plugin/status/store.js';
 import { TestForwardServer, waitFor } from './forward-helpers.js';
+import { freePort } from './helpers/harness.js';
 
 const connectors = ['north', 'south', 'east'];
 
@@ -53,7 +54,7 @@ describe('workers: N (collector worker processes)', function () {
     assert.equal(code, 0);
     const perConnector = new Map<string, Set<string>>();
     for (const line of stdout.split('\n').filter(Boolean)) {
-      const { record } = JSON.parse(line) as { record: { engid_name: string; microsoft_defender: { id: string } } }; // a cut line would not parse
+      const record = JSON.parse(line) as { engid_name: string; microsoft_defender: { id: string } }; // a cut line would not parse
       const name = record.engid_name.replace(/^microsoft_defender_/, '');
       perConnector.set(name, (perConnector.get(name) ?? new Set()).add(record.microsoft_defender.id));
     }
@@ -68,11 +69,13 @@ describe('workers: N (collector worker processes)', function () {
     dir = mkdtempSync(join(tmpdir(), 'df-workers-'));
     const connector = { ...emu.connectorConfig(), contentTypes: ['alerts'], lookbackHours: 3, intervalMinutes: 1 };
     const configFile = join(dir, 'defender.yaml');
+    const healthPort = await freePort();
     writeFileSync(
       configFile,
       stringify({
         stateDir: join(dir, 'state'),
         logLevel: 'info',
+        health: { listen: `127.0.0.1:${healthPort}` },
         shutdownTimeoutSeconds: 5,
         workers: 2,
         output: { type: 'forward', host: '127.0.0.1', port: fwd.port, maxBatchRecords: 50, ackTimeoutSeconds: 5, reconnectMaxSeconds: 1 },
@@ -143,6 +146,11 @@ describe('workers: N (collector worker processes)', function () {
     };
     // written just after status.json, by the same save
     assert.ok(await waitFor(() => polled().size === connectors.length, 15_000), `metrics.json counts the polls of both workers: ${[...polled()].join(', ')}`);
+
+    // the parent's health listener: /metrics summed over the workers, /readyz from their reports
+    const scraped = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+    for (const c of connectors) assert.match(scraped, new RegExp(`defender_fluent_polls_total\\{[^}]*connector="${c}"[^}]*outcome="success"[^}]*\\} 1`));
+    assert.equal((await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status, 200);
 
     // SIGHUP to the parent reloads the transforms in every worker
     const reloads = () => new Set([...stderr.matchAll(/^.*"transforms reloaded.*$/gm)].map((m) => (JSON.parse(m[0]) as { worker?: number }).worker));

@@ -8,6 +8,7 @@ import { createSink } from '../output/create.js';
 import { DefenderClient } from '../defender/client.js';
 import * as metrics from '../status/metrics.js';
 import { StatusStore } from '../status/store.js';
+import { startCollectorProbes } from '../status/probes.js';
 import { compileLogFilters } from '../config/log-filters.js';
 import { TransformReloader, transformsDir } from '../transform/transforms.js';
 import { Collector } from './collector.js';
@@ -62,8 +63,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     if (!share) lock = await acquireLock(config.stateDir, 'collector.lock');
   } catch (e) {
     if (e instanceof LockedError) {
+      // two collectors on one stateDir is a deployment mistake, not a failed poll
       process.stderr.write(`error: ${e.message}\n`);
-      return 1;
+      return 2;
     }
     throw e;
   }
@@ -84,7 +86,17 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     if (!share && config.workers > 1) {
       const args = [...(opts.once ? ['--once'] : []), ...(opts.output ? ['--output', opts.output] : []), ...(opts.progress ? ['--progress'] : []), ...(opts.transforms ? ['--transforms', opts.transforms] : [])];
       const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
-      return await superviseWorkers({ configFile: opts.config, config, args, once: !!opts.once, status, logger, stopRequested });
+      // the health listener is the parent's: readiness from the workers' reports, /metrics summed over them
+      const probes = await startCollectorProbes(config, status, logger).catch((e: Error) => e);
+      if (probes instanceof Error) {
+        process.stderr.write(`error: ${probes.message}\n`);
+        return 2;
+      }
+      try {
+        return await superviseWorkers({ configFile: opts.config, config, args, once: !!opts.once, status, logger, stopRequested });
+      } finally {
+        await probes?.close();
+      }
     }
 
     const output = opts.output === 'stdout' ? { type: 'stdout' as const, tagPrefix: config.output.tagPrefix } : config.output;
@@ -104,6 +116,15 @@ export async function runCommand(opts: RunOptions): Promise<number> {
         return client;
       },
     });
+    let probes: { close(): Promise<void> } | undefined;
+    try {
+      // a worker's parent serves the listener for all of them
+      if (!share) probes = await startCollectorProbes(config, status, logger);
+    } catch (e) {
+      process.stderr.write(`error: ${(e as Error).message}\n`);
+      await sink.close(0);
+      return 2;
+    }
     const stopStatus = startStatusLoop({ config: { ...config, output }, status, sink, runners: () => collector.runners.map((r) => r.state), logger });
     const stopLag = metrics.trackPollLag(() => collector.lags());
     const shutdownMs = config.shutdownTimeoutSeconds * 1000;
@@ -139,6 +160,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       stopStatus();
       stopLag();
       stopWatch();
+      await probes?.close();
       process.off('SIGHUP', onHup);
       // the last polls' results, coalesced by saveSoon(); a worker hands them over with its exit code
       if (share) await reportToParent(config, status.read(), code);

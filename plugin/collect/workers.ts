@@ -145,8 +145,11 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
   const onHup = () => workers.forEach((w) => w?.kill('SIGHUP'));
   // a second stop signal exits this process at once (process.exit): the workers get theirs too
   const onExit = () => workers.forEach((w) => w?.kill('SIGTERM'));
+  // a closed stdout (EPIPE) must not crash this process: the workers' writes then go unacknowledged, their cursors stay put
+  const onStdoutError = (e: Error) => logger.error({ err: e }, "stdout is closed: the workers' records are not relayed");
   process.on('SIGHUP', onHup);
   process.on('exit', onExit);
+  process.stdout.on('error', onStdoutError);
   try {
     for (let i = 0; i < count; i++) start(i, 0);
     void o.stopRequested.then(() => {
@@ -159,6 +162,7 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
   } finally {
     process.off('SIGHUP', onHup);
     process.off('exit', onExit);
+    process.stdout.off('error', onStdoutError);
     status.save();
   }
 }
