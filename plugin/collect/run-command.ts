@@ -55,7 +55,16 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   let lock;
   try {
-    lock = await acquireLock(config.stateDir, 'collector.lock');
+    // A lock of another host or container is watched until its heartbeat moves or goes stale (at
+    // most 30 s), so a pod rescheduled onto a shared volume starts without a crash loop.
+    lock = await acquireLock(config.stateDir, 'collector.lock', {
+      wait: true,
+      // another instance judged us dead and runs now: stop as on SIGTERM, never run side by side
+      onLost: (reason) => {
+        logger.error(`${reason}: stopping`);
+        process.kill(process.pid, 'SIGTERM');
+      },
+    });
   } catch (e) {
     if (e instanceof LockedError) {
       process.stderr.write(`error: ${e.message}\n`);
