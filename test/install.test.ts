@@ -52,6 +52,8 @@ describe('installed package (npm pack → npm install -g)', function () {
   let pkgTree: Map<string, number>;
   let env: NodeJS.ProcessEnv;
   const children: ChildProcess[] = [];
+  /** the emulator started by the emulate test, still running, and a config for it */
+  let running: { config: string; secrets: NodeJS.ProcessEnv } | undefined;
 
   /** The installed binary, found on PATH, its module loads recorded to loads/<name>. */
   function cli(name: string, args: string[], cwd = tmp, extra: NodeJS.ProcessEnv = {}): ChildProcess {
@@ -90,13 +92,13 @@ describe('installed package (npm pack → npm install -g)', function () {
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('the tarball holds the binary, the example configs, examples/, docs/fields.md and deploy/, and no sources or tests', () => {
+  it('the tarball holds the binary, the example configs, examples/, docs/fields.md and deploy/, and no sources, source maps or tests', () => {
     for (const f of ['dist/plugin/cli.js', 'defender.example.yaml', 'fluent.conf.example', 'fluent-bit.yaml.example', 'examples/demo.yaml', 'docs/fields.md', 'schemas/config.schema.json', 'transforms/alerts.syslog.json']) {
       assert.ok(files.includes(f), f);
     }
     assert.ok(files.some((f) => f.startsWith('deploy/kubernetes/')) && files.some((f) => f.startsWith('deploy/systemd/')));
     assert.deepEqual(
-      files.filter((f) => /^(plugin|test|bench|scripts)\//.test(f) || f.endsWith('.ts')),
+      files.filter((f) => /^(plugin|test|bench|scripts)\//.test(f) || f.endsWith('.ts') || f.endsWith('.map')),
       [],
     );
   });
@@ -136,6 +138,7 @@ describe('installed package (npm pack → npm install -g)', function () {
     const [connector] = parse(text.split('(under connectors:):\n')[1]!.split('\n\n')[0]!) as Array<Record<string, unknown>>;
     const port = await freePort();
     const config = join(tmp, 'defender.yaml');
+    mkdirSync(join(tmp, 'state'));
     writeFileSync(
       config,
       stringify({
@@ -170,14 +173,37 @@ describe('installed package (npm pack → npm install -g)', function () {
     assert.equal(health, 200, (await Promise.race([respondDone, Promise.resolve(undefined)]))?.err);
     respond.kill('SIGTERM');
     assert.equal((await respondDone).code, 0);
-    emulator.kill('SIGTERM');
-    assert.equal(await exited(emulator), 0);
+    running = { config, secrets };
 
     const emulatorModule = (url: string) => url.includes('/dist/plugin/emulate/') || url.includes('/node_modules/selfsigned/');
     assert.ok(loads('emulate').some((u) => u.includes('/dist/plugin/emulate/')) && loads('emulate').some((u) => u.includes('/node_modules/selfsigned/')), 'the recorder sees the emulator when it is used');
     assert.ok(loads('run').some((u) => u.includes('/dist/plugin/collect/')), 'the recorder sees what run loads');
     assert.deepEqual(loads('run').filter(emulatorModule), []);
     assert.deepEqual(loads('respond').filter(emulatorModule), []);
+  });
+
+  it('run --once works on a read-only root file system with stateDir on its own mount (readOnlyRootFilesystem)', async function () {
+    // a private mount namespace (root, unshare -m) in which / is read-only and stateDir a tmpfs, as in the pod
+    if (spawnSync('unshare', ['-m', '--propagation', 'private', 'true']).status !== 0) this.skip(); // no mount namespaces here (not root, or not allowed)
+    assert.ok(running, 'the emulator test ran');
+    const state = join(tmp, 'state');
+    const script = [
+      'mount -t tmpfs -o mode=0700 tmpfs "$1" || exit 98',
+      'mount -o remount,bind,ro / || exit 98',
+      'if touch /df-readonly-probe 2>/dev/null; then rm -f /df-readonly-probe; exit 99; fi',
+      'exec defender-fluent run --once --output stdout --config "$2"',
+    ].join('\n');
+    const p = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', state, running.config], {
+      cwd: tmp,
+      // no module recorder: it would write to the read-only file system
+      env: { ...env, ...running.secrets, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(p);
+    const r = await finish(p);
+    assert.ok(r.code !== 98 && r.code !== 99, `the mounts were made and / was read-only: ${r.err}`);
+    assert.equal(r.code, 0, r.err);
+    assert.ok(r.out.trim().split('\n').some((l) => (JSON.parse(l) as { tag: string }).tag === 'microsoft_defender.syslog.alerts'));
   });
 
   it('no command wrote into the installed package', () => {
