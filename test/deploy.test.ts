@@ -46,6 +46,11 @@ describe('deploy/kubernetes', () => {
     assert.deepEqual(find('Service').spec.selector, deployment.spec.template.metadata.labels);
   });
 
+  it("a red connector (the collector not ready) does not take the sidecar off the Service", () => {
+    assert.ok(container('collector').readinessProbe);
+    assert.equal(find('Service').spec.publishNotReadyAddresses, true);
+  });
+
   it('the collector, the sidecar and a forward receiver run in the pod, non-root on read-only root file systems', () => {
     assert.deepEqual(
       (pod.containers as Obj[]).map((c) => c.name),
@@ -180,7 +185,7 @@ describe('Dockerfile', () => {
         assert.ok(!ignored.some((i) => s === i || s.startsWith(`${i}/`)), `${s} is in .dockerignore`);
       }
     }
-    const shipped = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { files: string[] }).files.filter((f) => !['README.md', 'examples', 'deploy'].includes(f));
+    const shipped = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { files: string[] }).files.filter((f) => !f.startsWith('!') && !['README.md', 'examples', 'deploy'].includes(f));
     const copied = final.filter((l) => /^COPY /.test(l)).flatMap((l) => l.split(/\s+/).slice(1, -1).filter((s) => !s.startsWith('--')).map((s) => s.replace(/^\/src\//, '')));
     assert.deepEqual(
       shipped.filter((f) => !copied.includes(f)),
