@@ -101,6 +101,16 @@ describe('acquireLock', function () {
     await lock.release();
   });
 
+  it('a takeover left half done by a process that died in it does not block', async () => {
+    const dead = await deadPid();
+    writeFileSync(join(dir, 'collector.lock'), JSON.stringify({ pid: dead, host: 'h', boot, pidns, nonce: 'dead' }));
+    writeFileSync(join(dir, 'collector.lock.takeover'), JSON.stringify({ pid: dead, host: 'h', boot, pidns, nonce: 'dead-too' }));
+    const lock = await acquireLock(dir, 'collector.lock');
+    assert.equal(owner(lock.file).pid, process.pid);
+    assert.ok(!existsSync(join(dir, 'collector.lock.takeover')));
+    await lock.release();
+  });
+
   it('records host, kernel boot, pid namespace and start time, and refreshes its mtime as a heartbeat', async () => {
     const lock = await acquireLock(dir, 'collector.lock', { heartbeatMs: 20 });
     const o = owner(lock.file);
@@ -160,6 +170,48 @@ describe('acquireLock', function () {
     const lock = await acquireLock(dir, 'collector.lock', { wait: true, staleMs: 300, heartbeatMs: 30 });
     assert.equal(owner(file).pid, process.pid);
     await lock.release();
+  });
+
+  it('processes racing to take over one stale lock: exactly one takes it, the others are refused (takeovers take turns)', async () => {
+    const file = join(dir, 'collector.lock');
+    writeFileSync(file, JSON.stringify({ pid: await deadPid(), host: 'h', boot, pidns, nonce: 'dead' }));
+    const racers = Array.from({ length: 5 }, () =>
+      spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          `const { acquireLock, LockedError } = await import(${JSON.stringify(lockModule)});
+           process.stdin.once('data', async () => {
+             try {
+               await acquireLock(${JSON.stringify(dir)}, 'collector.lock', { heartbeatMs: 50, onLost: () => console.log('lost') });
+               console.log('locked');
+             } catch (e) {
+               console.log(e instanceof LockedError ? 'refused' : 'error ' + e.message);
+             }
+           });
+           console.log('ready');
+           setInterval(() => {}, 1 << 30);`,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      ),
+    );
+    const said = racers.map(() => [] as string[]);
+    racers.forEach((p, i) => p.stdout!.on('data', (d: Buffer) => said[i]!.push(...d.toString().trim().split('\n'))));
+    try {
+      while (!said.every((w) => w.includes('ready'))) await sleep(20);
+      for (const p of racers) p.stdin!.write('go\n'); // as close together as the pipes allow
+      const holding = () => said.map((w, i) => ({ i, w })).filter(({ w }) => w.includes('locked') && !w.includes('lost'));
+      // everybody answered, and one holds it (a holder displaced by another's takeover would say 'lost' on its next heartbeat)
+      while (!said.every((w) => w.includes('locked') || w.includes('refused')) || holding().length !== 1) await sleep(20);
+      assert.deepEqual(said.flat().filter((w) => w.startsWith('error') || w === 'lost'), []);
+      assert.equal(owner(file).pid, racers[holding()[0]!.i]!.pid);
+    } finally {
+      for (const p of racers) p.kill('SIGKILL');
+      await Promise.all(racers.map(exited));
+    }
   });
 
   it('a holder whose lock another process took over is told so, and its release leaves the new lock alone', async () => {

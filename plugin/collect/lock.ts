@@ -139,17 +139,28 @@ async function live(file: string, seen: { raw: string; mtimeMs: number }, o: Loc
   return undefined;
 }
 
-/** Remove the stale lock `raw`, and only it: a lock that replaced it meanwhile is put back. */
-async function remove(file: string, raw: string, nonce: string): Promise<void> {
-  const grave = `${file}.${nonce}.stale`;
+/**
+ * Remove the stale lock `raw`, and only it. Removers take turns through a gate file (created like
+ * the lock), so one cannot remove the lock another has just put in its place; false while another
+ * process is at it.
+ */
+async function remove(file: string, raw: string, mine: string, o: LockOptions): Promise<boolean> {
+  const gate = `${file}.takeover`;
   try {
-    await rename(file, grave);
+    await link(mine, gate);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // a takeover in progress, or one whose process died in it (a gate lives for milliseconds)
+    const g = await snapshot(gate);
+    if (g && !(await live(gate, g, { ...o, wait: false })) && (await readFile(gate, 'utf8').catch(() => '')) === g.raw) await unlink(gate).catch(() => undefined);
+    return false;
   }
-  if ((await readFile(grave, 'utf8').catch(() => '')) !== raw) await link(grave, file).catch(() => undefined);
-  await unlink(grave).catch(() => undefined);
+  try {
+    if ((await readFile(file, 'utf8').catch(() => undefined)) === raw) await unlink(file);
+    return true;
+  } finally {
+    await unlink(gate).catch(() => undefined);
+  }
 }
 
 function heartbeat(file: string, nonce: string, o: LockOptions): () => void {
@@ -190,7 +201,7 @@ export async function acquireLock(dir: string, name: string, o: LockOptions = {}
   const mine = `${file}.${nonce}`;
   await writeFile(mine, text, { mode: 0o600 });
   try {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let removed = 0; removed < 5; ) {
       try {
         await link(mine, file);
       } catch (e) {
@@ -203,7 +214,8 @@ export async function acquireLock(dir: string, name: string, o: LockOptions = {}
           if ((await snapshot(file))?.raw !== seen.raw) continue;
           throw new LockedError(file, holder.pid, holder.host);
         }
-        await remove(file, seen.raw, nonce);
+        if (await remove(file, seen.raw, mine, o)) removed++;
+        else await sleep(5 + Math.random() * 20); // another process is taking it over: see what it left
         continue;
       }
       held.add(file);
