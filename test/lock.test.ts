@@ -147,8 +147,10 @@ describe('acquireLock', function () {
     await lock.release();
     // waiting: a heartbeat that does not move within staleMs is stale, whatever the clocks say
     writeFileSync(file, other);
-    lock = await acquireLock(dir, 'collector.lock', { wait: true, staleMs: 300, heartbeatMs: 50 });
+    const watched: unknown[] = [];
+    lock = await acquireLock(dir, 'collector.lock', { wait: true, staleMs: 300, heartbeatMs: 50, onWatch: (h) => watched.push(h) });
     assert.equal(owner(file).pid, process.pid);
+    assert.deepEqual(watched, [{ pid: process.ppid, host: 'collector-7d9f-old', staleMs: 300 }], 'the caller is told why it waits');
     await lock.release();
   });
 

@@ -94,6 +94,8 @@ export interface LockOptions {
    * younger than staleMs by this machine's clock, and acquire never waits.
    */
   wait?: boolean;
+  /** called before watching the heartbeat of a lock from another host or container (wait) */
+  onWatch?: (holder: { pid: number; host?: string; staleMs: number }) => void;
   /** the lock file was removed or replaced while we held it (another host judged it stale) */
   onLost?: (reason: string) => void;
 }
@@ -129,6 +131,7 @@ async function live(file: string, seen: { raw: string; mtimeMs: number }, o: Loc
   const staleMs = o.staleMs ?? 30_000;
   if (!o.wait) return Date.now() - seen.mtimeMs < staleMs ? holder : undefined;
   // Only a change of the mtime counts, never its age: the holder's clock may differ from ours.
+  o.onWatch?.({ ...holder, staleMs });
   const poll = Math.max(10, Math.min(o.heartbeatMs ?? 5_000, staleMs) / 4);
   for (const until = Date.now() + staleMs; Date.now() < until; ) {
     await sleep(poll);

@@ -1,4 +1,4 @@
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ContentType } from '../config/load.js';
 import { contentTypes } from '../config/load.js';
 import { loadConfigOrReport, reportProblems } from '../config/report.js';
@@ -59,6 +59,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     // most 30 s), so a pod rescheduled onto a shared volume starts without a crash loop.
     lock = await acquireLock(config.stateDir, 'collector.lock', {
       wait: true,
+      onWatch: (h) => logger.warn(`${join(config.stateDir, 'collector.lock')} is held by pid ${h.pid}${h.host ? ` on ${h.host}` : ''}, whose pid cannot be checked here: watching its heartbeat for up to ${h.staleMs / 1000} s`),
       // another instance judged us dead and runs now: stop as on SIGTERM, never run side by side
       onLost: (reason) => {
         logger.error(`${reason}: stopping`);
