@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import nock from 'nock';
 import type { Config } from '../plugin/config/load.js';
 import { createLogger } from '../plugin/log.js';
@@ -175,19 +177,54 @@ describe('response sidecar: automated response (POST /v1/fluent/contain)', funct
     assert.ok(replies.some((r) => r.status === 429 && /maxPerHour \(12\)/.test(JSON.stringify(r.json))));
   });
 
-  it('a restart keeps the caps and the per-machine dedupe (restored from the audit log)', async () => {
-    const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
-    await post(h1, [alert(1), alert(2)]);
-    assert.equal(h1.acme.posts.length, 2);
-    await h1.server.close();
+  /** Stops `h` and starts a sidecar on the same config and state; `between` runs while it is down. */
+  async function restart(h: Harness, between?: (stateDir: string) => void): Promise<Harness> {
+    await h.server.close();
+    between?.(h.config.stateDir);
     nock.cleanAll();
     nockEntra();
-    const h2 = await start({ ...enabled, maxPerHourPerConnector: 2 }, h1.config);
-    const r = await post(h2, [alert(1), alert(3)]);
-    assert.equal(r.json.results[0].status, 'duplicate');
-    assert.equal(r.json.results[1].status, 'refused');
-    assert.equal(r.status, 429);
-    assert.equal(h2.acme.posts.length, 0);
+    return start({}, h.config);
+  }
+
+  for (const rotated of [false, true]) {
+    it(`a restart${rotated ? ' after audit.log was rotated' : ''} keeps the caps and the per-machine dedupe`, async () => {
+      const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
+      await post(h1, [alert(1), alert(2)]);
+      assert.equal(h1.acme.posts.length, 2);
+      const h2 = await restart(h1, (dir) => rotated && renameSync(join(dir, 'audit.log'), join(dir, 'audit.log.1')));
+      const r = await post(h2, [alert(1), alert(3)]);
+      assert.equal(r.json.results[0].status, 'duplicate');
+      assert.equal(r.json.results[1].status, 'refused');
+      assert.equal(r.status, 429);
+      assert.equal(h2.acme.posts.length, 0);
+    });
+  }
+
+  it('state from before the caps file: restored from audit.log once, then kept in the file', async () => {
+    const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
+    await post(h1, [alert(1), alert(2)]);
+    const h2 = await restart(h1, (dir) => rmSync(join(dir, 'respond-caps.json')));
+    const h3 = await restart(h2, (dir) => rmSync(join(dir, 'audit.log')));
+    assert.equal((await post(h3, [alert(3)])).json.results[0].status, 'refused');
+    assert.equal(h3.acme.posts.length, 0);
+  });
+
+  it('a damaged caps file stops the sidecar from starting rather than starting with empty caps', async () => {
+    const config = respondConfig({ auto: enabled });
+    writeFileSync(join(config.stateDir, 'respond-caps.json'), '{"v":1,"entries":[');
+    const server = new RespondServer({ config, sink: new MemorySink(), logger: createLogger('warn', new PassThrough().resume()) });
+    await assert.rejects(server.listen('127.0.0.1:0'), /respond-caps\.json: not valid JSON/);
+    await server.close();
+  });
+
+  it('an isolation that cannot be recorded in the caps file is not made', async () => {
+    const config = respondConfig({ auto: enabled });
+    const h = await start(enabled, config);
+    mkdirSync(join(config.stateDir, 'respond-caps.json'), { recursive: true });
+    const r = await post(h, [alert(1)]);
+    assert.equal(r.json.results[0].status, 'error');
+    assert.equal(r.json.results[0].code, 'cap_state_unwritable');
+    assert.equal(h.acme.posts.length, 0);
   });
 
   it('dry runs restored after a restart do not stop real isolation once dryRun is turned off', async () => {

@@ -1,8 +1,6 @@
-import { sleepUnless } from '../defender/budget.js';
-import type { OpenedPage, PageEnd } from '../defender/client.js';
 import { DefenderApiError } from '../defender/errors.js';
-import { backoffMs, retryPolicy } from '../defender/retry.js';
 import { InFlightDeliveries } from './in-flight.js';
+import { readPageRetrying } from './page-retry.js';
 import { PageAhead } from './read-ahead.js';
 import { WindowJournal } from './window-journal.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
@@ -114,33 +112,6 @@ export class AlertsCollector implements CollectorTask {
   }
 
   /**
-   * Streams one page in slices (memory stays bounded by the slice, not the 10 000-alert page). A
-   * page cut short or malformed mid-stream is asked for again a few times: failing the poll instead
-   * re-reads, and re-delivers, the whole window. `restart` resets the per-attempt bookkeeping.
-   */
-  private async streamPage(
-    ctx: TaskContext,
-    request: PageRequest,
-    restart: () => void,
-    onItems: (items: Record<string, unknown>[]) => Promise<void>,
-    /** the same page, asked for ahead of time: read on the first attempt */
-    opened: Promise<OpenedPage> | null,
-  ): Promise<PageEnd> {
-    for (let attempt = 0; ; attempt++) {
-      restart();
-      try {
-        const page = attempt === 0 && opened ? await opened : await ctx.client.openPage(request);
-        return await page.read(this.opts.sliceSize, onItems);
-      } catch (e) {
-        const cut = e instanceof DefenderApiError && e.errorClass === 'malformed' && e.status === 200;
-        if (!cut || attempt >= retryPolicy.maxTransientRetries) throw e;
-        ctx.logger.warn({ connector: ctx.connector.name, err: e }, 'alerts page cut short or malformed; asking for it again');
-        await sleepUnless(ctx.clock, backoffMs(attempt), ctx.signal);
-      }
-    }
-  }
-
-  /**
    * Delivers every alert with start ≤ lastUpdateTime < end that is neither in `carry` (delivered
    * by an earlier poll) nor in `delivered` (by this window before a restart: its journal); returns
    * the keys to carry on. After every page but the last, once all of it is acknowledged,
@@ -189,9 +160,12 @@ export class AlertsCollector implements CollectorTask {
         let repeated = 0;
         let read = 0;
         pagesRead++;
-        const page = await this.streamPage(
+        const page = await readPageRetrying(
           ctx,
-          request,
+          'alerts',
+          // the same page, asked for ahead of time: read on the first attempt
+          (attempt) => (attempt === 0 && opened ? opened : ctx.client.openPage(request)),
+          this.opts.sliceSize,
           () => {
             thisPage = new Set();
             repeated = 0;
@@ -224,7 +198,6 @@ export class AlertsCollector implements CollectorTask {
             if (fresh.length) await inFlight.add(ctx.emit(fresh));
             result.records += fresh.length;
           },
-          opened,
         );
         // $skip advances past the re-read overlap (at most half the previous page), so a page made
         // only of the previous page's alerts means the server ignored $skip: stop instead of looping forever.

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { sleepUnless } from '../defender/budget.js';
 import type { PageEnd } from '../defender/client.js';
 import { DefenderApiError } from '../defender/errors.js';
-import { backoffMs, retryPolicy } from '../defender/retry.js';
 import { InFlightDeliveries } from './in-flight.js';
+import { readPageRetrying } from './page-retry.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 export interface HostCursor {
@@ -61,9 +60,12 @@ export class HostCollector implements CollectorTask {
       let pageDigests: Record<string, string> = {};
       let repeated = 0;
       try {
-        page = await this.readPage(
+        // a page cut short or malformed (a 200 without a `value` array too) is asked for again, as for alerts
+        page = await readPageRetrying(
           ctx,
-          request,
+          'machines',
+          () => ctx.client.openPage(request),
+          this.sliceSize,
           () => {
             pageDigests = {};
             repeated = 0;
@@ -71,7 +73,13 @@ export class HostCollector implements CollectorTask {
           async (machines) => {
             const changed: Record<string, unknown>[] = [];
             for (const m of machines) {
-              if (typeof m.id !== 'string') throw new DefenderApiError('GET /api/machines: a machine without id', { errorClass: 'malformed' });
+              if (typeof m.id !== 'string') {
+                // Delivered (the transforms mark it) rather than failing every poll; with no id to key a
+                // digest on, it is delivered again each poll, which keeps it visible until fixed.
+                ctx.logger.warn({ connector: ctx.connector.name }, 'machine without id: delivered without a digest');
+                changed.push(m);
+                continue;
+              }
               if (digests[m.id] !== undefined) repeated++;
               const d = digest(m);
               pageDigests[m.id] = d;
@@ -117,24 +125,5 @@ export class HostCollector implements CollectorTask {
     await cursors.save(connector.name, 'host', { v: 1, lastFullRefresh, digests } satisfies HostCursor);
     result.cursor = `${Object.keys(digests).length} machines, full refresh ${lastFullRefresh}`;
     return result;
-  }
-
-  /**
-   * One page, streamed in slices. A page cut short or malformed (including a 200 without a `value`
-   * array) is asked for again a few times, as for alerts; then the poll fails and the digests stay
-   * as they were. `restart` resets the per-attempt bookkeeping.
-   */
-  private async readPage(ctx: TaskContext, request: { path: string; query?: Record<string, string | number> }, restart: () => void, onItems: (items: Record<string, unknown>[]) => Promise<void>): Promise<PageEnd> {
-    for (let attempt = 0; ; attempt++) {
-      restart();
-      try {
-        return await ctx.client.streamPage(request, this.sliceSize, onItems);
-      } catch (e) {
-        const cut = e instanceof DefenderApiError && e.errorClass === 'malformed' && e.status === 200;
-        if (!cut || attempt >= retryPolicy.maxTransientRetries) throw e;
-        ctx.logger.warn({ connector: ctx.connector.name, err: e }, 'machines page cut short or malformed; asking for it again');
-        await sleepUnless(ctx.clock, backoffMs(attempt), ctx.signal);
-      }
-    }
   }
 }

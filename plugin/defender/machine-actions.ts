@@ -312,7 +312,26 @@ export class MachineActions {
           { code: 'conflict', httpStatus: 409, errorClass: 'bad_request', cause: e },
         );
       }
+      if (mayHaveActed(e)) {
+        // The answer was lost (cut, malformed, timed out, reset, 5xx) but the action may exist: look
+        // before reporting a failure, or a machine isolated a moment ago is audited as not isolated
+        // and the next request asks again.
+        const active = await this.findActive(id, type).catch(() => undefined);
+        if (active) {
+          this.started.set(`${type}:${id}`, active.id);
+          const isNew = !this.seen.has(active.id);
+          this.remember(active.id);
+          return { action: active, created: isNew };
+        }
+      }
       throw translate(e, 'Machine.Isolate', what);
     }
   }
+}
+
+/** A POST failure after which Defender may still have created the action. */
+function mayHaveActed(e: unknown): boolean {
+  if (e instanceof MachineActionError) return e.code === 'malformed';
+  if (!(e instanceof DefenderApiError)) return false;
+  return e.errorClass === 'malformed' || e.errorClass === 'timeout' || e.errorClass === 'network' || e.errorClass === 'server';
 }

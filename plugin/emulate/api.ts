@@ -47,7 +47,7 @@ function expired(ctx: ApiContext, token: SkipToken | null): boolean {
 /** Streams `{"@odata.context":…,"value":[…]` + nextLink; returns true when the whole body went out. */
 async function streamPage(x: Exchange, context: string, count: number, item: (i: number) => string | Array<string | Buffer>, nextLink: string | null, onComplete: () => void): Promise<boolean> {
   x.res.writeHead(200, { 'content-type': jsonType, 'odata-version': '4.0' });
-  const w = new BodyWriter(x.res, x.cutAfterBytes);
+  const w = new BodyWriter(x.res, x.cutAfterBytes, x.trickle);
   try {
     await w.write(`{"@odata.context":${JSON.stringify(context)},"value":[`);
     for (let i = 0; i < count; i++) {

@@ -279,6 +279,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       case 'truncate':
         x.cutAfterBytes = f.bytes ?? 512;
         return false;
+      case 'trickle':
+        x.trickle = { bytes: Math.max(1, f.bytes ?? 64), ms: f.ms ?? 500 };
+        return false;
       case '429':
         if (token) await entraError(429);
         else await sendError(x, 429, 'TooManyRequests', 'Too many requests (emulator fault: 429 storm)', { 'retry-after': String(f.retryAfter ?? 1) });

@@ -97,7 +97,14 @@ caFile?: string
  * HTTP(S) proxy URL; defaults to HTTPS_PROXY from the environment
  */
 proxy?: string
+/**
+ * a plain call (and a token request) must be answered whole within this; a streamed page may not fall silent for longer
+ */
 requestTimeoutSeconds?: number
+/**
+ * the most time the server may take to send one streamed page (alerts, machines, export pages), not counting the time the pipeline holds the collector back
+ */
+pageTimeoutSeconds?: number
 alertOverlapMinutes?: number
 hostFullRefreshHours?: number
 vulnerabilityBaselineDays?: number

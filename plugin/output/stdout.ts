@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { PipelineError } from '../defender/errors.js';
 import { type OutRecord, type Sink, type SinkState, SinkClosedError } from './sink.js';
 
 /**
@@ -12,7 +13,13 @@ export class StdoutSink implements Sink {
   private pending = Promise.resolve();
   private readonly unsettled = new Set<(err: Error) => void>();
 
-  constructor(private readonly out: NodeJS.WritableStream = process.stdout) {}
+  /** the stream failed (EPIPE: the reader went away); every later batch fails with it */
+  private broken?: PipelineError;
+
+  constructor(private readonly out: NodeJS.WritableStream = process.stdout) {
+    // Without a listener a closed pipe's 'error' would be an uncaught exception.
+    out.on('error', (e: NodeJS.ErrnoException) => (this.broken ??= stdoutFailure(e)));
+  }
 
   deliver(batch: OutRecord[]): Promise<void> {
     if (this.closed) return Promise.reject(new SinkClosedError());
@@ -40,16 +47,19 @@ export class StdoutSink implements Sink {
   }
 
   private async flush(chunk: string): Promise<void> {
-    const flushed = new Promise<void>((resolve, reject) => this.out.write(chunk, (err) => (err ? reject(err) : resolve())));
+    if (this.broken) throw this.broken;
+    // A write error is the pipeline's failure (class pipeline), never taken for a bad Defender page.
+    const flushed = new Promise<void>((resolve, reject) => this.out.write(chunk, (err) => (err ? reject((this.broken ??= stdoutFailure(err))) : resolve())));
     // Awaited below; if waiting for 'drain' throws first (stream error), this rejection must not
     // become an unhandled one.
     flushed.catch(() => undefined);
     // Respect pipe backpressure: wait for drain before writing more.
-    if ((this.out as NodeJS.WriteStream).writableNeedDrain) await once(this.out, 'drain');
+    if ((this.out as NodeJS.WriteStream).writableNeedDrain) await once(this.out, 'drain').catch((e: NodeJS.ErrnoException) => Promise.reject((this.broken ??= stdoutFailure(e))));
     await flushed;
   }
 
   state(): SinkState {
+    if (this.broken) return { ok: false, reason: this.broken.message };
     return this.closed ? { ok: false, reason: 'closed' } : { ok: true };
   }
 
@@ -67,4 +77,8 @@ export class StdoutSink implements Sink {
     this.aborted = true;
     for (const reject of [...this.unsettled]) reject(new SinkClosedError());
   }
+}
+
+function stdoutFailure(e: NodeJS.ErrnoException): PipelineError {
+  return new PipelineError(e.code === 'EPIPE' ? 'stdout is closed (EPIPE): the process reading our output went away' : `cannot write to stdout: ${e.message}`);
 }

@@ -93,8 +93,8 @@ export class RespondServer {
     const host = listen.slice(0, i);
     const port = Number(listen.slice(i + 1));
     if (this.auth.configured === 0) this.logger.warn('respond.tokens is empty: every /v1 request will be refused (401)');
-    const restored = await this.service.restoreFromAudit();
-    if (restored) this.logger.info({ restored }, 'automated isolations of the last hour restored from the audit log (caps and per-machine dedupe)');
+    const { restored, from } = await this.service.restoreCaps();
+    if (restored) this.logger.info({ restored, from }, 'automated isolations of the last hour restored (caps and per-machine dedupe)');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -159,6 +159,12 @@ export class RespondServer {
       throw new RequestError(404, 'not_found', `no such endpoint: ${path}`);
     }
     ctx.audit.event = eventOf[`${method} ${path}`] ?? 'request';
+    try {
+      checkPercentEncoding(url);
+    } catch (e) {
+      req.resume();
+      throw e;
+    }
     const auth = this.auth.authenticate(req.headers.authorization);
     if (!auth.ok) {
       // Refused before the body is read: an unauthenticated client cannot make us buffer anything.
@@ -238,6 +244,35 @@ export class RespondServer {
     if (reply.status === 413) res.setHeader('Connection', 'close');
     res.end(payload);
   }
+}
+
+const decodes = (part: string): boolean => {
+  try {
+    decodeURIComponent(part.replace(/\+/g, ' '));
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A request target whose percent-encoding does not decode (`%zz`, a cut or overlong UTF-8
+ * sequence) is the client's error: 400 naming the part, checked before anything else (decoding it
+ * later threw a URIError, answered 500).
+ */
+function checkPercentEncoding(url: URL): void {
+  url.pathname
+    .split('/')
+    .slice(1)
+    .forEach((segment, i) => {
+      if (!decodes(segment)) throw new RequestError(400, 'malformed_path', `path segment ${i + 1} (${JSON.stringify(segment)}) is not valid percent-encoding (UTF-8)`);
+    });
+  url.search
+    .slice(1)
+    .split('&')
+    .forEach((param, i) => {
+      if (!decodes(param)) throw new RequestError(400, 'malformed_query', `query parameter ${i + 1} (${JSON.stringify(param)}) is not valid percent-encoding (UTF-8)`);
+    });
 }
 
 function notAllowed(allow: string): Reply {

@@ -6,6 +6,7 @@ import { connectorHealth, readStatusFile } from '../status/store.js';
 import { AuditLog, type AuditEntry } from './audit.js';
 import { mayUse, type Caller } from './auth.js';
 import { RequestError } from './body.js';
+import { CapLedger, type CapEntry } from './cap-ledger.js';
 import { IsolationCaps, policyWithDefaults, screenAlert, type Policy, type Reservation } from './policy.js';
 import { checkRecordOwner, machineIdFrom } from './target.js';
 import { alertRecordProblems, checkContainRequest, checkReleaseRequest } from './validate.js';
@@ -70,6 +71,7 @@ export class RespondService {
   readonly audit: AuditLog;
   readonly policy: Policy;
   readonly caps: IsolationCaps;
+  private readonly ledger: CapLedger;
   private readonly connectors = new Map<string, Connector>();
   private readonly machineActions = new Map<string, MachineActions>();
   /** automated containment per connector:machine: in flight, or done within the hour */
@@ -97,32 +99,54 @@ export class RespondService {
     this.audit = opts.audit;
     this.policy = policyWithDefaults(config.respond?.auto);
     this.caps = new IsolationCaps(this.policy, this.now);
+    this.ledger = new CapLedger(config.stateDir, this.now);
   }
 
   /**
-   * Re-reads the last hour of automated isolations from the audit log, so a restart neither resets
-   * the caps nor isolates a machine a second time within the hour.
+   * Restores the last hour of automated isolations (caps and per-machine dedupe) from the caps'
+   * own file, so neither a restart nor a rotated audit.log resets them. Without that file (state
+   * of an older version) the audit log is read, and what it held is written to the file.
    */
-  async restoreFromAudit(): Promise<number> {
-    const since = this.now() - hour;
-    const entries = await this.audit.recent(since, 'auto_contain');
+  async restoreCaps(): Promise<{ restored: number; from: 'ledger' | 'audit' }> {
+    const saved = this.ledger.load();
+    if (saved) return { restored: saved.filter((e) => this.seedOne(e)).length, from: 'ledger' };
+    const entries = await this.audit.recent(this.now() - hour, 'auto_contain');
     let n = 0;
     for (const r of entries) {
       const md = r.microsoft_defender as Record<string, unknown>;
-      // Dry runs count only while still dry: after switching to real isolation they isolated nothing.
-      if (md.outcome !== 'accepted' && !(md.outcome === 'dry_run' && this.policy.dryRun)) continue;
+      if (md.outcome !== 'accepted' && md.outcome !== 'dry_run') continue;
       const connector = md.connector as string | undefined;
       const machineId = md.machineId as string | undefined;
       if (!connector || !machineId) continue;
-      this.caps.seed(connector, r.timestamp as number);
-      const action = md.action as { id: string; status?: string } | undefined;
-      this.autoDone.set(`${connector}:${machineId}`, {
-        at: r.timestamp as number,
-        result: { index: 0, status: md.outcome as AutoStatus, httpStatus: 200, connector, machineId, action },
-      });
-      n++;
+      const entry: CapEntry = { connector, machineId, at: r.timestamp as number, status: md.outcome, dryRun: md.outcome === 'dry_run', action: md.action as CapEntry['action'] };
+      if (this.seedOne(entry)) n++;
+      this.ledger.put(entry);
     }
-    return n;
+    return { restored: n, from: 'audit' };
+  }
+
+  /** One saved slot into the caps (and the dedupe when it isolated); false when it no longer counts. */
+  private seedOne(e: CapEntry): boolean {
+    // Dry runs count only while still dry: after switching to real isolation they isolated nothing.
+    if (e.status === 'dry_run' && !this.policy.dryRun) return false;
+    this.caps.seed(e.connector, e.at);
+    if (e.status === 'accepted' || e.status === 'dry_run') {
+      this.autoDone.set(`${e.connector}:${e.machineId}`, {
+        at: e.at,
+        result: { index: 0, status: e.status, httpStatus: 200, connector: e.connector, machineId: e.machineId, action: e.action },
+      });
+    }
+    return true;
+  }
+
+  /** Saves a slot's change (held, or given back); a failure is logged: the entry on file still holds the slot. */
+  private keep(entry: CapEntry, held = true): void {
+    try {
+      if (held) this.ledger.put(entry);
+      else this.ledger.drop(entry);
+    } catch (e) {
+      this.logger?.error({ err: e, file: this.ledger.file }, 'cannot update the automation caps file');
+    }
   }
 
   /** Connectors (names) the caller may act on and that have functions: respond. */
@@ -424,6 +448,14 @@ export class RespondService {
     }
     const slot = this.caps.reserve(connector.name);
     if (!slot.ok) return this.capRefusal(base, connector, slot);
+    // On file before Defender is asked: a crash during the call still counts against the caps.
+    const entry: CapEntry = { connector: connector.name, machineId, at: this.now(), status: this.policy.dryRun ? 'dry_run' : 'reserved', dryRun: this.policy.dryRun };
+    try {
+      this.ledger.put(entry);
+    } catch (e) {
+      slot.release();
+      return { ...base, status: 'error', httpStatus: 500, code: 'cap_state_unwritable', reason: `cannot record the isolation in ${this.ledger.file}, so nothing is isolated: ${(e as Error).message}` };
+    }
     if (this.policy.dryRun) {
       return { ...base, status: 'dry_run', httpStatus: 200, code: 'dry_run', reason: 'would isolate (respond.auto.dryRun: true)' };
     }
@@ -432,7 +464,14 @@ export class RespondService {
         comment: `defender-fluent automated response (respond.auto) for connector ${connector.name}`,
         isolationType: this.policy.isolationType,
       });
-      if (!r.created) slot.release();
+      if (!r.created) {
+        slot.release();
+        this.keep(entry, false);
+      } else {
+        entry.status = 'accepted';
+        entry.action = { id: r.action.id, type: r.action.type, status: r.action.status };
+        this.keep(entry);
+      }
       this.watch(ctx, connector, actions, r.action.id);
       return { ...base, status: r.created ? 'accepted' : 'existing', httpStatus: r.created ? 202 : 200, action: actionView(r.action) };
     } catch (e) {
@@ -440,7 +479,13 @@ export class RespondService {
       // The slot goes back only when Defender definitely created nothing (a 4xx refusal or 429). A
       // timeout, reset or 5xx may have created an action, so it keeps counting against the cap.
       const definite = ['defender_permission', 'not_found', 'conflict', 'throttled', 'invalid_machine_id'].includes(err.code) || err.errorClass === 'bad_request' || err.errorClass === 'auth';
-      if (definite) slot.release();
+      if (definite) {
+        slot.release();
+        this.keep(entry, false);
+      } else {
+        entry.status = 'error';
+        this.keep(entry);
+      }
       return { ...base, status: 'error', httpStatus: err.httpStatus ?? 502, code: err.code ?? 'error', reason: err.message, retryAfterMs: err.retryAfterMs };
     }
   }

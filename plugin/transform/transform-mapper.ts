@@ -4,6 +4,7 @@
 // and counted: it is never dropped silently.
 import type { ValidateFunction } from 'ajv';
 import type { ContentType } from '../config/load.js';
+import { itemDefect } from '../defender/page-stream.js';
 import { tagFor, tagSuffix, type OutRecord } from '../output/sink.js';
 import { ajvProblems, compileSchema, loadSchema } from '../schema-check.js';
 import type { JsonSchema } from './schema-nav.js';
@@ -109,6 +110,9 @@ export class TransformMapper implements RecordMapper {
       record = fallbackRecord(t, entity, ctx);
     }
     this.stats.mapped.set(t.name, (this.stats.mapped.get(t.name) ?? 0) + 1);
+    // an item the page reader had to alter (too deep, not an object) is delivered marked
+    const defect = (entity as Record<symbol, string | undefined>)[itemDefect];
+    if (defect !== undefined) error = error === undefined ? defect : `${defect}; ${error}`;
     if (error !== undefined) {
       record.transform_error = error;
       this.stats.errors.set(t.name, (this.stats.errors.get(t.name) ?? 0) + 1);
