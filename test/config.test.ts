@@ -100,7 +100,7 @@ const bad: { name: string; text: string; env?: NodeJS.ProcessEnv; expect: Expect
   {
     name: 'contentTypes with an unknown type',
     text: cfg('    contentTypes: [alerts, incidents]\n'),
-    expect: [{ pointer: '/connectors/0/contentTypes/1', line: 7, message: 'must be one of "alerts", "host", "vulnerabilities"' }],
+    expect: [{ pointer: '/connectors/0/contentTypes/1', line: 7, message: 'must be one of "alerts", "host", "vulnerabilities", "machineActions", "hunting"' }],
   },
   {
     name: 'apiEndpoint not documented',

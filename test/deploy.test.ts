@@ -147,8 +147,7 @@ describe('deploy/kubernetes', () => {
       const pems = await generate([{ name: 'commonName', value: 'defender-fluent' }], { keySize: 2048, algorithm: 'sha256' });
       writeFileSync(join(dir, 'tls.crt'), pems.cert);
       writeFileSync(join(dir, 'tls.key'), pems.private);
-      // `health` (the collector's probe listener, issue 14 "Operable") is not in main's config schema yet: checked above against the probes
-      const local = { ...defender, health: undefined, stateDir: join(dir, 'state'), respond: { ...defender.respond, tls: { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') } } };
+      const local = { ...defender, stateDir: join(dir, 'state'), respond: { ...defender.respond, tls: { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') } } };
       const text = stringify(local).replaceAll(`\${file:${mount.mountPath}/`, `\${file:${join(dir, 'secrets')}/`);
       const checked = checkConfigText(join(dir, 'defender.yaml'), text, {});
       assert.deepEqual(checked.problems, []);

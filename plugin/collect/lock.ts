@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { link, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { privateDir } from '../atomic-file.js';
 
 export class LockedError extends Error {
   constructor(
@@ -194,7 +195,7 @@ function heartbeat(file: string, nonce: string, o: LockOptions): () => void {
  * container gone) is taken over; a live owner (this process included) makes acquire throw LockedError.
  */
 export async function acquireLock(dir: string, name: string, o: LockOptions = {}): Promise<{ file: string; release(): Promise<void> }> {
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, privateDir);
   const file = join(dir, name);
   const nonce = randomUUID();
   const owner: Owner = { ...me, nonce };

@@ -8,14 +8,16 @@ import { registerSecret } from '../log.js';
 import { parseEndpoint } from './endpoints.js';
 import { resolveReferences } from './secrets.js';
 import { checkLogFilters } from './log-filters.js';
+import { huntingDir } from '../paths.js';
 import { pemProblem, stateDirProblem } from './local-files.js';
 
-export type ContentType = 'alerts' | 'host' | 'vulnerabilities';
-export const contentTypes: readonly ContentType[] = ['alerts', 'host', 'vulnerabilities'];
+export type ContentType = 'alerts' | 'host' | 'vulnerabilities' | 'machineActions' | 'hunting';
+export const contentTypes: readonly ContentType[] = ['alerts', 'host', 'vulnerabilities', 'machineActions', 'hunting'];
 
 type ConnectorDefaulted =
   | 'functions'
   | 'apiEndpoint'
+  | 'graphEndpoint'
   | 'authorityHost'
   | 'intervalMinutes'
   | 'lookbackHours'
@@ -37,6 +39,10 @@ export type Connector = ConnectorConfig &
     apiBaseUrl: string;
     /** https://host[:port] of the Entra authority */
     authorityUrl: string;
+    /** https://host[:port] of Microsoft Graph (runHuntingQuery) */
+    graphBaseUrl: string;
+    /** absolute: the scheduled hunting queries (*.kql) */
+    huntingDir: string;
   };
 
 export type Output = Required<StdoutOutputConfig> | (ForwardOutputConfig & Required<Omit<ForwardOutputConfig, 'tls' | 'sharedKey' | 'username' | 'password'>>);
@@ -70,7 +76,8 @@ export class ConfigError extends Error {
 
 const validateConfig = compileSchema<DefenderFluentConfig>('config.schema.json', { useDefaults: true });
 
-function lineOf(doc: Document, counter: LineCounter, pointer: string): number | undefined {
+/** 1-based line of the node a JSON pointer designates in a YAML document (its nearest existing parent's otherwise). */
+export function lineOf(doc: Document, counter: LineCounter, pointer: string): number | undefined {
   let segments = pointerSegments(pointer);
   while (true) {
     const node = segments.length ? doc.getIn(segments.map((s) => (/^\d+$/.test(s) ? Number(s) : s)), true) : doc.contents;
@@ -135,9 +142,11 @@ export function checkConfigText(
     }
     const api = parseEndpoint(c.apiEndpoint!, 'defender');
     const auth = parseEndpoint(c.authorityHost!, 'authority');
+    const graph = parseEndpoint(c.graphEndpoint!, 'graph');
     for (const [key, parsed, label] of [
       ['apiEndpoint', api, 'a documented Defender API host (e.g. api.security.microsoft.com, api-us.securitycenter.microsoft.com, api-gov.securitycenter.microsoft.us)'],
       ['authorityHost', auth, 'login.microsoftonline.com or login.microsoftonline.us'],
+      ['graphEndpoint', graph, 'graph.microsoft.com, graph.microsoft.us or dod-graph.microsoft.us'],
     ] as const) {
       if ('error' in parsed) problems.push(at(`${ptr}/${key}`, parsed.error));
       else if (!parsed.documented) {
@@ -152,12 +161,14 @@ export function checkConfigText(
       registerSecret(c.clientSecret); // a literal secret must be kept out of logs just like a resolved one
     }
     for (const p of checkLogFilters(c.logFilters ?? [], `${ptr}/logFilters`)) problems.push(at(p.pointer, p.message));
-    if (!('error' in api) && !('error' in auth)) {
+    if (!('error' in api) && !('error' in auth) && !('error' in graph)) {
       connectors.push({
         ...(c as Connector),
         caFile: c.caFile ? resolve(baseDir, c.caFile) : undefined,
         apiBaseUrl: api.origin,
         authorityUrl: auth.origin,
+        graphBaseUrl: graph.origin,
+        huntingDir: c.huntingDir ? resolve(baseDir, c.huntingDir) : huntingDir,
       });
     }
   });
@@ -212,6 +223,11 @@ export function checkConfigText(
     if (!raw.respond.tls && (host === '0.0.0.0' || host === '::' || host === '*')) {
       warnings.push(at('/respond/listen', `listens on every interface without TLS: bearer tokens and containment requests cross the network in clear text (set respond.tls, or listen on 127.0.0.1 behind a TLS proxy)`));
     }
+  }
+
+  if (raw.health && schemaOk('/health')) {
+    const port = Number(raw.health.listen.slice(raw.health.listen.lastIndexOf(':') + 1));
+    if (port > 65535) problems.push(at('/health/listen', `port ${port} is out of range (1-65535, or 0 for any free port)`));
   }
 
   const stateDir = resolve(baseDir, raw.stateDir ?? './state');

@@ -112,6 +112,7 @@ export class TokenProvider {
   private readonly network: FetchNetworkClient;
   private readonly ownsAgent: boolean;
   private readonly authority: string;
+  private readonly scope: string;
   private inflight?: Promise<string>;
   private lastToken?: string;
   private renewalCount = 0;
@@ -128,11 +129,14 @@ export class TokenProvider {
        * clock until the signal aborts; without it (the `test` command) one attempt, reported at once.
        */
       retry?: { clock: Clock; signal: AbortSignal; random?: () => number };
+      /** the token's scope (default the Defender API's; Microsoft Graph for hunting) */
+      scope?: string;
     } = {},
   ) {
     this.logger = opts.logger;
     this.retry = opts.retry;
     registerSecret(connector.clientSecret);
+    this.scope = opts.scope ?? defenderScope;
     this.authority = `${connector.authorityUrl}/${connector.directoryId}`;
     this.ownsAgent = !opts.agent;
     const agent = opts.agent ?? createAgent(connector.authorityUrl, connector);
@@ -191,7 +195,7 @@ export class TokenProvider {
     for (let attempt = 0; ; attempt++) {
       this.network.lastErrorBody = undefined;
       try {
-        result = await this.app.acquireTokenByClientCredential({ scopes: [defenderScope], skipCache: forceRefresh });
+        result = await this.app.acquireTokenByClientCredential({ scopes: [this.scope], skipCache: forceRefresh });
         break;
       } catch (e) {
         const err = toTokenError(e, this.authority, this.network.lastTransportError, this.network.lastErrorBody);

@@ -12,7 +12,7 @@ import { backoffMs, parseRetryAfter, retryPolicy } from './retry.js';
 export type { ApiFamily };
 
 export interface RequestOptions {
-  method?: 'GET' | 'POST';
+  method?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** '/api/…' joined to the connector's API origin, or an absolute URL on that same origin */
   path: string;
   query?: Record<string, string | number>;
@@ -79,6 +79,8 @@ async function errorFromResponse(res: Response, request: string): Promise<Defend
  */
 export class DefenderClient {
   readonly tokens: TokenProvider;
+  /** https://host[:port] every path and link must stay on */
+  readonly baseUrl: string;
   private readonly agent: https.Agent;
   private readonly budgets: Record<ApiFamily, RateBudget>;
   private readonly timeoutMs: number;
@@ -92,14 +94,17 @@ export class DefenderClient {
 
   constructor(
     readonly connector: Connector,
-    opts: { logger?: Logger; tokens?: TokenProvider; clock?: Clock; events?: ClientEvents; random?: () => number } = {},
+    opts: { logger?: Logger; tokens?: TokenProvider; clock?: Clock; events?: ClientEvents; random?: () => number; baseUrl?: string } = {},
   ) {
-    this.agent = createAgent(connector.apiBaseUrl, connector);
+    // Microsoft Graph (hunting) is the same kind of API on another origin, with its own token
+    this.baseUrl = opts.baseUrl ?? connector.apiBaseUrl;
+    this.agent = createAgent(this.baseUrl, connector);
     this.clock = opts.clock ?? systemClock;
     this.tokens = opts.tokens ?? new TokenProvider(connector, { logger: opts.logger, retry: { clock: this.clock, signal: this.waits.signal, random: opts.random } });
     this.budgets = {
       standard: new RateBudget(familyLimits.standard.perMinute, familyLimits.standard.perHour, this.clock),
       export: new RateBudget(familyLimits.export.perMinute, familyLimits.export.perHour, this.clock),
+      hunting: new RateBudget(familyLimits.hunting.perMinute, familyLimits.hunting.perHour, this.clock),
     };
     this.timeoutMs = connector.requestTimeoutSeconds * 1000;
     this.pageTimeoutMs = connector.pageTimeoutSeconds * 1000;
@@ -128,9 +133,9 @@ export class DefenderClient {
 
   /** Resolves a path or nextLink to a URL on the configured origin; anything else is refused. */
   url(path: string, query?: Record<string, string | number>): URL {
-    const url = new URL(path, this.connector.apiBaseUrl);
-    if (url.origin !== this.connector.apiBaseUrl) {
-      throw new DefenderApiError(`refusing to follow a link to ${url.origin}: only ${this.connector.apiBaseUrl} is configured`, { errorClass: 'paging' });
+    const url = new URL(path, this.baseUrl);
+    if (url.origin !== this.baseUrl) {
+      throw new DefenderApiError(`refusing to follow a link to ${url.origin}: only ${this.baseUrl} is configured`, { errorClass: 'paging' });
     }
     for (const [k, v] of Object.entries(query ?? {})) url.searchParams.set(k, String(v));
     return url;

@@ -17,7 +17,7 @@ import { Rng } from './prng.js';
 
 export type FaultKind = '429' | '500' | '503' | 'slow' | 'truncate' | 'malformed' | 'novalue' | 'trickle' | 'token-reject' | 'reset';
 export type NoValueShape = 'empty' | 'null' | 'scalar' | 'other';
-export type FaultScope = 'data' | 'alerts' | 'machines' | 'vulnerabilities' | 'machineactions' | 'actions' | 'token' | 'any';
+export type FaultScope = 'data' | 'alerts' | 'machines' | 'vulnerabilities' | 'machineactions' | 'actions' | 'hunting' | 'token' | 'any';
 
 export interface FaultSpec {
   kind: FaultKind;
@@ -35,7 +35,7 @@ export class FaultSpecError extends Error {}
 
 const kinds: FaultKind[] = ['429', '500', '503', 'slow', 'truncate', 'malformed', 'novalue', 'trickle', 'token-reject', 'reset'];
 const shapes: NoValueShape[] = ['empty', 'null', 'scalar', 'other'];
-const scopes: FaultScope[] = ['data', 'alerts', 'machines', 'vulnerabilities', 'machineactions', 'actions', 'token', 'any'];
+const scopes: FaultScope[] = ['data', 'alerts', 'machines', 'vulnerabilities', 'machineactions', 'actions', 'hunting', 'token', 'any'];
 
 export function parseFaults(list: string): FaultSpec[] {
   const out: FaultSpec[] = [];

@@ -26,6 +26,7 @@ output?: OutputConfig
  */
 connectors: [ConnectorConfig, ...(ConnectorConfig)[]]
 respond?: RespondConfig
+health?: HealthConfig
 }
 export interface StdoutOutputConfig {
 type: "stdout"
@@ -81,6 +82,14 @@ functions?: [("collect" | "respond"), ...(("collect" | "respond"))[]]
  * Defender API host or https:// URL
  */
 apiEndpoint?: string
+/**
+ * Microsoft Graph host or https:// URL for the hunting content type (runHuntingQuery): graph.microsoft.com, or the national clouds graph.microsoft.us / dod-graph.microsoft.us
+ */
+graphEndpoint?: string
+/**
+ * Folder of the scheduled hunting queries (*.kql) the hunting content type runs; default: the packaged hunting/ folder. Relative paths are resolved against the config file's folder.
+ */
+huntingDir?: string
 authorityHost?: string
 clientId: Guid
 directoryId: Guid
@@ -90,7 +99,7 @@ lookbackHours?: number
 /**
  * @minItems 1
  */
-contentTypes?: [("alerts" | "host" | "vulnerabilities"), ...(("alerts" | "host" | "vulnerabilities"))[]]
+contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"))[]]
 allowCustomEndpoint?: boolean
 caFile?: string
 /**
@@ -119,7 +128,7 @@ name: string
 /**
  * @minItems 1
  */
-contentTypes?: [("alerts" | "host" | "vulnerabilities"), ...(("alerts" | "host" | "vulnerabilities"))[]]
+contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"))[]]
 /**
  * @minItems 1
  * @maxItems 10
@@ -155,6 +164,16 @@ token: string
  * @minItems 1
  */
 connectors: [string, ...(string)[]]
+/**
+ * the /v1/actions/* (and, with indicators, /v1/indicators) this token may call (default contain and release: the other response actions are opt-in per token)
+ * 
+ * @minItems 1
+ */
+actions?: [("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag" | "indicators"), ...(("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag" | "indicators"))[]]
+/**
+ * may submit an indicator without expiration (it stays until deleted)
+ */
+indicatorsWithoutExpiration?: boolean
 }
 export interface AutoResponsePolicy {
 enabled?: boolean
@@ -166,4 +185,13 @@ maxPerHourPerConnector?: number
 maxPerHour?: number
 excludeTag?: string
 isolationType?: ("Full" | "Selective")
+}
+/**
+ * Optional HTTP listener of `run`: GET /healthz (liveness), /readyz (readiness: every connector green or within its first interval), /metrics (Prometheus). No token and no secrets: bind it to 127.0.0.1 or a pod-internal address.
+ */
+export interface HealthConfig {
+/**
+ * host:port, e.g. 127.0.0.1:9464
+ */
+listen: string
 }

@@ -79,7 +79,7 @@ export class TransformMapper implements RecordMapper {
     this.stats = opts.stats ?? new TransformStats();
     this.checkOutput = opts.checkOutput ?? true;
     this.onError = opts.onError;
-    this.byContent = { alerts: [], host: [], vulnerabilities: [] };
+    this.byContent = { alerts: [], host: [], vulnerabilities: [], machineActions: [], hunting: [] };
     for (const t of transforms) this.byContent[t.content].push(t);
   }
 
@@ -132,7 +132,7 @@ export class TransformMapper implements RecordMapper {
   }
 }
 
-const msgClass: Record<ContentType, string> = { alerts: 'microsoft_defender_alerts', host: 'microsoft_defender_host', vulnerabilities: 'microsoft_defender_vulnerabilities' };
+const msgClass: Record<ContentType, string> = { alerts: 'microsoft_defender_alerts', host: 'microsoft_defender_host', vulnerabilities: 'microsoft_defender_vulnerabilities', machineActions: 'microsoft_defender_machine_action', hunting: 'microsoft_defender_hunting' };
 
 function fallbackRecord(t: CompiledTransform, entity: unknown, ctx: MapContext): Record<string, unknown> {
   return {
