@@ -6,12 +6,13 @@
 // bench/run.ts imports transformBench(); run directly, this file prints its own report.
 import assert from 'node:assert/strict';
 import jsonata from 'jsonata';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot, transformsDir } from '../plugin/paths.js';
 import { addedByCollector } from '../plugin/transform/compile.js';
 import { clean, dnsDomain, epochMs, hostLabel, inIpClasses, integer, ip, mac, slug, urlHost } from '../plugin/transform/convert.js';
+import { readEntities } from '../plugin/transform/input.js';
 import { loadTransformDir } from '../plugin/transform/load.js';
 import { loadMapper } from '../plugin/transform/transforms.js';
 import type { CompiledTransform } from '../plugin/transform/transform-mapper.js';
@@ -62,6 +63,14 @@ const samples: Record<string, Obj[]> = {
   host: Array.from({ length: SAMPLES }, (_, i) => JSON.parse(JSON.stringify({ ...machines[i % machines.length], id: `${i}`.padStart(40, 'a') }))),
   vulnerabilities: Array.from({ length: SAMPLES }, (_, i) => JSON.parse(JSON.stringify({ ...vulns[i % vulns.length], id: `v${i}` }))),
 };
+/** Content types without a sample of their own (machine actions, hunting rows): the entities of their golden inputs, repeated. */
+function goldenSample(transform: string): Obj[] {
+  const dir = join(packageRoot, 'test', 'golden', transform);
+  const entities = readdirSync(dir)
+    .filter((f) => f.endsWith('.input.json'))
+    .flatMap((f) => readEntities(readFileSync(join(dir, f), 'utf8'), f));
+  return Array.from({ length: SAMPLES }, (_, i) => JSON.parse(JSON.stringify(entities[i % entities.length])) as Obj);
+}
 
 // ---- the alert mapping in JSONata (helpers JSONata lacks are bound as functions) ------------
 const table = (name: string) => JSON.parse(readFileSync(join(transformsDir, 'lookups', `${name}.json`), 'utf8'));
@@ -310,7 +319,7 @@ export async function transformBench(opts: { seconds?: number; print?: boolean }
   log('transform                   compiled fn/s   + schema check/s');
   const results: Record<string, number> = {};
   for (const t of mapper.transforms) {
-    const list = samples[t.content] as Obj[];
+    const list = (samples[t.content] ??= goldenSample(t.name));
     const fnRate = rate((i) => t.fn(list[i] as Obj, ctx));
     const fullRate = rate((i) => mapper.mapOne(t, list[i] as Obj, ctx));
     results[t.name] = fnRate;
