@@ -65,7 +65,7 @@ describe('CursorStore', function () {
       () => store.load('acme-mde', 'host', isAnything),
       (e: unknown) =>
         e instanceof CursorError &&
-        e.file === file &&
+        e.where === `file ${file}` &&
         e.message.includes(file) &&
         e.message.includes('not JSON') &&
         e.message.includes('defender-fluent run --config <file> --reset-cursor acme-mde:host'),
