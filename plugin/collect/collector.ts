@@ -4,6 +4,8 @@ import { DefenderClient } from '../defender/client.js';
 import { errorClassOf } from '../defender/errors.js';
 import type { Logger } from '../log.js';
 import { SinkClosedError, type Sink } from '../output/sink.js';
+import type { TaskLeases } from '../state/leases.js';
+import { LeaseLostError, type StateStore } from '../state/store.js';
 import type { RecordMapper } from '../transform/mapper.js';
 import { AlertsCollector } from './alerts.js';
 import { CursorStore } from './cursor-store.js';
@@ -38,6 +40,10 @@ export interface CollectorOptions {
   logger: Logger;
   clock?: Clock;
   hooks?: CollectorHooks;
+  /** where cursors live (default: files under config.stateDir) */
+  state?: StateStore;
+  /** replicas sharing one database: a task is polled only under its lease */
+  leases?: TaskLeases;
   /** overrides for tests: a client per connector, tasks per content type */
   clientFor?: (connector: Connector) => DefenderClient;
   taskFor?: (content: ContentType) => CollectorTask;
@@ -63,11 +69,11 @@ export class Collector {
   readonly runners: Runner[] = [];
   private readonly stopper = new AbortController();
   private readonly clock: Clock;
-  private readonly cursors: CursorStore;
+  private readonly cursors: StateStore;
 
   constructor(private readonly opts: CollectorOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.cursors = new CursorStore(opts.config.stateDir);
+    this.cursors = opts.state ?? new CursorStore(opts.config.stateDir);
     const tagPrefix = opts.config.output.tagPrefix;
     for (const connector of opts.config.connectors) {
       if (!connector.functions.includes('collect')) continue;
@@ -90,10 +96,10 @@ export class Collector {
     return this.stopper.signal.aborted;
   }
 
-  /** One poll of every task, concurrently; resolves with the number of tasks that failed. */
+  /** One poll of every task (with leases: of every task this replica holds), concurrently; resolves with the number of tasks that failed. */
   async runOnce(): Promise<number> {
     const results = await Promise.all(this.runners.map((r) => this.pollOnce(r)));
-    return results.filter((ok) => !ok).length;
+    return results.filter((ok) => ok === false).length;
   }
 
   start(): void {
@@ -117,8 +123,9 @@ export class Collector {
     const intervalMs = r.connector.intervalMinutes * 60_000;
     while (!this.stopped) {
       const started = this.clock.now();
-      await this.pollOnce(r);
-      const wait = started + intervalMs - this.clock.now();
+      const polled = await this.pollOnce(r);
+      // a task another replica holds is asked for again soon: its holder may die
+      const wait = polled === undefined ? this.opts.leases!.retryMs : started + intervalMs - this.clock.now();
       if (wait > 0) await this.sleep(wait);
     }
   }
@@ -138,10 +145,12 @@ export class Collector {
     });
   }
 
-  /** Returns true when the poll succeeded (or was cut short by a stop). */
-  private async pollOnce(r: Runner): Promise<boolean> {
+  /** Returns true when the poll succeeded (or was cut short by a stop or a lost lease), undefined when another replica holds the task. */
+  private async pollOnce(r: Runner): Promise<boolean | undefined> {
     const { state, connector } = r;
     if (this.stopped) return true;
+    const lease = this.opts.leases?.acquire(connector.name, r.task.content);
+    if (this.opts.leases && !lease) return undefined;
     state.running = true;
     state.lastStart = this.clock.now();
     this.opts.hooks?.onPollStart?.(state);
@@ -154,7 +163,7 @@ export class Collector {
         progress: (p) => this.opts.hooks?.onProgress?.(state, p),
         logger: this.opts.logger,
         clock: this.clock,
-        signal: this.stopper.signal,
+        signal: lease ? AbortSignal.any([this.stopper.signal, lease.signal]) : this.stopper.signal,
       });
       state.lastSuccess = this.clock.now();
       state.lastError = undefined;
@@ -164,6 +173,11 @@ export class Collector {
       return true;
     } catch (e) {
       if (this.stopped && (e instanceof StoppedError || e instanceof SinkClosedError || e instanceof WaitInterruptedError)) return true;
+      if (e instanceof LeaseLostError || lease?.signal.aborted) {
+        // not a failure of the task: the replica that took it over reads on from the committed cursor
+        this.opts.logger.warn({ connector: connector.name, content: r.task.content, err: e }, 'poll stopped: lease lost; its uncommitted work is read again by the new holder');
+        return true;
+      }
       const errorClass = errorClassOf(e);
       state.lastError = { class: errorClass, message: (e as Error)?.message ?? String(e), at: this.clock.now() };
       this.opts.logger.error({ connector: connector.name, content: r.task.content, err: e, errorClass }, 'poll failed; the cursor did not move');
@@ -171,6 +185,7 @@ export class Collector {
       return false;
     } finally {
       state.running = false;
+      await lease?.done();
     }
   }
 }

@@ -2,7 +2,7 @@ import { dirname, resolve } from 'node:path';
 import type { ContentType } from '../config/load.js';
 import { contentTypes } from '../config/load.js';
 import { loadConfigOrReport, reportProblems } from '../config/report.js';
-import { createLogger } from '../log.js';
+import { createLogger, redact } from '../log.js';
 import { formatProblem } from '../schema-check.js';
 import { createSink } from '../output/create.js';
 import { DefenderClient } from '../defender/client.js';
@@ -13,7 +13,7 @@ import { TransformReloader, transformsDir } from '../transform/transforms.js';
 import { Collector } from './collector.js';
 import { combineHooks, startStatusLoop, statusHooks, timedSink } from './observe.js';
 import { progressHooks } from './progress.js';
-import { CursorStore } from './cursor-store.js';
+import { openState } from '../state/open.js';
 import { acquireLock, LockedError } from './lock.js';
 
 export interface RunOptions {
@@ -53,9 +53,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   }
   const transforms = opened.reloader;
 
+  // One collector per stateDir with files; with PostgreSQL any number of replicas share the tasks through leases.
   let lock;
   try {
-    lock = await acquireLock(config.stateDir, 'collector.lock');
+    if (config.state.type === 'file') lock = await acquireLock(config.stateDir, 'collector.lock');
   } catch (e) {
     if (e instanceof LockedError) {
       process.stderr.write(`error: ${e.message}\n`);
@@ -63,8 +64,16 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     }
     throw e;
   }
+  let state;
   try {
-    const cursors = new CursorStore(config.stateDir);
+    state = await openState(config, logger);
+  } catch (e) {
+    await lock?.release();
+    process.stderr.write(`error: cannot open the PostgreSQL state store: ${redact((e as Error).message)}\n`);
+    return 1;
+  }
+  try {
+    const cursors = state.store;
     for (const spec of opts.resetCursor ?? []) {
       const parsed = parseReset(spec, config.connectors.map((c) => c.name));
       if (typeof parsed === 'string') {
@@ -81,6 +90,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const hooks = opts.progress ? combineHooks(statusHooks(status), progressHooks()) : statusHooks(status);
     const collector = new Collector({
       config: { ...config, output },
+      state: state.store,
+      leases: state.leases,
       sink,
       mapper: transforms.mapperFn,
       filterFor: (c) => compileLogFilters(c.logFilters),
@@ -123,6 +134,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     try {
+      await state.leases?.start();
       if (opts.once) {
         const work = collector.runOnce();
         void stopRequested.then(() => shutdown(work));
@@ -143,6 +155,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       process.off('SIGINT', onSignal);
     }
   } finally {
-    await lock.release();
+    await state.close();
+    await lock?.release();
   }
 }

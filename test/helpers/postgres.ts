@@ -85,3 +85,12 @@ export async function freshDatabase(): Promise<string> {
   }
   return `postgres://postgres@127.0.0.1:${port}/${name}`;
 }
+
+/** Gives `owner` the lease of a task for `seconds` (negative: one that has expired), as a replica's claim would. */
+export async function holdLease(pool: pg.Pool, owner: string, connector: string, content: string, seconds = 3600): Promise<void> {
+  await pool.query(
+    `INSERT INTO defender_fluent_tasks (connector, content, owner, lease_until) VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 second')
+     ON CONFLICT (connector, content) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until`,
+    [connector, content, owner, seconds],
+  );
+}
