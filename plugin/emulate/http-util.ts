@@ -14,6 +14,8 @@ export interface Exchange {
   cutAfterBytes: number | null;
   fault?: string;
   api: string;
+  /** id (jti) of the bearer token that made the call: tells apart the clients (replicas) of one tenant */
+  token?: string;
 }
 
 /**

@@ -334,6 +334,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       await sendError(x, 401, 'Unauthorized', `Unauthorized: ${auth.reason}`, { 'www-authenticate': 'Bearer' });
       return;
     }
+    x.token = auth.claims.jti;
     if (!r.roles.some((role) => auth.claims.roles.includes(role))) {
       await sendError(x, 403, 'Forbidden', `The application does not have any of the required application permissions (${r.roles.join(', ')}) to access the resource.`);
       return;
@@ -371,7 +372,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     const log = (complete: boolean) => {
       if (logged) return;
       logged = true;
-      served.log({ method: req.method ?? 'GET', path: x.url.pathname, query: x.url.search, api: x.api, status: res.headersSent || complete ? res.statusCode : 0, fault: x.fault, complete });
+      served.log({ method: req.method ?? 'GET', path: x.url.pathname, query: x.url.search, api: x.api, status: res.headersSent || complete ? res.statusCode : 0, fault: x.fault, complete, token: x.token, at: Date.now() });
     };
     const end = res.end.bind(res) as (...args: unknown[]) => typeof res;
     res.end = ((...args: unknown[]) => {
