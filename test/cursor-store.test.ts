@@ -113,13 +113,13 @@ for (const [kind, open] of Object.entries(subjects)) {
     it('host digests: saved bytes come back as they were; none is undefined', async () => {
       assert.equal(await store.loadDigests('acme-mde'), undefined);
       const table = new DigestTable();
-      for (let i = 0; i < 3000; i++) table.put(DigestTable.key(`m${i}`), DigestTable.digest({ i }));
+      for (let i = 0; i < 3000; i++) table.put(`m${i}`, DigestTable.digest({ i }));
       await store.saveDigests('acme-mde', table.entries());
       const back = DigestTable.fromEntries((await store.loadDigests('acme-mde'))!);
       assert.equal(back.size, 3000);
-      assert.ok(back.get(DigestTable.key('m42'))?.equals(DigestTable.digest({ i: 42 })));
-      assert.ok(!back.get(DigestTable.key('m42'))?.equals(DigestTable.digest({ i: 43 })));
-      assert.equal(back.get(DigestTable.key('m3000')), undefined);
+      assert.ok(back.matches('m42', DigestTable.digest({ i: 42 })));
+      assert.ok(!back.matches('m42', DigestTable.digest({ i: 43 })));
+      assert.ok(back.has('m2999') && !back.has('m3000'));
       assert.equal(await store.loadDigests('acme-mde-2'), undefined);
     });
 

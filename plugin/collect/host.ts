@@ -33,7 +33,7 @@ export function isHostCursor(v: unknown): v is HostCursor | HostCursorV1 {
 /** The digests a version-1 cursor held, as a table (its SHA-1s cut to what the table keeps). */
 function v1Digests(c: HostCursorV1): DigestTable {
   const table = new DigestTable(Object.keys(c.digests).length);
-  for (const [id, d] of Object.entries(c.digests)) table.put(DigestTable.key(id), Buffer.from(d, 'base64'));
+  for (const [id, d] of Object.entries(c.digests)) table.put(id, Buffer.from(d, 'base64'));
   return table;
 }
 
@@ -73,14 +73,16 @@ export class HostCollector implements CollectorTask {
       throwIfStopped(ctx.signal);
       const request = nextLink ? { path: nextLink } : { path: '/api/machines', query: { $top: this.pageSize, $skip: skip } };
       let page: PageEnd = { count: 0, status: 404 };
-      // what this page read (id key, digest), merged into `digests` once the page is whole (a retry starts it afresh)
-      let pageDigests: [Buffer, Buffer][] = [];
+      // what this page read (ids and digests), merged into `digests` once the page is whole (a retry starts it afresh)
+      let pageIds: string[] = [];
+      let pageDigests: Buffer[] = [];
       let repeated = 0;
       try {
         page = await this.readPage(
           ctx,
           request,
           () => {
+            pageIds = [];
             pageDigests = [];
             repeated = 0;
           },
@@ -88,13 +90,13 @@ export class HostCollector implements CollectorTask {
             const changed: Record<string, unknown>[] = [];
             for (const m of machines) {
               if (typeof m.id !== 'string') throw new DefenderApiError('GET /api/machines: a machine without id', { errorClass: 'malformed' });
-              const key = DigestTable.key(m.id);
-              if (digests.get(key)) repeated++;
+              if (digests.has(m.id)) repeated++;
               const d = DigestTable.digest(m);
-              pageDigests.push([key, d]);
-              if (!previous.get(key)?.equals(d) && !emitted.get(key)?.equals(d)) {
+              pageIds.push(m.id);
+              pageDigests.push(d);
+              if (!previous.matches(m.id, d) && !emitted.matches(m.id, d)) {
                 changed.push(m);
-                emitted.put(key, d);
+                emitted.put(m.id, d);
               }
             }
             if (changed.length) await inFlight.add(ctx.emit(changed));
@@ -109,7 +111,7 @@ export class HostCollector implements CollectorTask {
       if (count > 0 && repeated === count) {
         throw new DefenderApiError(`GET /api/machines: page at ${nextLink ? 'its @odata.nextLink' : `$skip=${skip}`} repeats machines already read (paging loop)`, { errorClass: 'paging' });
       }
-      for (const [key, d] of pageDigests) digests.put(key, d);
+      for (let i = 0; i < pageIds.length; i++) digests.put(pageIds[i]!, pageDigests[i]!);
       result.pages++;
       ctx.progress?.({ pages: result.pages, records: result.records, cursor: `${digests.size} machines` });
       const link = page.nextLink;
