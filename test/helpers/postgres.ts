@@ -50,6 +50,9 @@ async function start(): Promise<{ port: number; proc: ChildProcess }> {
   const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  // the server must not keep a process alive that is otherwise done (a bench); it is stopped at exit
+  proc.unref();
+  (proc.stderr as unknown as { unref(): void }).unref();
   const stop = () => {
     proc.kill('SIGINT'); // fast shutdown
     rmSync(dir, { recursive: true, force: true });
