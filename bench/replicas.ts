@@ -167,14 +167,17 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
     const hostDups = dups(hostCounts);
     const bound = victimTasks.filter((t) => t.content === 'alerts').length * alertsPageSize + victimTasks.filter((t) => t.content === 'host').length * machines;
     const maxTakeover = Math.max(...takeovers) / 1000;
+    const claims = [...claimedAt.values()].map((t) => t - killedAt);
+    const maxClaim = Math.max(...claims) / 1000;
     const rows: BenchOutput['rows'] = [
       { bench: 'replicas', metric: `lost after a SIGKILL (of ${fmt(s.alertKeys.length)} alert versions + ${fmt(s.hostKeys.length)} machines served)`, value: fmt(missing.alerts.length + missing.host.length), target: '0', met: missing.alerts.length + missing.host.length === 0 },
       { bench: 'replicas', metric: 'duplicates (alert versions + machines)', value: `${fmt(alertDups)} + ${fmt(hostDups)}`, target: `≤ ${fmt(bound)} (a page per killed task)`, met: alertDups + hostDups <= bound },
-      { bench: 'replicas', metric: `takeover, kill → first call by the new holder (s, lease ${leaseSeconds} s)`, value: fmt(maxTakeover, 1), target: `≤ ${2 * leaseSeconds}`, met: maxTakeover <= 2 * leaseSeconds },
+      { bench: 'replicas', metric: `takeover, kill → tasks claimed by survivors (s, lease ${leaseSeconds} s)`, value: fmt(maxClaim, 1), target: `≤ ${2 * leaseSeconds}`, met: maxClaim <= 2 * leaseSeconds },
+      { bench: 'replicas', metric: 'takeover, kill → first API call by the new holder (s)', value: fmt(maxTakeover, 1), target: `≤ ${2 * leaseSeconds}`, met: maxTakeover <= 2 * leaseSeconds },
     ];
     const notes = [
       `replicas: ${replicaCount} \`run\` processes, one PostgreSQL (${connectors} tenants × alerts + host = ${connectors * 2} tasks, ${fmt(alerts)} alerts and ${fmt(machines)} machines each, lease ${leaseSeconds} s); tasks held before the kill ${sharesBefore.join(' / ')}; ` +
-        `replica ${victim.n} SIGKILLed after ${fmt((killedAt - t0) / 1000, 1)} s holding ${victimTasks.length} tasks, having written ${fmt(deliveredByVictim)} records; takeovers ${takeovers.map((t) => fmt(t / 1000, 1)).join(', ')} s; ` +
+        `replica ${victim.n} SIGKILLed after ${fmt((killedAt - t0) / 1000, 1)} s holding ${victimTasks.length} tasks, having written ${fmt(deliveredByVictim)} records; claimed after ${claims.map((t) => fmt(t / 1000, 1)).join(', ')} s, first calls after ${takeovers.map((t) => fmt(t / 1000, 1)).join(', ')} s; ` +
         `tasks held at the end ${replicas.filter((r) => r !== victim).map((r) => after.filter((t) => pidOf(t.owner) === r.proc.pid).length).join(' / ')} (released on SIGTERM: ${after.filter((t) => t.owner === null).length}); all caught up ${fmt(caughtUpMs / 1000, 1)} s after the start.`,
     ];
     if (missing.alerts.length || missing.host.length) notes.push(`replicas: lost ${missing.alerts.slice(0, 5).join(', ')} ${missing.host.slice(0, 5).join(', ')}; stderr of a survivor: ${replicas[0]!.stderr.slice(-1500)}`);

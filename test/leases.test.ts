@@ -93,6 +93,7 @@ describe('leases: the Collector polls a task only under its lease', () => {
     const done: string[] = [];
     const leases: TaskLeases = {
       retryMs: 1000,
+      holds: (_connector, content) => content === 'alerts',
       acquire: (connector, content): TaskLease | undefined =>
         content === 'alerts' ? { signal: controller.signal, done: async () => void done.push(`${connector}:${content}`) } : undefined,
     };

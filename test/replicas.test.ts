@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { startEmulator, type Emulator } from '../plugin/emulate/server.js';
 import type { RequestLogEntry } from '../plugin/emulate/served.js';
 import { packageRoot } from '../plugin/paths.js';
+import { readStatusFile } from '../plugin/status/store.js';
 import { freshDatabase } from './helpers/postgres.js';
 
 const leaseSeconds = 5;
@@ -97,6 +98,10 @@ describe('replicas on one PostgreSQL: tasks shared through leases', function () 
       return rows.length === 4 && rows.every((r) => r.cursor !== null) && by.has(a.proc.pid!) && by.has(b.proc.pid!);
     });
     for (const t of tasks()) assert.ok(oneReplicaAtATime(callsOf(t.emu, t.path)), `${t.connector}:${t.content} polled by two replicas at once`);
+    // each replica's status.json shows every task, the others' polls included (shared through the database)
+    await until('both status files list every task as polled', () =>
+      [1, 2].every((n) => tasks().every((t) => !!readStatusFile(join(dir, `replica-${n}`))?.connectors[t.connector]?.contentTypes[t.content as 'alerts']?.lastSuccess)),
+    );
 
     // B dies without a word; A takes B's tasks over once their leases expire
     const ofB = (await owners()).filter((r) => pidOf(r.owner) === b.proc.pid);

@@ -123,9 +123,10 @@ export class Collector {
     const intervalMs = r.connector.intervalMinutes * 60_000;
     while (!this.stopped) {
       const started = this.clock.now();
-      const polled = await this.pollOnce(r);
-      // a task another replica holds is asked for again soon: its holder may die
-      const wait = polled === undefined ? this.opts.leases!.retryMs : started + intervalMs - this.clock.now();
+      await this.pollOnce(r);
+      // a task another replica holds (or that this one just handed on) is asked for again soon: its holder may die
+      const leases = this.opts.leases;
+      const wait = leases && !leases.holds(r.connector.name, r.task.content) ? leases.retryMs : started + intervalMs - this.clock.now();
       if (wait > 0) await this.sleep(wait);
     }
   }

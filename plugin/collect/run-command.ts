@@ -87,7 +87,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const output = opts.output === 'stdout' ? { type: 'stdout' as const, tagPrefix: config.output.tagPrefix } : config.output;
     const sink = timedSink(createSink(output, logger, dirname(resolve(opts.config))), output.type);
     const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
-    const hooks = opts.progress ? combineHooks(statusHooks(status), progressHooks()) : statusHooks(status);
+    const mirror = state.statusMirror?.(status);
+    const stopMirror = mirror?.start(15_000);
+    const hooks = combineHooks(statusHooks(status), ...(mirror ? [mirror.hooks()] : []), ...(opts.progress ? [progressHooks()] : []));
     const collector = new Collector({
       config: { ...config, output },
       state: state.store,
@@ -149,6 +151,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       return 0;
     } finally {
       stopStatus();
+      stopMirror?.();
       stopWatch();
       process.off('SIGHUP', onHup);
       process.off('SIGTERM', onSignal);
