@@ -16,6 +16,7 @@ import { stringify } from 'yaml';
 import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
 import { packageRoot } from '../plugin/paths.js';
 import { freshDatabase } from '../test/helpers/postgres.js';
+import { until } from '../test/helpers/until.js';
 import { fmt, type BenchOutput } from './lib/report.js';
 
 export interface ReplicasOptions {
@@ -41,12 +42,6 @@ interface Replica {
 
 /** `connector|id|epoch ms`: the emulator and the records spell lastUpdateTime differently. */
 const alertKey = (connector: string, id: unknown, t: unknown) => `${connector}|${String(id)}|${Date.parse(String(t))}`;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  for (const end = Date.now() + ms; !(await cond()); await sleep(50)) if (Date.now() > end) throw new Error(`replicas: not within ${ms / 1000} s: ${what}`);
-}
 
 export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutput> {
   const connectors = o.connectors ?? 6;

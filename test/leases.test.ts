@@ -10,14 +10,8 @@ import { captureLogger } from './helpers/collect.js';
 import { testConfig } from './helpers/connector.js';
 import { MemorySink } from './helpers/memory-sink.js';
 import { RawMapper } from './helpers/raw-mapper.js';
+import { until } from './helpers/until.js';
 import { freshDatabase, holdLease } from './helpers/postgres.js';
-
-/** Waits until `cond` holds, or fails naming what did not happen (a liveness bound, not a timing assertion). */
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  for (const end = Date.now() + ms; !(await cond()); await new Promise((r) => setTimeout(r, 50))) {
-    if (Date.now() > end) throw new Error(`not within ${ms / 1000} s: ${what}`);
-  }
-}
 
 const names = (ts: Task[]) => ts.map((t) => `${t.connector}:${t.content}`).sort();
 

@@ -13,16 +13,10 @@ import { startEmulator, type Emulator } from '../plugin/emulate/server.js';
 import type { RequestLogEntry } from '../plugin/emulate/served.js';
 import { packageRoot } from '../plugin/paths.js';
 import { readStatusFile } from '../plugin/status/store.js';
+import { until } from './helpers/until.js';
 import { freshDatabase } from './helpers/postgres.js';
 
 const leaseSeconds = 5;
-
-/** Waits until `cond` holds, or fails naming what did not happen (a liveness bound, not a timing assertion). */
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  for (const end = Date.now() + ms; !(await cond()); await new Promise((r) => setTimeout(r, 100))) {
-    if (Date.now() > end) throw new Error(`not within ${ms / 1000} s: ${what}`);
-  }
-}
 
 interface Replica {
   proc: ChildProcess;
