@@ -15,7 +15,7 @@ export interface RequestLogEntry {
   complete: boolean;
   /** id of the bearer token used (API calls): one per client, so per replica of a collector */
   token?: string;
-  /** when the response ended (ms since the epoch, this machine's clock) */
+  /** when the request arrived (ms since the epoch, this machine's clock) */
   at: number;
 }
 

@@ -366,13 +366,14 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       return;
     }
     const x: Exchange = { req, res, url, cutAfterBytes: null, api: 'unknown' };
+    const arrived = Date.now();
     // Logged when the body is handed to the socket (res.end), or cut/closed without that, so the
     // log never lags behind what a client has already read.
     let logged = false;
     const log = (complete: boolean) => {
       if (logged) return;
       logged = true;
-      served.log({ method: req.method ?? 'GET', path: x.url.pathname, query: x.url.search, api: x.api, status: res.headersSent || complete ? res.statusCode : 0, fault: x.fault, complete, token: x.token, at: Date.now() });
+      served.log({ method: req.method ?? 'GET', path: x.url.pathname, query: x.url.search, api: x.api, status: res.headersSent || complete ? res.statusCode : 0, fault: x.fault, complete, token: x.token, at: arrived });
     };
     const end = res.end.bind(res) as (...args: unknown[]) => typeof res;
     res.end = ((...args: unknown[]) => {
