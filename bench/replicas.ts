@@ -37,6 +37,7 @@ interface Replica {
   n: number;
   proc: ChildProcess;
   records: number;
+  torn: number;
   stderr: string;
 }
 
@@ -74,10 +75,17 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
       );
       const execArgv = cli.endsWith('.ts') ? ['--import', 'tsx'] : [];
       const proc = spawn(process.execPath, [...execArgv, cli, 'run', '--config', configFile], { cwd: packageRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-      const r: Replica = { n, proc, records: 0, stderr: '' };
+      const r: Replica = { n, proc, records: 0, torn: 0, stderr: '' };
       proc.stderr!.on('data', (d: Buffer) => (r.stderr = (r.stderr + d.toString()).slice(-4000)));
       createInterface({ input: proc.stdout! }).on('line', (line) => {
-        const { tag, record } = JSON.parse(line) as { tag: string; record: Record<string, any> };
+        let parsed: { tag: string; record: Record<string, any> };
+        try {
+          parsed = JSON.parse(line);
+        } catch {
+          r.torn++; // the last line of a replica killed mid-write: its batch was never acknowledged
+          return;
+        }
+        const { tag, record } = parsed;
         const connector = String(record.engid_name ?? '').replace(/^microsoft_defender_/, '');
         r.records++;
         if (tag.endsWith('.syslog.alerts')) {
@@ -172,7 +180,7 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
     ];
     const notes = [
       `replicas: ${replicaCount} \`run\` processes, one PostgreSQL (${connectors} tenants × alerts + host = ${connectors * 2} tasks, ${fmt(alerts)} alerts and ${fmt(machines)} machines each, lease ${leaseSeconds} s); tasks held before the kill ${sharesBefore.join(' / ')}; ` +
-        `replica ${victim.n} SIGKILLed after ${fmt((killedAt - t0) / 1000, 1)} s holding ${victimTasks.length} tasks, having written ${fmt(deliveredByVictim)} records; claimed after ${claims.map((t) => fmt(t / 1000, 1)).join(', ')} s, first calls after ${takeovers.map((t) => fmt(t / 1000, 1)).join(', ')} s; ` +
+        `replica ${victim.n} SIGKILLed after ${fmt((killedAt - t0) / 1000, 1)} s holding ${victimTasks.length} tasks, having written ${fmt(deliveredByVictim)} records (and ${victim.torn} line cut by the kill); claimed after ${claims.map((t) => fmt(t / 1000, 1)).join(', ')} s, first calls after ${takeovers.map((t) => fmt(t / 1000, 1)).join(', ')} s; ` +
         `tasks held at the end ${replicas.filter((r) => r !== victim).map((r) => after.filter((t) => pidOf(t.owner) === r.proc.pid).length).join(' / ')} (released on SIGTERM: ${after.filter((t) => t.owner === null).length}); all caught up ${fmt(caughtUpMs / 1000, 1)} s after the start.`,
     ];
     if (missing.alerts.length || missing.host.length) notes.push(`replicas: lost ${missing.alerts.slice(0, 5).join(', ')} ${missing.host.slice(0, 5).join(', ')}; stderr of a survivor: ${replicas[0]!.stderr.slice(-1500)}`);
