@@ -181,7 +181,7 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
     const notes = [
       `replicas: ${replicaCount} \`run\` processes, one PostgreSQL (${connectors} tenants × alerts + host = ${connectors * 2} tasks, ${fmt(alerts)} alerts and ${fmt(machines)} machines each, lease ${leaseSeconds} s); tasks held before the kill ${sharesBefore.join(' / ')}; ` +
         `replica ${victim.n} SIGKILLed after ${fmt((killedAt - t0) / 1000, 1)} s holding ${victimTasks.length} tasks, having written ${fmt(deliveredByVictim)} records (and ${victim.torn} line cut by the kill); claimed after ${claims.map((t) => fmt(t / 1000, 1)).join(', ')} s, first calls after ${takeovers.map((t) => fmt(t / 1000, 1)).join(', ')} s; ` +
-        `tasks held at the end ${replicas.filter((r) => r !== victim).map((r) => after.filter((t) => pidOf(t.owner) === r.proc.pid).length).join(' / ')} (released on SIGTERM: ${after.filter((t) => t.owner === null).length}); all caught up ${fmt(caughtUpMs / 1000, 1)} s after the start.`,
+        `records written per replica ${replicas.map((r) => fmt(r.records)).join(' / ')}; tasks held at the end ${replicas.filter((r) => r !== victim).map((r) => after.filter((t) => pidOf(t.owner) === r.proc.pid).length).join(' / ')} (released on SIGTERM: ${after.filter((t) => t.owner === null).length}); all caught up ${fmt(caughtUpMs / 1000, 1)} s after the start.`,
     ];
     if (missing.alerts.length || missing.host.length) notes.push(`replicas: lost ${missing.alerts.slice(0, 5).join(', ')} ${missing.host.slice(0, 5).join(', ')}; stderr of a survivor: ${replicas[0]!.stderr.slice(-1500)}`);
     return { rows, notes };
