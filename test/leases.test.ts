@@ -33,18 +33,19 @@ describe('leases: LeaseManager on a real PostgreSQL', function () {
     await pool.end();
   });
 
-  it('a replica that joins takes its share from one that holds all, as polls end; a stopped one gives its tasks back at once; never one task on two', async () => {
+  it('a replica that joins takes its share from one that holds all (a task being polled stays until its poll ends); a stopped one gives its tasks back at once; never one task on two', async () => {
     const a = manager('A');
     await a.start();
     assert.deepEqual(names(a.holding()), names(tasks), 'alone, a replica takes every task');
     const b = manager('B');
     await b.start();
     assert.deepEqual(b.holding(), [], 'no task is taken from a live holder');
-    // polls end on A: past its share (2 of 4 with two replicas) it gives tasks back, and B takes them
-    await until('A gives back what is over its share at the end of polls', async () => {
-      for (const t of a.holding()) await a.acquire(t.connector, t.content)?.done();
-      return a.holding().length === 2;
-    });
+    // past its share (2 of 4 with two replicas) A gives idle tasks back at its next renewal, and B takes them
+    const polling = a.acquire('t1', 'alerts')!;
+    await until('A gives back what is over its share', () => a.holding().length === 2);
+    assert.ok(a.holds('t1', 'alerts') && !polling.signal.aborted, 'the task being polled is not taken from under its poll');
+    await polling.done();
+    assert.ok(a.holds('t1', 'alerts'), 'within its share, A keeps it after the poll');
     await until('B takes the tasks given back', () => b.holding().length === 2);
     assert.deepEqual(names([...a.holding(), ...b.holding()]), names(tasks), 'every task held once');
     const { rows } = await pool.query<{ owner: string }>('SELECT owner FROM defender_fluent_tasks ORDER BY owner');
