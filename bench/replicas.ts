@@ -38,6 +38,8 @@ interface Replica {
   proc: ChildProcess;
   records: number;
   torn: number;
+  /** leases this replica lost while alive (not renewed in time: its event loop was held too long) */
+  leasesLost: number;
   stderr: string;
 }
 
@@ -75,8 +77,11 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
       );
       const execArgv = cli.endsWith('.ts') ? ['--import', 'tsx'] : [];
       const proc = spawn(process.execPath, [...execArgv, cli, 'run', '--config', configFile], { cwd: packageRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-      const r: Replica = { n, proc, records: 0, torn: 0, stderr: '' };
-      proc.stderr!.on('data', (d: Buffer) => (r.stderr = (r.stderr + d.toString()).slice(-4000)));
+      const r: Replica = { n, proc, records: 0, torn: 0, leasesLost: 0, stderr: '' };
+      proc.stderr!.on('data', (d: Buffer) => {
+        r.stderr = (r.stderr + d.toString()).slice(-4000);
+        r.leasesLost += d.toString().split('"msg":"lease lost').length - 1;
+      });
       createInterface({ input: proc.stdout! }).on('line', (line) => {
         let parsed: { tag: string; record: Record<string, any> };
         try {
@@ -181,7 +186,7 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
     const notes = [
       `replicas: ${replicaCount} \`run\` processes, one PostgreSQL (${connectors} tenants × alerts + host = ${connectors * 2} tasks, ${fmt(alerts)} alerts and ${fmt(machines)} machines each, lease ${leaseSeconds} s); tasks held before the kill ${sharesBefore.join(' / ')}; ` +
         `replica ${victim.n} SIGKILLed after ${fmt((killedAt - t0) / 1000, 1)} s holding ${victimTasks.length} tasks, having written ${fmt(deliveredByVictim)} records (and ${victim.torn} line cut by the kill); claimed after ${claims.map((t) => fmt(t / 1000, 1)).join(', ')} s, first calls after ${takeovers.map((t) => fmt(t / 1000, 1)).join(', ')} s; ` +
-        `records written per replica ${replicas.map((r) => fmt(r.records)).join(' / ')}; tasks held at the end ${replicas.filter((r) => r !== victim).map((r) => after.filter((t) => pidOf(t.owner) === r.proc.pid).length).join(' / ')} (released on SIGTERM: ${after.filter((t) => t.owner === null).length}); all caught up ${fmt(caughtUpMs / 1000, 1)} s after the start.`,
+        `records written per replica ${replicas.map((r) => fmt(r.records)).join(' / ')}, leases lost by a live replica (renewal late) ${replicas.map((r) => r.leasesLost).join(' / ')}; tasks held at the end ${replicas.filter((r) => r !== victim).map((r) => after.filter((t) => pidOf(t.owner) === r.proc.pid).length).join(' / ')} (released on SIGTERM: ${after.filter((t) => t.owner === null).length}); all caught up ${fmt(caughtUpMs / 1000, 1)} s after the start.`,
     ];
     if (missing.alerts.length || missing.host.length) notes.push(`replicas: lost ${missing.alerts.slice(0, 5).join(', ')} ${missing.host.slice(0, 5).join(', ')}; stderr of a survivor: ${replicas[0]!.stderr.slice(-1500)}`);
     return { rows, notes };
