@@ -109,9 +109,16 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
     const owners = async () => (await pool.query<{ connector: string; content: string; owner: string | null; cursor: unknown }>('SELECT connector, content, owner, cursor FROM defender_fluent_tasks').catch(() => ({ rows: [] }))).rows;
     const pidOf = (owner: string | null) => Number(owner?.split('/')[1]);
 
-    // mid catch-up: a quarter of the alerts have arrived; the victim is the replica holding most tasks
+    // mid catch-up: every replica holds tasks, a quarter of the alerts have arrived; the victim is the replica holding most tasks
     const totalAlerts = connectors * alerts;
-    await until('a quarter of the alerts delivered', () => alertCounts.size >= totalAlerts / 4, 300_000);
+    await until(
+      'every replica holding tasks, a quarter of the alerts delivered',
+      async () => {
+        const rows = await owners();
+        return alertCounts.size >= totalAlerts / 4 && replicas.every((r) => rows.some((t) => pidOf(t.owner) === r.proc.pid));
+      },
+      300_000,
+    );
     const before = await owners();
     const held = (r: Replica) => before.filter((t) => pidOf(t.owner) === r.proc.pid).length;
     const victim = replicas.reduce((a, b) => (held(b) > held(a) ? b : a));
@@ -120,6 +127,7 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
     const killedAt = Date.now();
     victim.proc.kill('SIGKILL');
     const deliveredByVictim = victim.records;
+    const alertsAtKill = alertCounts.size;
 
     // takeover: a survivor claims each of the victim's tasks, then asks the API for it
     const claimedAt = new Map<string, number>();
@@ -185,7 +193,7 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
     ];
     const notes = [
       `replicas: ${replicaCount} \`run\` processes, one PostgreSQL (${connectors} tenants × alerts + host = ${connectors * 2} tasks, ${fmt(alerts)} alerts and ${fmt(machines)} machines each, lease ${leaseSeconds} s); tasks held before the kill ${sharesBefore.join(' / ')}; ` +
-        `replica ${victim.n} SIGKILLed after ${fmt((killedAt - t0) / 1000, 1)} s holding ${victimTasks.length} tasks, having written ${fmt(deliveredByVictim)} records (and ${victim.torn} line cut by the kill); claimed after ${claims.map((t) => fmt(t / 1000, 1)).join(', ')} s, first calls after ${takeovers.map((t) => fmt(t / 1000, 1)).join(', ')} s; ` +
+        `replica ${victim.n} SIGKILLed after ${fmt((killedAt - t0) / 1000, 1)} s (${fmt((100 * alertsAtKill) / totalAlerts)} % of the alerts delivered) holding ${victimTasks.length} tasks, having written ${fmt(deliveredByVictim)} records (and ${victim.torn} line cut by the kill); claimed after ${claims.map((t) => fmt(t / 1000, 1)).join(', ')} s, first calls after ${takeovers.map((t) => fmt(t / 1000, 1)).join(', ')} s; ` +
         `records written per replica ${replicas.map((r) => fmt(r.records)).join(' / ')}, leases lost by a live replica (renewal late) ${replicas.map((r) => r.leasesLost).join(' / ')}; tasks held at the end ${replicas.filter((r) => r !== victim).map((r) => after.filter((t) => pidOf(t.owner) === r.proc.pid).length).join(' / ')} (released on SIGTERM: ${after.filter((t) => t.owner === null).length}); all caught up ${fmt(caughtUpMs / 1000, 1)} s after the start.`,
     ];
     if (missing.alerts.length || missing.host.length) notes.push(`replicas: lost ${missing.alerts.slice(0, 5).join(', ')} ${missing.host.slice(0, 5).join(', ')}; stderr of a survivor: ${replicas[0]!.stderr.slice(-1500)}`);
