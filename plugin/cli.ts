@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { runCommand } from './collect/run-command.js';
 import { testCommand } from './check/command.js';
 import { respondCommand } from './respond/command.js';
 import { suppressAvCommand } from './status/suppress-av.js';
 import { validateCommand } from './config/validate-command.js';
 import { emulateCommand, type EmulateCommandOptions } from './emulate/command.js';
-import { createLogger } from './log.js';
+import { createLogger, logFormats, logLevels, setCliLogOptions, type LogFormat } from './log.js';
 import { docsCommand } from './transform/docs.js';
 import { previewCommand, type PreviewOptions } from './transform/preview.js';
+import { contentTypes } from './config/load.js';
 import { version } from './paths.js';
 
 const program = new Command();
@@ -16,7 +17,18 @@ program
   .name('defender-fluent')
   .description('Microsoft Defender for Endpoint → Fluentd / Fluent Bit: collector, transforms, response sidecar')
   .version(version)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // every command's help lists --log-level / --log-format
+  .configureHelp({ showGlobalOptions: true })
+  // a usage error (unknown option, missing argument, bad choice) exits 2, like an invalid config:
+  // 1 means a check or a poll failed
+  .exitOverride()
+  .addOption(new Option('--log-level <level>', 'log level (overrides logLevel of the config)').choices(logLevels))
+  .addOption(new Option('--log-format <format>', 'json lines, or text: one readable line per entry for a terminal').choices(logFormats).default('json'))
+  .hook('preAction', (_program, command) => {
+    const o = command.optsWithGlobals<{ logLevel?: string; logFormat?: LogFormat }>();
+    setCliLogOptions({ level: o.logLevel, format: o.logFormat });
+  });
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -45,8 +57,9 @@ program
 program
   .command('preview')
   .description('map raw Defender API JSON (page, array, object or NDJSON) through the transforms; NDJSON records on stdout')
-  .addOption(new Option('--content <type>', 'content type of the input').choices(['alerts', 'host', 'vulnerabilities']).makeOptionMandatory())
+  .addOption(new Option('--content <type>', 'content type of the input').choices(contentTypes).makeOptionMandatory())
   .option('--transforms <dir>', 'transforms folder (default: the packaged transforms/)')
+  .option('--query <file.kql>', 'hunting: the query whose header maps the saved rows')
   .option('--pretty', 'indent records')
   .option('--tags', 'print {tag, time, record} instead of the record alone')
   .option('--tenant <name>', 'tenant_name in the records', 'preview')
@@ -111,11 +124,18 @@ program
   .option('--prebuild-alerts', 'serialise every alert at start: slower start, faster pages (benchmarks)')
   .option('--page-cap <n>', 'alert and machine pages hold at most n items whatever $top asks (a gateway that caps pages)')
   .option('--page-cap-next-link', 'capped pages link the rest with @odata.nextLink (default: no link)')
+  .option('--machine-actions <n>', 'machine actions taken before the start (portal, other tools), over --history-hours', '20')
   .action(async (o: EmulateCommandOptions) => {
     process.exitCode = await emulateCommand({ ...o, logger: createLogger('info') });
   });
 
-await program.parseAsync();
+try {
+  await program.parseAsync();
+} catch (e) {
+  // commander has printed the message (and the help); --help and --version end here with 0
+  if (!(e instanceof CommanderError)) throw e;
+  process.exitCode = e.exitCode === 0 ? 0 : 2;
+}
 // Every command has finished its work and flushed what it owes (stdout is synchronous for pipes and
 // files on Linux); a forgotten idle handle must not keep the process, or in_exec, waiting.
 process.exit(process.exitCode ?? 0);

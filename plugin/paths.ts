@@ -16,6 +16,8 @@ function findPackageRoot(start: string): string {
 export const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
 export const schemaDir = join(packageRoot, 'schemas');
 export const transformsDir = join(packageRoot, 'transforms');
+/** the packaged hunting queries, next to the transforms */
+export const huntingDir = join(packageRoot, 'hunting');
 
 const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
 export const version = pkg.version;

@@ -75,6 +75,22 @@ describe('check: permission needs', () => {
     // the machine-actions call also needs the machine read role the host probe owns
     assert.deepEqual(probes[3]!.needs.map(describeNeed), ['Machine.Read.All or Machine.ReadWrite.All', 'Machine.Isolate']);
   });
+
+  it('respond: the response actions some token may call add their permissions (once each)', () => {
+    const needs = permissionNeeds({ functions: ['collect', 'respond'], contentTypes: ['alerts'] }, ['contain', 'scan', 'restrict', 'unrestrict', 'indicators']);
+    assert.deepEqual(needs.map(describeNeed), ['Alert.Read.All or Alert.ReadWrite.All', 'Machine.Isolate', 'Machine.Read.All or Machine.ReadWrite.All', 'Machine.Scan', 'Machine.RestrictExecution', 'Ti.ReadWrite or Ti.ReadWrite.All']);
+    assert.deepEqual(missingNeeds(needs, ['Alert.Read.All', 'Machine.Isolate', 'Machine.Read.All', 'Machine.Scan', 'Ti.ReadWrite.All']).map(describeNeed), ['Machine.RestrictExecution']);
+  });
+
+  it('machine actions: a machine read role (the docs list Machine.Read.All and Machine.ReadWrite.All) and one list call', () => {
+    const connector: Parameters<typeof permissionNeeds>[0] = { functions: ['collect'], contentTypes: ['machineActions'] };
+    assert.deepEqual(permissionNeeds(connector).map(describeNeed), ['Machine.Read.All or Machine.ReadWrite.All']);
+    assert.deepEqual(missingNeeds(permissionNeeds(connector), ['Alert.Read.All']).map(describeNeed), ['Machine.Read.All or Machine.ReadWrite.All']);
+    assert.deepEqual(
+      probesFor(connector).map((p) => [p.checkId, probeUrl('https://h', p)]),
+      [['api:machineActions', 'https://h/api/machineactions?$top=1']],
+    );
+  });
 });
 
 describe('check: lock per connector', () => {

@@ -152,6 +152,26 @@ describe('vulnerability collection', () => {
     assert.equal(cursor(config).since, new Date(now - 6 * 3600_000).toISOString());
   });
 
+  it('a page cut short is asked for again and only its rest delivered; one that comes back with other items fails the poll, progress unmoved', async () => {
+    const config = testConfig({ contentTypes: ['vulnerabilities'], vulnerabilityPageSize: 3 });
+    const cut = (items: Record<string, unknown>[]) => `{"@odata.context":"x","value":[${items.map((v) => JSON.stringify(v)).join(',')},{"id":"m9_cut`;
+    const whole = (items: Record<string, unknown>[]) => JSON.stringify({ '@odata.context': 'x', value: items });
+    nock(apiOrigin).get(full).query(true).reply(200, cut([vuln(1), vuln(2)]));
+    nock(apiOrigin).get(full).query(true).reply(200, whole([vuln(1), vuln(2), vuln(3)]));
+    const first = await pollOnce(config, new VulnerabilitiesCollector(1), { now });
+    assert.equal(first.failed, 0, first.states[0]?.lastError?.message);
+    assert.deepEqual(first.sink.records().map((r) => r.cveId), ['CVE-2025-1001', 'CVE-2025-1002', 'CVE-2025-1003']);
+
+    const other = testConfig({ contentTypes: ['vulnerabilities'], vulnerabilityPageSize: 3 });
+    nockTokens([tokenReply(fakeJwt({}))]);
+    nock(apiOrigin).get(full).query(true).reply(200, cut([vuln(1), vuln(2)]));
+    nock(apiOrigin).get(full).query(true).reply(200, whole([vuln(2), vuln(1), vuln(3)]));
+    const second = await pollOnce(other, new VulnerabilitiesCollector(1), { now });
+    assert.equal(second.failed, 1);
+    assert.match(second.states[0]!.lastError!.message, /came back different \(its first 2 items differ\)/);
+    assert.equal(existsSync(new CursorStore(other.stateDir).file('acme-mde', 'vulnerabilities')), false);
+  });
+
   it("reads delta eventTimestamps as UTC in both formats (the transforms' epochMs)", () => {
     assert.equal(epochMs('2025-06-10 03:02:19'), Date.parse('2025-06-10T03:02:19Z'));
     assert.equal(epochMs('2025-06-10 03:02:19.1234567'), Date.parse('2025-06-10T03:02:19.123Z'));

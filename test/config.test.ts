@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkConfigText, ConfigError, loadConfig } from '../plugin/config/load.js';
 import { documentedDefenderHosts } from '../plugin/config/endpoints.js';
 import { redact } from '../plugin/log.js';
+import { testCertificate } from './helpers/local-https.js';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'config');
 // Inline texts are checked as if they were this file, so relative paths resolve into the fixtures.
@@ -98,7 +100,7 @@ const bad: { name: string; text: string; env?: NodeJS.ProcessEnv; expect: Expect
   {
     name: 'contentTypes with an unknown type',
     text: cfg('    contentTypes: [alerts, incidents]\n'),
-    expect: [{ pointer: '/connectors/0/contentTypes/1', line: 7, message: 'must be one of "alerts", "host", "vulnerabilities"' }],
+    expect: [{ pointer: '/connectors/0/contentTypes/1', line: 7, message: 'must be one of "alerts", "host", "vulnerabilities", "machineActions", "hunting"' }],
   },
   {
     name: 'apiEndpoint not documented',
@@ -396,9 +398,69 @@ describe('config: good configs', () => {
     assert.equal(redact('secret file-secret-value-42 leaked'), 'secret [REDACTED] leaked');
   });
 
-  it('resolves caFile against the config folder', () => {
-    const r = checkConfigText(file, cfg('    caFile: ../secrets/client-secret.txt\n'), env);
+  it('resolves caFile against the config folder, and it must be a PEM certificate', async () => {
+    const { caFile } = await testCertificate();
+    const r = checkConfigText(file, cfg(`    caFile: ${relative(dirname(file), caFile)}\n`), env);
     assert.deepEqual(r.problems, []);
-    assert.equal(r.config?.connectors[0]?.caFile, join(fixtures, 'secrets', 'client-secret.txt'));
+    assert.equal(r.config?.connectors[0]?.caFile, caFile);
+    assert.deepEqual(problemsOf(cfg('    caFile: ../secrets/client-secret.txt\n')), [
+      { pointer: '/connectors/0/caFile', line: 7, message: `${join(fixtures, 'secrets', 'client-secret.txt')} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block)` },
+    ]);
+  });
+});
+
+describe('config: hostile and broken inputs (issue 15 item 12)', () => {
+  const tmp = () => mkdtempSync(join(tmpdir(), 'df-config-'));
+
+  it('a YAML alias bomb is an error, not a crash', () => {
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 8; i++) levels.push(`l${i}: &l${i} [${Array(9).fill(i === 1 ? '*a' : `*l${i - 1}`).join(',')}]`);
+    const [p] = problemsOf(levels.join('\n') + '\n');
+    assert.match(p!.message, /^YAML: Excessive alias count .*too many nodes/);
+  });
+
+  it('a stateDir that is a file, holds a lock that is a folder, or lies under /proc is an error naming it', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'afile'), '');
+    mkdirSync(join(dir, 'state', 'collector.lock'), { recursive: true });
+    const at = (stateDir: string) => problemsOf(cfg('', `stateDir: ${stateDir}\n`)).map((p) => `${p.pointer}: ${p.message}`);
+    assert.deepEqual(at(join(dir, 'afile')), [`/stateDir: ${join(dir, 'afile')} is a file, not a folder`]);
+    assert.deepEqual(at(join(dir, 'afile', 'sub')), [`/stateDir: ${join(dir, 'afile')} is a file, not a folder`]);
+    assert.deepEqual(at(join(dir, 'state')), [`/stateDir: ${join(dir, 'state', 'collector.lock')} is a folder; expected a file (remove it)`]);
+    assert.match(at('/proc/self/state')[0]!, /^\/stateDir: \/proc\/self\/state is under \/proc, a kernel pseudo-filesystem/);
+    assert.deepEqual(at(join(dir, 'new', 'folder')), [], 'a folder still to be created is fine');
+  });
+
+  it('respond: a listen port over 65535 and one token for two entries are errors; 0.0.0.0 without TLS warns', () => {
+    const respond = (listen: string, second: string) => `respond:
+  listen: ${listen}
+  tokens:
+    - { name: a, token: '\${env:T1}', connectors: ['*'] }
+    - { name: b, token: '\${env:${second}}', connectors: ['*'] }
+`;
+    const e = { ...env, T1: 'token-one-0123456789', T2: 'token-two-0123456789' };
+    const bad = checkConfigText(file, cfg('', respond('127.0.0.1:99999', 'T1')), e);
+    assert.deepEqual(
+      bad.problems.map((p) => `${p.pointer}: ${p.message}`),
+      ['/respond/listen: port 99999 is out of range (1-65535, or 0 for any free port)', '/respond/tokens/1/token: the same token as /respond/tokens/0/token (each entry needs its own token)'],
+    );
+    assert.doesNotMatch(JSON.stringify(bad.problems), /token-one/, 'the token itself is never printed');
+    const open = checkConfigText(file, cfg('', respond('0.0.0.0:8686', 'T2')), e);
+    assert.deepEqual(open.problems, []);
+    assert.match(open.warnings.map((w) => `${w.pointer}: ${w.message}`).join('\n'), /\/respond\/listen: listens on every interface without TLS/);
+  });
+
+  it('${env:} and ${file:} without a name are errors, not a literal secret', () => {
+    assert.deepEqual(problemsOf(cfg().replace('${env:ACME_SECRET}', '${env:}')), [
+      { pointer: '/connectors/0/clientSecret', line: 6, message: '${env:} names no variable (expected ${env:NAME})' },
+    ]);
+    assert.match(problemsOf(cfg().replace('${env:ACME_SECRET}', "'x${file:}'"))[0]!.message, /^\$\{file:\} names no file/);
+  });
+
+  it('a filter regex that can backtrack exponentially is an error; an ordinary one is fine', () => {
+    const filter = (re: string) => `    logFilters:\n      - name: f\n        conditions:\n          - { field: title, op: regex, value: '${re}' }\n`;
+    assert.deepEqual(problemsOf(cfg(filter('^(a+)+$'))).map((p) => p.pointer), ['/connectors/0/logFilters/0/conditions/0/value']);
+    assert.match(problemsOf(cfg(filter('(x|y+)*z')))[0]?.message ?? '', /exponential time/);
+    assert.deepEqual(problemsOf(cfg(filter('^Suspicious (PowerShell|WMI) .*$'))), []);
   });
 });

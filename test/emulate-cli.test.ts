@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { emulateCommand, type Emulator } from '../plugin/emulate/index.js';
 import { checkConfigText } from '../plugin/config/load.js';
-import { call, msalToken, trustingAgent } from '../plugin/emulate/testing.js';
+import { call, msalFor, msalToken, trustingAgent } from '../plugin/emulate/testing.js';
 import { ConfidentialClientApplication } from '@azure/msal-node';
 import { FetchNetworkClient } from '../plugin/defender/auth.js';
 
@@ -73,12 +73,29 @@ describe('defender-fluent emulate (command)', () => {
     await assert.rejects(call(emu, agent, token, '/api/alerts'));
   });
 
+  it('--page-cap / --page-cap-next-link: list pages hold at most N items whatever $top says, and link the rest', async () => {
+    const stop = new AbortController();
+    const emu = await new Promise<Emulator>((resolve) => {
+      void emulateCommand({ port: '0', alerts: '12', machines: '3', updatesPerMinute: '0', pageCap: '5', pageCapNextLink: true, stateDir, out: capture().stream, signal: stop.signal, onReady: resolve });
+    });
+    try {
+      const agent = trustingAgent(emu);
+      const token = await msalToken(msalFor(emu, agent));
+      const page = (await call(emu, agent, token, '/api/alerts?$top=10')).json();
+      assert.equal(page.value.length, 5);
+      assert.equal(new URL(page['@odata.nextLink']).searchParams.get('$skip'), '5');
+    } finally {
+      stop.abort();
+    }
+  });
+
   it('rejects bad options with exit code 2 and says which option and why', async () => {
     const err = capture();
-    const code = await emulateCommand({ port: '70000', alerts: 'many', faults: 'explode', err: err.stream, out: capture().stream });
+    const code = await emulateCommand({ port: '70000', alerts: 'many', faults: 'explode', pageCap: '0', err: err.stream, out: capture().stream });
     assert.equal(code, 2);
     assert.match(err.text(), /--port: expected an integer from 0 to 65535, got "70000"/);
     assert.match(err.text(), /--alerts: expected an integer/);
     assert.match(err.text(), /--faults: fault "explode": unknown kind/);
+    assert.match(err.text(), /--page-cap: expected an integer from 1 to 10000, got "0"/);
   });
 });

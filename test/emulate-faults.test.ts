@@ -185,6 +185,17 @@ describe('emulator: faults', () => {
       assert.equal(emu.served.alertRecords, 30);
     }));
 
+  it('trickled body: it arrives a few bytes at a time, whole in the end (token answers too)', () =>
+    withEmulator({ faults: 'trickle:bytes=40:ms=5:on=alerts,trickle:bytes=40:ms=5:on=token' }, async (emu, agent, token) => {
+      const r = await call(emu, agent, token, '/api/alerts?$top=2');
+      assert.equal(r.status, 200);
+      assert.equal(r.json().value.length, 2);
+      assert.equal(emu.served.requests.find((q) => q.fault === 'trickle')?.complete, true);
+      const fresh = await msalToken(msalFor(emu, agent), true);
+      assert.ok(fresh);
+      assert.equal(emu.faultsFired().trickle, 2);
+    }));
+
   it('malformed JSON: 200 with a body that does not parse', () =>
     withEmulator({ faults: 'malformed' }, async (emu, agent, token) => {
       const r = await call(emu, agent, token, '/api/alerts');

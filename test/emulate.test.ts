@@ -54,7 +54,7 @@ describe('emulator: Entra token endpoint with @azure/msal-node', () => {
     const c = claimsOf(token);
     assert.equal(c.aud, 'https://api.securitycenter.microsoft.com');
     assert.equal(c.tid, emu.tenantId);
-    assert.deepEqual(c.roles, ['Alert.Read.All', 'Machine.Read.All', 'Vulnerability.Read.All', 'Machine.Isolate']);
+    assert.deepEqual(c.roles, ['Alert.Read.All', 'Machine.Read.All', 'Vulnerability.Read.All', 'Machine.Isolate', 'Machine.Scan', 'Machine.StopAndQuarantine', 'Machine.RestrictExecution', 'Machine.CollectForensics', 'Alert.ReadWrite.All', 'Machine.ReadWrite.All', 'Ti.ReadWrite']);
     assert.equal((c.exp as number) - (c.iat as number), 600);
     const paths = emu.served.requests.filter((r) => r.api === 'token').map((r) => `${r.method} ${r.path}`);
     assert.deepEqual(paths, [`GET /${emu.tenantId}/v2.0/.well-known/openid-configuration`, `POST /${emu.tenantId}/oauth2/v2.0/token`]);

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import nock from 'nock';
 import type { Config } from '../plugin/config/load.js';
 import { createLogger } from '../plugin/log.js';
@@ -141,15 +143,16 @@ describe('response sidecar: automated response (POST /v1/fluent/contain)', funct
     assert.equal(h.acme.machineGets.length, 2);
   });
 
-  it('200 concurrent requests for 50 machines isolate exactly maxPerHourPerConnector machines, none twice; the rest get 429', async () => {
+  it('200 concurrent requests for 50 machines isolate exactly maxPerHourPerConnector machines, none twice; the rest are refused per record with 200 (a decision, not a delivery failure)', async () => {
     const h = await start(enabled);
     const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => post(h, [alert(i % 50)])));
     const isolated = h.acme.posts.map((p) => p.path.split('/')[3]);
     assert.equal(isolated.length, 10);
     assert.equal(new Set(isolated).size, 10, 'no machine twice');
-    const capped = replies.filter((r) => r.status === 429);
+    assert.ok(replies.every((r) => r.status === 200), 'out_http must neither retry a refusal nor treat it as unrecoverable');
+    const capped = replies.filter((r) => r.json.results[0].code === 'cap_exceeded');
     assert.ok(capped.length > 0);
-    assert.ok(capped.every((r) => Number(r.headers['retry-after']) > 0 && r.json.results[0].code === 'cap_exceeded'));
+    assert.ok(capped.every((r) => r.json.results[0].status === 'refused' && r.json.results[0].httpStatus === 429));
     const accepted = replies.filter((r) => r.json.results[0].status === 'accepted');
     assert.equal(accepted.length, 10);
     const audit = auditLines(h.config.stateDir);
@@ -172,22 +175,57 @@ describe('response sidecar: automated response (POST /v1/fluent/contain)', funct
     assert.ok(acme.length <= 8 && globex.length <= 8, `${acme.length} + ${globex.length}`);
     assert.equal(new Set(acme).size, acme.length);
     assert.equal(new Set(globex).size, globex.length);
-    assert.ok(replies.some((r) => r.status === 429 && /maxPerHour \(12\)/.test(JSON.stringify(r.json))));
+    assert.ok(replies.some((r) => r.status === 200 && /maxPerHour \(12\)/.test(JSON.stringify(r.json))));
   });
 
-  it('a restart keeps the caps and the per-machine dedupe (restored from the audit log)', async () => {
-    const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
-    await post(h1, [alert(1), alert(2)]);
-    assert.equal(h1.acme.posts.length, 2);
-    await h1.server.close();
+  /** Stops `h` and starts a sidecar on the same config and state; `between` runs while it is down. */
+  async function restart(h: Harness, between?: (stateDir: string) => void): Promise<Harness> {
+    await h.server.close();
+    between?.(h.config.stateDir);
     nock.cleanAll();
     nockEntra();
-    const h2 = await start({ ...enabled, maxPerHourPerConnector: 2 }, h1.config);
-    const r = await post(h2, [alert(1), alert(3)]);
-    assert.equal(r.json.results[0].status, 'duplicate');
-    assert.equal(r.json.results[1].status, 'refused');
-    assert.equal(r.status, 429);
-    assert.equal(h2.acme.posts.length, 0);
+    return start({}, h.config);
+  }
+
+  for (const rotated of [false, true]) {
+    it(`a restart${rotated ? ' after audit.log was rotated' : ''} keeps the caps and the per-machine dedupe`, async () => {
+      const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
+      await post(h1, [alert(1), alert(2)]);
+      assert.equal(h1.acme.posts.length, 2);
+      const h2 = await restart(h1, (dir) => rotated && renameSync(join(dir, 'audit.log'), join(dir, 'audit.log.1')));
+      const r = await post(h2, [alert(1), alert(3)]);
+      assert.equal(r.json.results[0].status, 'duplicate');
+      assert.equal(r.json.results[1].status, 'refused');
+      assert.equal(r.status, 200);
+      assert.equal(h2.acme.posts.length, 0);
+    });
+  }
+
+  it('state from before the caps file: restored from audit.log once, then kept in the file', async () => {
+    const h1 = await start({ ...enabled, maxPerHourPerConnector: 2 });
+    await post(h1, [alert(1), alert(2)]);
+    const h2 = await restart(h1, (dir) => rmSync(join(dir, 'respond-caps.json')));
+    const h3 = await restart(h2, (dir) => rmSync(join(dir, 'audit.log')));
+    assert.equal((await post(h3, [alert(3)])).json.results[0].status, 'refused');
+    assert.equal(h3.acme.posts.length, 0);
+  });
+
+  it('a damaged caps file stops the sidecar from starting rather than starting with empty caps', async () => {
+    const config = respondConfig({ auto: enabled });
+    writeFileSync(join(config.stateDir, 'respond-caps.json'), '{"v":1,"entries":[');
+    const server = new RespondServer({ config, sink: new MemorySink(), logger: createLogger('warn', new PassThrough().resume()) });
+    await assert.rejects(server.listen('127.0.0.1:0'), /respond-caps\.json: not valid JSON/);
+    await server.close();
+  });
+
+  it('an isolation that cannot be recorded in the caps file is not made', async () => {
+    const config = respondConfig({ auto: enabled });
+    const h = await start(enabled, config);
+    mkdirSync(join(config.stateDir, 'respond-caps.json'), { recursive: true });
+    const r = await post(h, [alert(1)]);
+    assert.equal(r.json.results[0].status, 'error');
+    assert.equal(r.json.results[0].code, 'cap_state_unwritable');
+    assert.equal(h.acme.posts.length, 0);
   });
 
   it('dry runs restored after a restart do not stop real isolation once dryRun is turned off', async () => {

@@ -213,6 +213,49 @@ describe('response sidecar', function () {
     });
   });
 
+  describe('request paths', () => {
+    it('a malformed percent-encoding in the path or query → 400 naming the part (never 500), audited, no stack trace', async () => {
+      h = await start();
+      const cases: [string, string, string, RegExp][] = [
+        ['GET', '/v1/actions/%zz', 'malformed_path', /path segment 3 \("%zz"\)/],
+        ['GET', '/v1/actions/%zz?connector=acme-mde', 'malformed_path', /path segment 3 \("%zz"\)/],
+        ['GET', '/v1/hosts/%E0%A4%A/isolation', 'malformed_path', /path segment 3 \("%E0%A4%A"\)/],
+        ['GET', '/v1/hosts/%E0%A4%A/isolation?connector=acme-mde', 'malformed_path', /path segment 3 \("%E0%A4%A"\)/],
+        ['GET', '/v1/hosts/abc%/isolation', 'malformed_path', /path segment 3 \("abc%"\)/],
+        ['GET', '/v1/%C0%AF/x', 'malformed_path', /path segment 2 \("%C0%AF"\)/],
+        ['GET', `/v1/actions/b3e1f7a2-9c4d-4e58-a6b0-2d7c91e4f835?connector=%zz`, 'malformed_query', /query parameter 1 \("connector=%zz"\)/],
+        ['GET', `/v1/hosts/${M1}/isolation?connector=acme-mde&x%E0=1`, 'malformed_query', /query parameter 2 \("x%E0=1"\)/],
+        ['GET', '/v1/status?connector=%ff', 'malformed_query', /query parameter 1/],
+        ['POST', '/v1/actions/contain?connector=%', 'malformed_query', /query parameter 1/],
+        ['POST', '/v1/fluent/contain?connector=%E0%A4%A', 'malformed_query', /query parameter 1/],
+      ];
+      for (const [method, path, code, message] of cases) {
+        const body = method === 'POST' ? { connector: 'acme-mde', machineId: M1, comment: 'x' } : undefined;
+        const r = await call(h.base, method, path, { token: tokens.soar, body });
+        assert.equal(r.status, 400, `${method} ${path}: ${r.text}`);
+        assert.equal(r.json?.error?.code, code, `${method} ${path}: ${r.text}`);
+        assert.match(r.json.error.message, message, `${method} ${path}`);
+        assert.match(r.json.error.message, /percent-encoding/, `${method} ${path}`);
+        assert.doesNotMatch(r.text, /URIError|at \S+ \(|\.ts:\d+/, `${method} ${path}: no stack trace`);
+      }
+      // without a token too: the request target is checked before anything else
+      const anon = await call(h.base, 'GET', '/v1/actions/%zz');
+      assert.equal(anon.status, 400);
+      assert.equal(anon.json.error.code, 'malformed_path');
+      const audit = auditLines(h.config.stateDir);
+      assert.equal(audit.length, cases.length + 1, 'every refusal audited');
+      for (const a of audit) {
+        assert.equal(a.microsoft_defender.outcome, 'refused');
+        assert.equal(a.microsoft_defender.httpStatus, 400);
+        assert.match(a.microsoft_defender.reason, /^malformed_(path|query): /);
+      }
+      assert.doesNotMatch(h.logs(), /URIError|internal error|"status":500/);
+      assert.equal(h.acme.posts.length + h.acme.machineGets.length, 0);
+      // well-formed encodings still decode as before
+      assert.equal((await call(h.base, 'GET', `/v1/hosts/${M1.slice(0, 39)}%63/isolation?connector=acme%2Dmde`, { token: tokens.soar })).status, 200);
+    });
+  });
+
   describe('contain and release', () => {
     it('contains by machine id: POST isolate with {Comment, IsolationType}, 202 with the Pending action, audited', async () => {
       h = await start();

@@ -18,6 +18,8 @@ const required: Record<string, string[]> = {
   'alerts.syslog': ['every-evidence-type', 'evidence-empty', 'evidence-missing', 'empty-page', 'unknown-extra-fields', 'nulls-everywhere', 'non-ascii-names', 'description-100kb', 'fixture-page1', 'docs-alerts-md-example', 'status-update-weeks-later', 'network-registry-evidence', 'av-prevented'],
   'host.syslog': ['fixture-machines', 'no-ipaddresses', 'nulls-everywhere', 'non-ascii-names', 'unknown-extra-fields', 'empty-page', 'nic-order-and-states', 'merged-excluded-cloud'],
   'host.assets': ['fixture-machines', 'no-ipaddresses', 'nulls-everywhere', 'non-ascii-names', 'unknown-extra-fields', 'empty-page', 'nic-order-and-states', 'merged-excluded-cloud'],
+  'hunting.syslog': ['graph-docs-example', 'every-mapped-field', 'no-mapping-no-severity'],
+  'machine-actions.syslog': ['docs-list-example', 'docs-get-isolate-example', 'failed-cancelled-and-pending', 'nulls-everywhere', 'empty-page', 'unknown-extra-fields'],
   'vulnerabilities.syslog': ['null-cveid', 'both-timestamp-formats', 'fixture-export-page', 'fixture-delta-page', 'nulls-everywhere', 'empty-page', 'delta-fixed-exploited-and-tvm'],
 };
 

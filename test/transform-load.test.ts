@@ -31,7 +31,7 @@ describe('transform load-time checks', () => {
     assert.deepEqual(validateTransforms(transformsDir), []);
     const r = loadMapper(transformsDir);
     assert.ok(r.ok);
-    assert.deepEqual(r.mapper.transforms.map((t) => t.name), ['alerts.syslog', 'host.assets', 'host.syslog', 'vulnerabilities.syslog']);
+    assert.deepEqual(r.mapper.transforms.map((t) => t.name), ['alerts.syslog', 'host.assets', 'host.syslog', 'hunting.syslog', 'machine-actions.syslog', 'vulnerabilities.syslog']);
   });
 
   it('a misspelled source field is an error with a suggestion, file, pointer and line', () => {

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { parse } from 'yaml';
-import { checkConfigText, type Config } from '../config/load.js';
+import { checkConfigText, type Config, type ContentType } from '../config/load.js';
 import type { CheckConfigProblem, CheckItem, CheckOutput, ConnectorCheckReport } from '../generated/check-output.js';
 import { redact, redactValue, registerSecret } from '../log.js';
 import { version } from '../paths.js';
@@ -58,7 +58,7 @@ function connectorIndex(pointer: string): number | undefined {
 }
 
 /** Clears the connector's red status after a passing test (the collector's next failure sets it again). */
-function clearRedStatus(config: Config, report: ConnectorCheckReport, contentTypes: readonly ('alerts' | 'host' | 'vulnerabilities')[]): void {
+function clearRedStatus(config: Config, report: ConnectorCheckReport, contentTypes: readonly ContentType[]): void {
   const store = new StatusStore(config.stateDir);
   store.clearRed(report.name, contentTypes);
   store.save();
@@ -139,7 +139,8 @@ export async function testCommand(opts: TestCommandOptions): Promise<number> {
   write(`defender-fluent test: ${scopeNote}\n\n`);
   for (const i of indexes) {
     const c = config.connectors[i]!;
-    const report = await checkConnector(c, { stateDir: config.stateDir, pointer: `/connectors/${i}`, env }, [configItem(i)]);
+    const respondActions = [...new Set((config.respond?.tokens ?? []).filter((t) => t.connectors.includes('*') || t.connectors.includes(c.name)).flatMap((t) => t.actions ?? []))];
+    const report = await checkConnector(c, { stateDir: config.stateDir, pointer: `/connectors/${i}`, env, respondActions }, [configItem(i)]);
     if (report.ok) {
       try {
         clearRedStatus(config, report, c.contentTypes);

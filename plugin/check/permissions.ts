@@ -46,19 +46,37 @@ export interface PermissionNeed {
   probe: ProbeId;
 }
 
-export type ProbeId = ContentType | 'respond';
+/** hunting is checked on its own Graph token (checkHunting), not with the WindowsDefenderATP roles */
+export type ProbeId = Exclude<ContentType, 'hunting'> | 'respond';
 
-const contentNeeds: Record<ContentType, string[]> = {
+const contentNeeds: Record<ProbeId & ContentType, string[]> = {
   alerts: ['Alert.Read.All', 'Alert.ReadWrite.All'],
   host: ['Machine.Read.All', 'Machine.ReadWrite.All'],
   vulnerabilities: ['Vulnerability.Read.All'],
+  // GET /api/machineactions: Machine.Read.All or Machine.ReadWrite.All (get-machineactions-collection.md)
+  machineActions: ['Machine.Read.All', 'Machine.ReadWrite.All'],
 };
 
-/** What the connector's functions and content types need from the WindowsDefenderATP API. */
-export function permissionNeeds(connector: Pick<Connector, 'functions' | 'contentTypes'>): PermissionNeed[] {
+/** The permission each response action beside contain / release needs (the sidecar's respond.tokens[].actions). */
+const actionNeeds: Record<string, string[]> = {
+  scan: ['Machine.Scan'],
+  quarantine: ['Machine.StopAndQuarantine'],
+  restrict: ['Machine.RestrictExecution'],
+  unrestrict: ['Machine.RestrictExecution'],
+  'collect-package': ['Machine.CollectForensics'],
+  'update-alert': ['Alert.ReadWrite.All'],
+  tag: ['Machine.ReadWrite.All'],
+  indicators: ['Ti.ReadWrite', 'Ti.ReadWrite.All'],
+};
+
+/**
+ * What the connector's functions and content types need from the WindowsDefenderATP API, and the
+ * response actions some token may call on it (`respondActions`).
+ */
+export function permissionNeeds(connector: Pick<Connector, 'functions' | 'contentTypes'>, respondActions: readonly string[] = []): PermissionNeed[] {
   const needs: PermissionNeed[] = [];
   if (connector.functions.includes('collect')) {
-    for (const ct of connector.contentTypes) needs.push({ purpose: ct, anyOf: contentNeeds[ct], probe: ct });
+    for (const ct of connector.contentTypes) if (ct !== 'hunting') needs.push({ purpose: ct, anyOf: contentNeeds[ct], probe: ct });
   }
   if (connector.functions.includes('respond')) {
     needs.push({ purpose: 'respond: isolate / release', anyOf: ['Machine.Isolate'], probe: 'respond' });
@@ -66,6 +84,10 @@ export function permissionNeeds(connector: Pick<Connector, 'functions' | 'conten
     // read permission even when the connector does not collect hosts.
     if (!needs.some((n) => n.anyOf.includes('Machine.Read.All'))) {
       needs.push({ purpose: 'respond: follow the action status', anyOf: contentNeeds.host, probe: 'respond' });
+    }
+    for (const action of respondActions) {
+      const anyOf = actionNeeds[action];
+      if (anyOf && !needs.some((n) => n.anyOf.join() === anyOf.join())) needs.push({ purpose: `respond: ${action}`, anyOf, probe: 'respond' });
     }
   }
   return needs;

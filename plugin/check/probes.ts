@@ -8,7 +8,7 @@ import { permissionNeeds, type PermissionNeed, type ProbeId } from './permission
  */
 export interface Probe {
   id: ProbeId;
-  checkId: 'api:alerts' | 'api:host' | 'api:vulnerabilities' | 'api:respond';
+  checkId: `api:${ProbeId}`;
   title: string;
   path: string;
   query: Record<string, string | number>;
@@ -30,6 +30,7 @@ const table: Record<ProbeId, Omit<Probe, 'needs' | 'id'>> = {
     family: 'export',
     notFoundIsEmpty: false,
   },
+  machineActions: { checkId: 'api:machineActions', title: 'machine actions API', path: '/api/machineactions', query: { $top: 1 }, family: 'standard', notFoundIsEmpty: false },
   // Harmless: lists at most one machine action; nothing is isolated or released.
   respond: { checkId: 'api:respond', title: 'machine actions API', path: '/api/machineactions', query: { $top: 1 }, family: 'standard', notFoundIsEmpty: false },
 };
@@ -37,7 +38,7 @@ const table: Record<ProbeId, Omit<Probe, 'needs' | 'id'>> = {
 export function probesFor(connector: Pick<Connector, 'functions' | 'contentTypes'>): Probe[] {
   const needs = permissionNeeds(connector);
   const ids: ProbeId[] = [];
-  if (connector.functions.includes('collect')) ids.push(...connector.contentTypes);
+  if (connector.functions.includes('collect')) ids.push(...connector.contentTypes.filter((ct) => ct !== 'hunting'));
   if (connector.functions.includes('respond')) ids.push('respond');
   return ids.map((id) => ({
     id,

@@ -8,6 +8,7 @@ import { createAgent } from '../defender/http.js';
 import { registerSecret } from '../log.js';
 import type { CheckItem, ConnectorCheckReport } from '../generated/check-output.js';
 import { explainApiError, explainTokenError, type Explanation } from './explain.js';
+import { checkHunting } from './hunting.js';
 import { acquireTestLock } from './lock.js';
 import { describeNeed, missingNeeds, permissionNeeds, readTokenRoles } from './permissions.js';
 import { probesFor, probeUrl, type Probe } from './probes.js';
@@ -17,6 +18,8 @@ export interface RunContext {
   /** JSON pointer of the connector in the config, e.g. /connectors/0 */
   pointer: string;
   env?: NodeJS.ProcessEnv;
+  /** the response actions some respond token may call on this connector (their permissions are checked too) */
+  respondActions?: readonly string[];
 }
 
 function keysOf(x: Explanation, pointer: string): string[] {
@@ -91,7 +94,7 @@ export async function checkConnector(c: Connector, ctx: RunContext, checks: Chec
     }
 
     // ── permissions (before any data call) ──
-    const needs = permissionNeeds(c);
+    const needs = permissionNeeds(c, ctx.respondActions);
     const roles = readTokenRoles(token);
     let unmet = new Set<string>();
     let granted: string[] | undefined;
@@ -152,6 +155,7 @@ export async function checkConnector(c: Connector, ctx: RunContext, checks: Chec
       if (item.request?.status === 404 && item.result === 'fail') endpointNotFound = true;
       checks.push(item);
     }
+    if (c.functions.includes('collect') && c.contentTypes.includes('hunting')) checks.push(await checkHunting(c, ctx.pointer));
   } finally {
     agent.destroy();
     await lock.release();

@@ -1,16 +1,16 @@
-import { sleepUnless } from '../defender/budget.js';
-import type { OpenedPage, PageEnd } from '../defender/client.js';
+import type { Connector, ContentType } from '../config/load.js';
 import { DefenderApiError } from '../defender/errors.js';
-import { backoffMs, retryPolicy } from '../defender/retry.js';
 import { InFlightDeliveries } from './in-flight.js';
+import { readPageRetrying } from './page-retry.js';
 import { PageAhead } from './read-ahead.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
+/** The cursor of a WindowedCollector (alerts, machine actions). */
 export interface AlertsCursor {
   v: 1;
-  /** every alert with lastUpdateTime < watermark has been delivered */
+  /** every item with an update time < watermark has been delivered */
   watermark: string;
-  /** id|lastUpdateTime of alerts delivered within the overlap before the watermark */
+  /** id|update time of items delivered within the overlap before the watermark */
   seen: string[];
   /**
    * A window of several pages begun and not finished (a failed poll, a kill): it is resumed with
@@ -52,31 +52,70 @@ export const defaultAlertsOptions: AlertsOptions = { pageSize: 10_000, maxWindow
 
 type PageRequest = { path: string; query?: Record<string, string | number> };
 
-const key = (a: Record<string, unknown>): string => `${String(a.id)}|${String(a.lastUpdateTime)}`;
+/**
+ * A list API read in windows of an update time (alerts by lastUpdateTime, machine actions by
+ * lastUpdateDateTimeUtc): what differs between them; the windows, overlap, dedupe, journal and
+ * cursor are WindowedCollector's.
+ */
+export interface WindowedSource {
+  content: Extract<ContentType, 'alerts' | 'machineActions'>;
+  /** e.g. /api/alerts */
+  path: string;
+  /** the field $filter compares with the window's bounds */
+  filterField: string;
+  /** the entity's update time: the first of these fields that is a string (the docs spell some two ways) */
+  timeFields: string[];
+  /** further query parameters of every page ($expand) */
+  query?: Record<string, string>;
+  /** what the API calls one item, for messages */
+  noun: string;
+  overlapMinutes(connector: Connector): number;
+}
+
+export const alertsSource: WindowedSource = {
+  content: 'alerts',
+  path: '/api/alerts',
+  filterField: 'lastUpdateTime',
+  timeFields: ['lastUpdateTime'],
+  query: { $expand: 'evidence' },
+  noun: 'alert',
+  overlapMinutes: (c) => c.alertOverlapMinutes,
+};
 
 /**
- * Alerts by lastUpdateTime windows. The window end is pinned for every page of a window; the start
- * reaches back `alertOverlapMinutes` behind the watermark to catch alerts indexed late, and what was
- * already delivered there is skipped by id + lastUpdateTime (an updated alert has a new
- * lastUpdateTime, so it is a new record). Pages use $top/$skip; a nextLink is followed when present.
- * A window ends on a page with nothing new past the previous page, never on a short page alone.
+ * Items by windows of their update time (alerts: lastUpdateTime). The window end is pinned for
+ * every page of a window; the start reaches back the overlap (`alertOverlapMinutes`) behind the
+ * watermark to catch items indexed late, and what was already delivered there is skipped by id +
+ * update time (an updated alert has a new lastUpdateTime, so it is a new record). Pages use
+ * $top/$skip; a nextLink is followed when present. A window ends on a page with nothing new past
+ * the previous page, never on a short page alone.
  */
-export class AlertsCollector implements CollectorTask {
-  readonly content = 'alerts' as const;
+export class WindowedCollector implements CollectorTask {
+  readonly content: WindowedSource['content'];
 
   private readonly opts: AlertsOptions;
+  private readonly timeOf: (a: Record<string, unknown>) => string | undefined;
 
-  constructor(opts: Partial<AlertsOptions> = {}) {
+  constructor(
+    private readonly source: WindowedSource,
+    opts: Partial<AlertsOptions> = {},
+  ) {
+    this.content = source.content;
     this.opts = { ...defaultAlertsOptions, ...opts };
+    this.timeOf = (a) => {
+      for (const f of source.timeFields) if (typeof a[f] === 'string') return a[f] as string;
+      return undefined;
+    };
   }
 
   async poll(ctx: TaskContext): Promise<PollResult> {
     const { connector, cursors } = ctx;
-    const cursor = await cursors.load(connector.name, 'alerts', isAlertsCursor);
+    const content = this.content;
+    const cursor = await cursors.load(connector.name, content, isAlertsCursor);
     const now = ctx.clock.now();
-    cursors.assertNotAhead(connector.name, 'alerts', { watermark: cursor?.watermark, 'partial window start': cursor?.partial?.start }, now);
-    const overlapMs = connector.alertOverlapMinutes * 60_000;
-    const journal = cursors.journal(connector.name, 'alerts');
+    cursors.assertNotAhead(connector.name, content, { watermark: cursor?.watermark, 'partial window start': cursor?.partial?.start }, now);
+    const overlapMs = this.source.overlapMinutes(connector) * 60_000;
+    const journal = cursors.journal(connector.name, content);
     let windowStart = cursor?.partial ? Date.parse(cursor.partial.start) : cursor ? Date.parse(cursor.watermark) - overlapMs : now - connector.lookbackHours * 3600_000;
     let resumeEnd = cursor?.partial ? Date.parse(cursor.partial.end) : undefined;
     let carry = new Set(cursor?.seen ?? []);
@@ -97,13 +136,13 @@ export class AlertsCollector implements CollectorTask {
         if (journaled) return journal.append(keys);
         await journal.start(keys);
         const partial = { start: new Date(start).toISOString(), end: new Date(windowEnd).toISOString() };
-        await cursors.save(connector.name, 'alerts', { v: 1, ...committed, partial } satisfies AlertsCursor);
+        await cursors.save(connector.name, content, { v: 1, ...committed, partial } satisfies AlertsCursor);
         journaled = true;
       };
       const nextCarry = await this.collectWindow(ctx, { start, end: windowEnd, carry, delivered, checkpoint }, overlapMs, result);
       resumeEnd = undefined;
       committed = { watermark: new Date(windowEnd).toISOString(), seen: [...nextCarry] };
-      await cursors.save(connector.name, 'alerts', { v: 1, ...committed } satisfies AlertsCursor);
+      await cursors.save(connector.name, content, { v: 1, ...committed } satisfies AlertsCursor);
       if (journaled) await journal.remove();
       result.cursor = committed.watermark;
       carry = nextCarry;
@@ -113,34 +152,7 @@ export class AlertsCollector implements CollectorTask {
   }
 
   /**
-   * Streams one page in slices (memory stays bounded by the slice, not the 10 000-alert page). A
-   * page cut short or malformed mid-stream is asked for again a few times: failing the poll instead
-   * re-reads, and re-delivers, the whole window. `restart` resets the per-attempt bookkeeping.
-   */
-  private async streamPage(
-    ctx: TaskContext,
-    request: PageRequest,
-    restart: () => void,
-    onItems: (items: Record<string, unknown>[]) => Promise<void>,
-    /** the same page, asked for ahead of time: read on the first attempt */
-    opened: Promise<OpenedPage> | null,
-  ): Promise<PageEnd> {
-    for (let attempt = 0; ; attempt++) {
-      restart();
-      try {
-        const page = attempt === 0 && opened ? await opened : await ctx.client.openPage(request);
-        return await page.read(this.opts.sliceSize, onItems);
-      } catch (e) {
-        const cut = e instanceof DefenderApiError && e.errorClass === 'malformed' && e.status === 200;
-        if (!cut || attempt >= retryPolicy.maxTransientRetries) throw e;
-        ctx.logger.warn({ connector: ctx.connector.name, err: e }, 'alerts page cut short or malformed; asking for it again');
-        await sleepUnless(ctx.clock, backoffMs(attempt), ctx.signal);
-      }
-    }
-  }
-
-  /**
-   * Delivers every alert with start ≤ lastUpdateTime < end that is neither in `carry` (delivered
+   * Delivers every item with start ≤ update time < end that is neither in `carry` (delivered
    * by an earlier poll) nor in `delivered` (by this window before a restart: its journal); returns
    * the keys to carry on. After every page but the last, once all of it is acknowledged,
    * `checkpoint` gets the keys that page delivered.
@@ -157,7 +169,8 @@ export class AlertsCollector implements CollectorTask {
     // The next $skip page starts this many items before the end of the last: the margin, but at most
     // half of a short page (a server capping pages at 50 would otherwise be read one item a call).
     const stepBack = (count: number) => Math.min(margin, Math.floor(count / 2));
-    const filter = `lastUpdateTime ge ${new Date(windowStart).toISOString()} and lastUpdateTime lt ${new Date(windowEnd).toISOString()}`;
+    const { path, filterField } = this.source;
+    const filter = `${filterField} ge ${new Date(windowStart).toISOString()} and ${filterField} lt ${new Date(windowEnd).toISOString()}`;
     const nextCarry = new Set<string>();
     const carryFrom = windowEnd - overlapMs;
     // Every delivery of the window is acknowledged before it returns (and the cursor moves).
@@ -171,7 +184,7 @@ export class AlertsCollector implements CollectorTask {
     /** pages of this window read, and keys delivered by ones not yet journaled (see below) */
     let pagesRead = 0;
     let unjournaled: string[] = [];
-    const skipPage = (at: number): PageRequest => ({ path: '/api/alerts', query: { $filter: filter, $expand: 'evidence', $top: pageSize, $skip: at } });
+    const skipPage = (at: number): PageRequest => ({ path, query: { $filter: filter, ...this.source.query, $top: pageSize, $skip: at } });
     // The next $skip page is asked for once 90 % of this one has arrived: a page that far along is
     // most likely full, so a next one is needed (asked earlier, a window of 5 000–9 999 alerts
     // would waste a call of the budget on an empty page).
@@ -188,9 +201,12 @@ export class AlertsCollector implements CollectorTask {
         let repeated = 0;
         let read = 0;
         pagesRead++;
-        const page = await this.streamPage(
+        const page = await readPageRetrying(
           ctx,
-          request,
+          path,
+          // the same page, asked for ahead of time: read on the first attempt
+          (attempt) => (attempt === 0 && opened ? opened : ctx.client.openPage(request)),
+          this.opts.sliceSize,
           () => {
             thisPage = new Set();
             repeated = 0;
@@ -204,18 +220,19 @@ export class AlertsCollector implements CollectorTask {
             }
             const fresh: Record<string, unknown>[] = [];
             for (const a of items) {
-              if (typeof a.id !== 'string' || typeof a.lastUpdateTime !== 'string') {
+              const updated = this.timeOf(a);
+              if (typeof a.id !== 'string' || updated === undefined) {
                 // Kept and delivered (the transforms mark what they cannot map), never a reason to fail
                 // the window: that would re-deliver everything before it at every interval.
-                ctx.logger.warn({ connector: ctx.connector.name, id: a.id }, 'alert without id or lastUpdateTime: delivered without dedupe');
+                ctx.logger.warn({ connector: ctx.connector.name, id: a.id }, `${this.source.noun} without id or ${this.source.timeFields.join(' / ')}: delivered without dedupe`);
                 fresh.push(a);
                 continue;
               }
-              const k = key(a);
+              const k = `${a.id}|${updated}`;
               thisPage.add(k);
               if (previousPage.has(k)) repeated++;
               // delivered before (by an earlier poll or this window) or now: inside the next overlap, skipped there
-              if (Date.parse(a.lastUpdateTime) >= carryFrom) nextCarry.add(k);
+              if (Date.parse(updated) >= carryFrom) nextCarry.add(k);
               if (carry.has(k) || previousPage.has(k) || deliveredHere.has(k) || delivered.has(k)) continue;
               fresh.push(a);
               deliveredHere.add(k);
@@ -223,12 +240,11 @@ export class AlertsCollector implements CollectorTask {
             if (fresh.length) await inFlight.add(ctx.emit(fresh));
             result.records += fresh.length;
           },
-          opened,
         );
         // $skip advances past the re-read overlap (at most half the previous page), so a page made
         // only of the previous page's alerts means the server ignored $skip: stop instead of looping forever.
         if (page.count > overlap && repeated === page.count) {
-          throw new DefenderApiError(`GET /api/alerts: page at $skip=${skip} repeats the previous page (paging loop)`, { errorClass: 'paging' });
+          throw new DefenderApiError(`GET ${path}: page at $skip=${skip} repeats the previous page (paging loop)`, { errorClass: 'paging' });
         }
         result.pages++;
         ctx.progress?.({ pages: result.pages, records: result.records, cursor: new Date(windowStart).toISOString() });
@@ -259,7 +275,7 @@ export class AlertsCollector implements CollectorTask {
           unjournaled = [];
         }
         if (link) {
-          if (linksSeen.has(link)) throw new DefenderApiError(`GET /api/alerts: @odata.nextLink repeats a link already followed (paging loop)`, { errorClass: 'paging' });
+          if (linksSeen.has(link)) throw new DefenderApiError(`GET ${path}: @odata.nextLink repeats a link already followed (paging loop)`, { errorClass: 'paging' });
           linksSeen.add(link);
           ctx.client.url(link); // refuses off-host links before any request
           nextLink = link;
@@ -272,5 +288,12 @@ export class AlertsCollector implements CollectorTask {
     } finally {
       ahead.drop();
     }
+  }
+}
+
+/** Alerts by lastUpdateTime, with their evidence. */
+export class AlertsCollector extends WindowedCollector {
+  constructor(opts: Partial<AlertsOptions> = {}) {
+    super(alertsSource, opts);
   }
 }

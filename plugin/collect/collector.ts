@@ -10,6 +10,8 @@ import type { RecordMapper } from '../transform/mapper.js';
 import { AlertsCollector } from './alerts.js';
 import { CursorStore } from './cursor-store.js';
 import { HostCollector } from './host.js';
+import { HuntingCollector } from './hunting.js';
+import { MachineActionsCollector } from './machine-actions.js';
 import { makeEmitter, newCounters, type RecordFilter, type TaskCounters } from './pipeline.js';
 import { type CollectorTask, type PollResult, StoppedError } from './task.js';
 import { VulnerabilitiesCollector } from './vulnerabilities.js';
@@ -49,8 +51,14 @@ export interface CollectorOptions {
   taskFor?: (content: ContentType) => CollectorTask;
 }
 
-const defaultTask = (content: ContentType): CollectorTask =>
-  content === 'alerts' ? new AlertsCollector() : content === 'host' ? new HostCollector() : new VulnerabilitiesCollector();
+const tasks: Record<ContentType, () => CollectorTask> = {
+  alerts: () => new AlertsCollector(),
+  host: () => new HostCollector(),
+  vulnerabilities: () => new VulnerabilitiesCollector(),
+  machineActions: () => new MachineActionsCollector(),
+  hunting: () => new HuntingCollector(),
+};
+const defaultTask = (content: ContentType): CollectorTask => tasks[content]();
 
 interface Runner {
   state: TaskState;

@@ -1,10 +1,9 @@
-import { sleepUnless } from '../defender/budget.js';
 import type { PageEnd } from '../defender/client.js';
 import { DefenderApiError } from '../defender/errors.js';
-import { backoffMs, retryPolicy } from '../defender/retry.js';
 import { DigestTable } from '../state/digest-table.js';
 import { CursorError, resetCommand } from './cursor-store.js';
 import { InFlightDeliveries } from './in-flight.js';
+import { readPageRetrying } from './page-retry.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 /** The host cursor; the digests of the machines as last delivered are saved beside it (StateStore.saveDigests), out of the heap. */
@@ -78,9 +77,12 @@ export class HostCollector implements CollectorTask {
       let pageDigests: Buffer[] = [];
       let repeated = 0;
       try {
-        page = await this.readPage(
+        // a page cut short or malformed (a 200 without a `value` array too) is asked for again, as for alerts
+        page = await readPageRetrying(
           ctx,
-          request,
+          'machines',
+          () => ctx.client.openPage(request),
+          this.sliceSize,
           () => {
             pageIds = [];
             pageDigests = [];
@@ -89,7 +91,13 @@ export class HostCollector implements CollectorTask {
           async (machines) => {
             const changed: Record<string, unknown>[] = [];
             for (const m of machines) {
-              if (typeof m.id !== 'string') throw new DefenderApiError('GET /api/machines: a machine without id', { errorClass: 'malformed' });
+              if (typeof m.id !== 'string') {
+                // Delivered (the transforms mark it) rather than failing every poll; with no id to key a
+                // digest on, it is delivered again each poll, which keeps it visible until fixed.
+                ctx.logger.warn({ connector: ctx.connector.name }, 'machine without id: delivered without a digest');
+                changed.push(m);
+                continue;
+              }
               if (digests.has(m.id)) repeated++;
               const d = DigestTable.digest(m);
               pageIds.push(m.id);
@@ -150,25 +158,6 @@ export class HostCollector implements CollectorTask {
       return DigestTable.fromEntries(bytes);
     } catch (e) {
       throw new CursorError(`of ${name}:host`, resetCommand(name, 'host'), (e as Error).message, 'is incomplete');
-    }
-  }
-
-  /**
-   * One page, streamed in slices. A page cut short or malformed (including a 200 without a `value`
-   * array) is asked for again a few times, as for alerts; then the poll fails and the digests stay
-   * as they were. `restart` resets the per-attempt bookkeeping.
-   */
-  private async readPage(ctx: TaskContext, request: { path: string; query?: Record<string, string | number> }, restart: () => void, onItems: (items: Record<string, unknown>[]) => Promise<void>): Promise<PageEnd> {
-    for (let attempt = 0; ; attempt++) {
-      restart();
-      try {
-        return await ctx.client.streamPage(request, this.sliceSize, onItems);
-      } catch (e) {
-        const cut = e instanceof DefenderApiError && e.errorClass === 'malformed' && e.status === 200;
-        if (!cut || attempt >= retryPolicy.maxTransientRetries) throw e;
-        ctx.logger.warn({ connector: ctx.connector.name, err: e }, 'machines page cut short or malformed; asking for it again');
-        await sleepUnless(ctx.clock, backoffMs(attempt), ctx.signal);
-      }
     }
   }
 }

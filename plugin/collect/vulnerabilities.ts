@@ -1,6 +1,8 @@
+import { createHash, type Hash } from 'node:crypto';
 import { DefenderApiError } from '../defender/errors.js';
 import { epochMs } from '../transform/convert.js';
 import { InFlightDeliveries } from './in-flight.js';
+import { readPageRetrying } from './page-retry.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 const fullPath = '/api/machines/SoftwareVulnerabilitiesByMachine';
@@ -54,6 +56,7 @@ export class VulnerabilitiesCollector implements CollectorTask {
     const now = ctx.clock.now();
     cursors.assertNotAhead(connector.name, 'vulnerabilities', { since: cursor.since, baselineAt: cursor.baselineAt }, now);
     const result: PollResult = { pages: 0, records: 0, cursor: '' };
+    cursor = await this.dropForeignLink(ctx, cursor);
     const baselineDue = !cursor.baselineAt || now - Date.parse(cursor.baselineAt) >= connector.vulnerabilityBaselineDays * 86_400_000;
     const deltaOutOfReach = !cursor.since || now - Date.parse(cursor.since) >= deltaReachMs;
     const resumeFull = cursor.progress?.kind === 'full';
@@ -65,6 +68,25 @@ export class VulnerabilitiesCollector implements CollectorTask {
     }
     result.cursor = `baseline ${cursor.baselineAt ?? 'none'}, since ${cursor.since ?? 'none'}`;
     return result;
+  }
+
+  /**
+   * A saved page link on another host than the configured apiEndpoint (changed since the link was
+   * saved) is never followed: the export starts over (a delta, from its saved position) instead of
+   * failing every interval until --reset-cursor.
+   */
+  private async dropForeignLink(ctx: TaskContext, cursor: VulnerabilitiesCursor): Promise<VulnerabilitiesCursor> {
+    if (!cursor.progress) return cursor;
+    try {
+      ctx.client.url(cursor.progress.nextLink);
+      return cursor;
+    } catch {
+      const from = URL.canParse(cursor.progress.nextLink) ? new URL(cursor.progress.nextLink).origin : 'an unreadable link';
+      ctx.logger.warn({ connector: ctx.connector.name, from, to: ctx.connector.apiBaseUrl }, `saved ${cursor.progress.kind} export page link is on ${from}, not the configured apiEndpoint; starting that run over`);
+      const restarted: VulnerabilitiesCursor = { ...cursor, progress: undefined };
+      await ctx.cursors.save(ctx.connector.name, 'vulnerabilities', restarted);
+      return restarted;
+    }
   }
 
   private async full(ctx: TaskContext, cursor: VulnerabilitiesCursor, now: number, result: PollResult): Promise<VulnerabilitiesCursor> {
@@ -164,11 +186,22 @@ export class VulnerabilitiesCollector implements CollectorTask {
     let request = start;
     for (;;) {
       throwIfStopped(ctx.signal);
-      const page = await ctx.client.streamPage({ ...request, family: 'export' }, this.emitBatch, async (items) => {
-        const fresh = select(items);
-        if (fresh.length) await inFlight.add(ctx.emit(fresh));
-        result.records += fresh.length;
-      });
+      const handed = new HandedOn();
+      const page = await readPageRetrying(
+        ctx,
+        'vulnerability export',
+        () => ctx.client.openPage({ ...request, family: 'export' }),
+        this.emitBatch,
+        () => handed.restart(),
+        async (items) => {
+          const fresh = select(handed.fresh(items));
+          const delivery = fresh.length ? ctx.emit(fresh) : undefined;
+          handed.commit();
+          if (delivery) await inFlight.add(delivery);
+          result.records += fresh.length;
+        },
+      );
+      handed.end();
       await inFlight.drain();
       result.pages++;
       const next = page.nextLink || undefined;
@@ -182,5 +215,56 @@ export class VulnerabilitiesCollector implements CollectorTask {
       if (!next) return;
       request = { path: next };
     }
+  }
+}
+
+/**
+ * What earlier attempts at one page handed on, so that a page asked for again after a cut delivers
+ * only the rest: how many items, and a digest of their keys proving that the page came back with
+ * the same items in the same order. Memory stays constant whatever the page size. A page that
+ * came back different fails the poll; the next one reads the page whole from its saved link
+ * (duplicates, never a gap).
+ */
+class HandedOn {
+  private count = 0;
+  private digest = '';
+  private seen = 0;
+  private hash: Hash = createHash('sha1');
+
+  restart(): void {
+    this.seen = 0;
+    this.hash = createHash('sha1');
+  }
+
+  /** The items of this slice not handed on by an earlier attempt. */
+  fresh(items: Record<string, unknown>[]): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const r of items) {
+      if (this.seen === this.count) this.verify();
+      this.hash.update(`${String(r.id)}|${String(r.eventTimestamp)}|${String(r.status)}\n`);
+      if (++this.seen > this.count) out.push(r);
+    }
+    return out;
+  }
+
+  /** Everything read so far is handed on (delivered or awaiting its acknowledgement). */
+  commit(): void {
+    if (this.seen <= this.count) return;
+    this.count = this.seen;
+    this.digest = this.hash.copy().digest('base64');
+  }
+
+  /** The page ended: it must have held at least what was handed on before. */
+  end(): void {
+    if (this.seen < this.count) throw this.changed(`${this.seen} items where ${this.count} were read before`);
+    if (this.seen === this.count) this.verify();
+  }
+
+  private verify(): void {
+    if (this.count && this.hash.copy().digest('base64') !== this.digest) throw this.changed(`its first ${this.count} items differ`);
+  }
+
+  private changed(why: string): DefenderApiError {
+    return new DefenderApiError(`export page asked for again after a cut came back different (${why}); the next poll reads it whole`, { errorClass: 'paging' });
   }
 }

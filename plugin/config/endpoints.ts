@@ -25,6 +25,18 @@ export const documentedDefenderHosts = [
 
 export const documentedAuthorityHosts = ['login.microsoftonline.com', 'login.microsoftonline.us'];
 
+/**
+ * Microsoft Graph hosts where runHuntingQuery is available (its national-cloud table: global, US
+ * Government L4 and L5; not the China cloud). Each is its own token audience.
+ */
+export const documentedGraphHosts = ['graph.microsoft.com', 'graph.microsoft.us', 'dod-graph.microsoft.us'];
+
+/** The token scope for a Graph host: its own for the national clouds, the global one otherwise (an emulator or proxy stands in for it). */
+export function graphScope(graphBaseUrl: string): string {
+  const host = new URL(graphBaseUrl).host;
+  return `https://${documentedGraphHosts.includes(host) ? host : documentedGraphHosts[0]}/.default`;
+}
+
 export interface ParsedEndpoint {
   /** https://host[:port], no trailing slash */
   origin: string;
@@ -33,7 +45,7 @@ export interface ParsedEndpoint {
 }
 
 /** Accepts a bare host name or an https:// URL without a path; returns null with a reason otherwise. */
-export function parseEndpoint(value: string, kind: 'defender' | 'authority'): ParsedEndpoint | { error: string } {
+export function parseEndpoint(value: string, kind: 'defender' | 'authority' | 'graph'): ParsedEndpoint | { error: string } {
   const raw = value.trim();
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `https://${raw}`;
   let url: URL;
@@ -50,6 +62,6 @@ export function parseEndpoint(value: string, kind: 'defender' | 'authority'): Pa
   const host = url.hostname.toLowerCase();
   const documented =
     url.port === '' &&
-    (kind === 'defender' ? defenderHostPatterns.some((p) => p.test(host)) : documentedAuthorityHosts.includes(host));
+    (kind === 'defender' ? defenderHostPatterns.some((p) => p.test(host)) : (kind === 'graph' ? documentedGraphHosts : documentedAuthorityHosts).includes(host));
   return { origin: `https://${url.host.toLowerCase()}`, host, documented };
 }

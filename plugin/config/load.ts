@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ConnectorConfig, DefenderFluentConfig, FileStateConfig, ForwardOutputConfig, PostgresStateConfig, RespondConfig, StdoutOutputConfig } from '../generated/config.js';
@@ -8,19 +8,23 @@ import { registerSecret } from '../log.js';
 import { parseEndpoint } from './endpoints.js';
 import { resolveReferences } from './secrets.js';
 import { checkLogFilters } from './log-filters.js';
+import { huntingDir } from '../paths.js';
+import { pemProblem, stateDirProblem } from './local-files.js';
 
-export type ContentType = 'alerts' | 'host' | 'vulnerabilities';
-export const contentTypes: readonly ContentType[] = ['alerts', 'host', 'vulnerabilities'];
+export type ContentType = 'alerts' | 'host' | 'vulnerabilities' | 'machineActions' | 'hunting';
+export const contentTypes: readonly ContentType[] = ['alerts', 'host', 'vulnerabilities', 'machineActions', 'hunting'];
 
 type ConnectorDefaulted =
   | 'functions'
   | 'apiEndpoint'
+  | 'graphEndpoint'
   | 'authorityHost'
   | 'intervalMinutes'
   | 'lookbackHours'
   | 'contentTypes'
   | 'allowCustomEndpoint'
   | 'requestTimeoutSeconds'
+  | 'pageTimeoutSeconds'
   | 'alertOverlapMinutes'
   | 'hostFullRefreshHours'
   | 'vulnerabilityBaselineDays'
@@ -35,6 +39,10 @@ export type Connector = ConnectorConfig &
     apiBaseUrl: string;
     /** https://host[:port] of the Entra authority */
     authorityUrl: string;
+    /** https://host[:port] of Microsoft Graph (runHuntingQuery) */
+    graphBaseUrl: string;
+    /** absolute: the scheduled hunting queries (*.kql) */
+    huntingDir: string;
   };
 
 export type Output = Required<StdoutOutputConfig> | (ForwardOutputConfig & Required<Omit<ForwardOutputConfig, 'tls' | 'sharedKey' | 'username' | 'password'>>);
@@ -71,7 +79,8 @@ export class ConfigError extends Error {
 
 const validateConfig = compileSchema<DefenderFluentConfig>('config.schema.json', { useDefaults: true });
 
-function lineOf(doc: Document, counter: LineCounter, pointer: string): number | undefined {
+/** 1-based line of the node a JSON pointer designates in a YAML document (its nearest existing parent's otherwise). */
+export function lineOf(doc: Document, counter: LineCounter, pointer: string): number | undefined {
   let segments = pointerSegments(pointer);
   while (true) {
     const node = segments.length ? doc.getIn(segments.map((s) => (/^\d+$/.test(s) ? Number(s) : s)), true) : doc.contents;
@@ -100,7 +109,14 @@ export function checkConfigText(
     };
   }
   const baseDir = dirname(resolve(file));
-  const resolved = resolveReferences(doc.toJS() ?? {}, baseDir, env);
+  let parsed: unknown;
+  try {
+    parsed = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // the yaml library refuses alias expansion beyond maxAliasCount (a "billion laughs" document)
+    return { problems: [{ file, pointer: '', message: `YAML: ${(e as Error).message} (aliases expand to too many nodes)` }], warnings: [] };
+  }
+  const resolved = resolveReferences(parsed ?? {}, baseDir, env);
   const problems: Problem[] = resolved.problems.map((p) => at(p.pointer, p.message));
   const warnings: Problem[] = [];
   const raw = resolved.value as DefenderFluentConfig;
@@ -129,9 +145,11 @@ export function checkConfigText(
     }
     const api = parseEndpoint(c.apiEndpoint!, 'defender');
     const auth = parseEndpoint(c.authorityHost!, 'authority');
+    const graph = parseEndpoint(c.graphEndpoint!, 'graph');
     for (const [key, parsed, label] of [
       ['apiEndpoint', api, 'a documented Defender API host (e.g. api.security.microsoft.com, api-us.securitycenter.microsoft.com, api-gov.securitycenter.microsoft.us)'],
       ['authorityHost', auth, 'login.microsoftonline.com or login.microsoftonline.us'],
+      ['graphEndpoint', graph, 'graph.microsoft.com, graph.microsoft.us or dod-graph.microsoft.us'],
     ] as const) {
       if ('error' in parsed) problems.push(at(`${ptr}/${key}`, parsed.error));
       else if (!parsed.documented) {
@@ -139,18 +157,21 @@ export function checkConfigText(
         else problems.push(at(`${ptr}/${key}`, `expected ${label}; got "${parsed.host}" (set allowCustomEndpoint: true only for emulators or proxies)`));
       }
     }
-    if (c.caFile && !existsSync(resolve(baseDir, c.caFile))) problems.push(at(`${ptr}/caFile`, `file not found: ${resolve(baseDir, c.caFile)}`));
+    const caProblem = c.caFile ? pemProblem(resolve(baseDir, c.caFile), 'certificate') : undefined;
+    if (caProblem) problems.push(at(`${ptr}/caFile`, caProblem));
     if (!resolved.referenced.has(`${ptr}/clientSecret`)) {
       warnings.push(at(`${ptr}/clientSecret`, 'literal secret in the config file; prefer ${env:NAME} or ${file:/run/secrets/NAME}'));
       registerSecret(c.clientSecret); // a literal secret must be kept out of logs just like a resolved one
     }
     for (const p of checkLogFilters(c.logFilters ?? [], `${ptr}/logFilters`)) problems.push(at(p.pointer, p.message));
-    if (!('error' in api) && !('error' in auth)) {
+    if (!('error' in api) && !('error' in auth) && !('error' in graph)) {
       connectors.push({
         ...(c as Connector),
         caFile: c.caFile ? resolve(baseDir, c.caFile) : undefined,
         apiBaseUrl: api.origin,
         authorityUrl: auth.origin,
+        graphBaseUrl: graph.origin,
+        huntingDir: c.huntingDir ? resolve(baseDir, c.huntingDir) : huntingDir,
       });
     }
   });
@@ -162,7 +183,8 @@ export function checkConfigText(
     if (output.tls?.cert && !output.tls.key) problems.push(at('/output/tls/key', 'is required when tls.cert is set'));
     for (const key of ['ca', 'cert', 'key'] as const) {
       const f = output.tls?.[key];
-      if (f && !existsSync(resolve(baseDir, f))) problems.push(at(`/output/tls/${key}`, `file not found: ${resolve(baseDir, f)}`));
+      const problem = f ? pemProblem(resolve(baseDir, f), key === 'key' ? 'key' : 'certificate') : undefined;
+      if (problem) problems.push(at(`/output/tls/${key}`, problem));
     }
     for (const key of ['sharedKey', 'password'] as const) {
       if (output[key] && !resolved.referenced.has(`/output/${key}`)) {
@@ -187,10 +209,15 @@ export function checkConfigText(
 
   if (raw.respond && schemaOk('/respond')) {
     const tokenNames = new Set<string>();
+    const tokenValues = new Map<string, number>();
     (raw.respond.tokens ?? []).forEach((t, i) => {
       const ptr = `/respond/tokens/${i}`;
       if (tokenNames.has(t.name)) problems.push(at(`${ptr}/name`, `duplicate token name "${t.name}"`));
       tokenNames.add(t.name);
+      // the token names its caller and decides its connectors: one value for two entries is ambiguous
+      const same = tokenValues.get(t.token);
+      if (same !== undefined) problems.push(at(`${ptr}/token`, `the same token as /respond/tokens/${same}/token (each entry needs its own token)`));
+      else tokenValues.set(t.token, i);
       t.connectors.forEach((name, j) => {
         if (name !== '*' && !names.has(name)) problems.push(at(`${ptr}/connectors/${j}`, `no connector named "${name}" (known: ${[...names.keys()].join(', ')})`));
       });
@@ -201,16 +228,32 @@ export function checkConfigText(
     });
     if (raw.respond.tls) {
       for (const key of ['cert', 'key'] as const) {
-        const f = raw.respond.tls[key];
-        if (!existsSync(resolve(baseDir, f))) problems.push(at(`/respond/tls/${key}`, `file not found: ${resolve(baseDir, f)}`));
+        const problem = pemProblem(resolve(baseDir, raw.respond.tls[key]), key === 'key' ? 'key' : 'certificate');
+        if (problem) problems.push(at(`/respond/tls/${key}`, problem));
       }
     }
+    const listen = raw.respond.listen ?? '127.0.0.1:8686';
+    const host = listen.slice(0, listen.lastIndexOf(':'));
+    const port = Number(listen.slice(listen.lastIndexOf(':') + 1));
+    if (port > 65535) problems.push(at('/respond/listen', `port ${port} is out of range (1-65535, or 0 for any free port)`));
+    if (!raw.respond.tls && (host === '0.0.0.0' || host === '::' || host === '*')) {
+      warnings.push(at('/respond/listen', `listens on every interface without TLS: bearer tokens and containment requests cross the network in clear text (set respond.tls, or listen on 127.0.0.1 behind a TLS proxy)`));
+    }
   }
+
+  if (raw.health && schemaOk('/health')) {
+    const port = Number(raw.health.listen.slice(raw.health.listen.lastIndexOf(':') + 1));
+    if (port > 65535) problems.push(at('/health/listen', `port ${port} is out of range (1-65535, or 0 for any free port)`));
+  }
+
+  const stateDir = resolve(baseDir, raw.stateDir ?? './state');
+  const stateProblem = schemaOk('/stateDir') ? stateDirProblem(stateDir) : undefined;
+  if (stateProblem) problems.push(at('/stateDir', stateProblem));
 
   if (problems.length) return { problems: inFileOrder(problems), warnings: inFileOrder(warnings) };
   const config: Config = {
     ...(raw as Omit<Config, 'connectors'>),
-    stateDir: resolve(baseDir, raw.stateDir!),
+    stateDir,
     state,
     output,
     connectors,

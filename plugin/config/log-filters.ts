@@ -1,3 +1,4 @@
+import safeRegex from 'safe-regex2';
 import type { FilterCondition, LogFilter } from '../generated/config.js';
 import type { ContentType } from './load.js';
 
@@ -19,6 +20,9 @@ export function checkLogFilters(filters: LogFilter[], base: string): { pointer: 
           else {
             try {
               new RegExp(c.value);
+              // every record of every poll runs through it: a pattern that can backtrack
+              // exponentially (nested quantifiers such as (a+)+) would stall collection on one field
+              if (!safeRegex(c.value)) out.push({ pointer: `${ptr}/value`, message: 'may take exponential time on some inputs (nested or too many quantifiers, e.g. (a+)+); rewrite it without a repeated group that itself repeats' });
             } catch (e) {
               out.push({ pointer: `${ptr}/value`, message: `must be a valid regular expression (${(e as Error).message})` });
             }

@@ -3,7 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { registerSecret } from '../log.js';
 import { escapePointer } from '../schema-check.js';
 
-const reference = /\$\{(env|file):([^}]+)\}/g;
+const reference = /\$\{(env|file):([^}]*)\}/g;
 
 export interface SecretProblem {
   pointer: string;
@@ -31,6 +31,11 @@ export function resolveReferences(value: unknown, baseDir: string, env: NodeJS.P
       let failed = false;
       const out = v.replace(reference, (_m, kind: string, arg: string) => {
         referenced.add(pointer);
+        if (!arg.trim()) {
+          problems.push({ pointer, message: `\${${kind}:} names no ${kind === 'env' ? 'variable' : 'file'} (expected \${${kind}:${kind === 'env' ? 'NAME' : '/path'}})` });
+          failed = true;
+          return '';
+        }
         if (kind === 'env') {
           const got = env[arg];
           if (got === undefined || got === '') {

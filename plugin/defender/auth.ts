@@ -2,8 +2,10 @@ import { ConfidentialClientApplication, LogLevel, type INetworkModule, type Netw
 import type https from 'node:https';
 import type { Connector } from '../config/load.js';
 import { registerSecret, type Logger } from '../log.js';
+import { type Clock, sleepUnless } from './budget.js';
 import { TokenError } from './errors.js';
 import { createAgent, send, transportError, transportErrorClass } from './http.js';
+import { backoffMs, parseRetryAfter, retryPolicy } from './retry.js';
 
 export const defenderScope = 'https://api.securitycenter.microsoft.com/.default';
 
@@ -19,6 +21,9 @@ export class FetchNetworkClient implements INetworkModule {
    * endpoints_resolution_error and drops Entra's AADSTS code, which operators need.
    */
   lastErrorBody?: { error_codes?: unknown; error_description?: unknown };
+  /** the authority's last HTTP status and Retry-After (ms), to tell a transient refusal from a final one */
+  lastStatus?: number;
+  lastRetryAfterMs?: number;
 
   constructor(
     readonly agent: https.Agent,
@@ -43,6 +48,8 @@ export class FetchNetworkClient implements INetworkModule {
       body = { error: 'invalid_response', error_description: `authority answered ${res.status} with a body that is not JSON` };
     }
     if (res.status >= 400) this.lastErrorBody = body as FetchNetworkClient['lastErrorBody'];
+    this.lastStatus = res.status;
+    this.lastRetryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
     const headers: Record<string, string> = {};
     res.headers.forEach((v, k) => (headers[k] = v));
     return { headers, body: body as T, status: res.status };
@@ -69,7 +76,8 @@ function toTokenError(e: unknown, authority: string, transport: unknown, lastErr
     return new TokenError(`token request refused by ${authority}: ${firstLine(err.errorMessage ?? err.message ?? '')}`, { errorClass: 'auth', aadsts, cause: e });
   }
   // MSAL wraps transport failures; dig out the Node error so DNS/TLS/timeouts are told apart.
-  const inner = findTransportCause(e) ?? (err?.errorCode === 'network_error' ? transport : undefined);
+  // (a failed metadata call arrives as endpoints_resolution_error, a failed token call as network_error)
+  const inner = findTransportCause(e) ?? (err?.errorCode === 'network_error' || err?.errorCode === 'endpoints_resolution_error' ? transport : undefined);
   if (inner) {
     const t = transportError(inner, `token request to ${authority}`);
     return new TokenError(t.message, { errorClass: transportErrorClass(inner), code: t.code, cause: e });
@@ -104,15 +112,31 @@ export class TokenProvider {
   private readonly network: FetchNetworkClient;
   private readonly ownsAgent: boolean;
   private readonly authority: string;
+  private readonly scope: string;
   private inflight?: Promise<string>;
   private lastToken?: string;
   private renewalCount = 0;
+  private readonly logger?: Logger;
+  private readonly retry?: { clock: Clock; signal: AbortSignal; random?: () => number };
 
   constructor(
     readonly connector: Connector,
-    opts: { logger?: Logger; agent?: https.Agent } = {},
+    opts: {
+      logger?: Logger;
+      agent?: https.Agent;
+      /**
+       * Retry a transient failure (reset, timeout, 429, 5xx) with the API's backoff, waiting on this
+       * clock until the signal aborts; without it (the `test` command) one attempt, reported at once.
+       */
+      retry?: { clock: Clock; signal: AbortSignal; random?: () => number };
+      /** the token's scope (default the Defender API's; Microsoft Graph for hunting) */
+      scope?: string;
+    } = {},
   ) {
+    this.logger = opts.logger;
+    this.retry = opts.retry;
     registerSecret(connector.clientSecret);
+    this.scope = opts.scope ?? defenderScope;
     this.authority = `${connector.authorityUrl}/${connector.directoryId}`;
     this.ownsAgent = !opts.agent;
     const agent = opts.agent ?? createAgent(connector.authorityUrl, connector);
@@ -164,11 +188,25 @@ export class TokenProvider {
 
   private async acquire(forceRefresh: boolean): Promise<string> {
     let result;
-    this.network.lastErrorBody = undefined;
-    try {
-      result = await this.app.acquireTokenByClientCredential({ scopes: [defenderScope], skipCache: forceRefresh });
-    } catch (e) {
-      throw toTokenError(e, this.authority, this.network.lastTransportError, this.network.lastErrorBody);
+    // One outage of Entra (a reset, a 503) must not fail a poll: retried like a Defender GET. A
+    // refusal (400/401 AADSTS: wrong secret, unknown tenant) is final: asking again cannot help and
+    // only adds sign-in failures to the app's log.
+    this.network.lastStatus = undefined;
+    for (let attempt = 0; ; attempt++) {
+      this.network.lastErrorBody = undefined;
+      try {
+        result = await this.app.acquireTokenByClientCredential({ scopes: [this.scope], skipCache: forceRefresh });
+        break;
+      } catch (e) {
+        const err = toTokenError(e, this.authority, this.network.lastTransportError, this.network.lastErrorBody);
+        // MSAL answers from its throttle cache after a 429/5xx with Retry-After: lastStatus is then the one that set it
+        const status = Number(this.network.lastStatus ?? 0);
+        const transient = status === 429 || status >= 500 || (status === 0 && (err.errorClass === 'network' || err.errorClass === 'timeout'));
+        if (!this.retry || !transient || attempt >= retryPolicy.maxTransientRetries) throw err;
+        const waitMs = Math.max(backoffMs(attempt, this.retry.random), this.network.lastRetryAfterMs ?? 0);
+        this.logger?.warn({ connector: this.connector.name, err, waitMs }, 'token request failed; retrying');
+        await sleepUnless(this.retry.clock, waitMs, this.retry.signal);
+      }
     }
     if (!result?.accessToken) throw new TokenError(`token request to ${this.authority} returned no access token`, { errorClass: 'auth' });
     if (result.accessToken !== this.lastToken) this.renewalCount++;

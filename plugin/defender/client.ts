@@ -6,13 +6,13 @@ import { TokenProvider } from './auth.js';
 import { type ApiFamily, type Clock, familyLimits, RateBudget, sleepUnless, systemClock } from './budget.js';
 import { DefenderApiError, type DefenderErrorBody, type ErrorClass } from './errors.js';
 import { createAgent, send, transportError } from './http.js';
-import { MalformedPageError, PageSplitter } from './page-stream.js';
+import { itemDefect, MalformedPageError, PageSplitter } from './page-stream.js';
 import { backoffMs, parseRetryAfter, retryPolicy } from './retry.js';
 
 export type { ApiFamily };
 
 export interface RequestOptions {
-  method?: 'GET' | 'POST';
+  method?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** '/api/…' joined to the connector's API origin, or an absolute URL on that same origin */
   path: string;
   query?: Record<string, string | number>;
@@ -79,9 +79,12 @@ async function errorFromResponse(res: Response, request: string): Promise<Defend
  */
 export class DefenderClient {
   readonly tokens: TokenProvider;
+  /** https://host[:port] every path and link must stay on */
+  readonly baseUrl: string;
   private readonly agent: https.Agent;
   private readonly budgets: Record<ApiFamily, RateBudget>;
   private readonly timeoutMs: number;
+  private readonly pageTimeoutMs: number;
   private readonly clock: Clock;
   private readonly logger?: Logger;
   private readonly events: ClientEvents;
@@ -91,16 +94,20 @@ export class DefenderClient {
 
   constructor(
     readonly connector: Connector,
-    opts: { logger?: Logger; tokens?: TokenProvider; clock?: Clock; events?: ClientEvents; random?: () => number } = {},
+    opts: { logger?: Logger; tokens?: TokenProvider; clock?: Clock; events?: ClientEvents; random?: () => number; baseUrl?: string } = {},
   ) {
-    this.agent = createAgent(connector.apiBaseUrl, connector);
-    this.tokens = opts.tokens ?? new TokenProvider(connector, { logger: opts.logger });
+    // Microsoft Graph (hunting) is the same kind of API on another origin, with its own token
+    this.baseUrl = opts.baseUrl ?? connector.apiBaseUrl;
+    this.agent = createAgent(this.baseUrl, connector);
     this.clock = opts.clock ?? systemClock;
+    this.tokens = opts.tokens ?? new TokenProvider(connector, { logger: opts.logger, retry: { clock: this.clock, signal: this.waits.signal, random: opts.random } });
     this.budgets = {
       standard: new RateBudget(familyLimits.standard.perMinute, familyLimits.standard.perHour, this.clock),
       export: new RateBudget(familyLimits.export.perMinute, familyLimits.export.perHour, this.clock),
+      hunting: new RateBudget(familyLimits.hunting.perMinute, familyLimits.hunting.perHour, this.clock),
     };
     this.timeoutMs = connector.requestTimeoutSeconds * 1000;
+    this.pageTimeoutMs = connector.pageTimeoutSeconds * 1000;
     this.logger = opts.logger;
     this.events = opts.events ?? {};
     this.random = opts.random ?? Math.random;
@@ -126,9 +133,9 @@ export class DefenderClient {
 
   /** Resolves a path or nextLink to a URL on the configured origin; anything else is refused. */
   url(path: string, query?: Record<string, string | number>): URL {
-    const url = new URL(path, this.connector.apiBaseUrl);
-    if (url.origin !== this.connector.apiBaseUrl) {
-      throw new DefenderApiError(`refusing to follow a link to ${url.origin}: only ${this.connector.apiBaseUrl} is configured`, { errorClass: 'paging' });
+    const url = new URL(path, this.baseUrl);
+    if (url.origin !== this.baseUrl) {
+      throw new DefenderApiError(`refusing to follow a link to ${url.origin}: only ${this.baseUrl} is configured`, { errorClass: 'paging' });
     }
     for (const [k, v] of Object.entries(query ?? {})) url.searchParams.set(k, String(v));
     return url;
@@ -197,30 +204,64 @@ export class DefenderClient {
     const request = `GET ${new URL(res.url).pathname}`;
     const splitter = new PageSplitter();
     let pending: Record<string, unknown>[] = [];
-    // An idle timer, not a total deadline: a 200 000-record page may take minutes to drain into a slow pipeline.
-    let timer = setTimeout(() => idle.abort(), this.timeoutMs);
+    // Two bounds on the body: silence (requestTimeoutSeconds between chunks), and the time the server
+    // takes in all (pageTimeoutSeconds), so that a server trickling its answer cannot hold a poll
+    // forever. Both count only while we wait for the server's bytes: the time the pipeline holds us
+    // back is ours (a 200 000-record page may take many minutes to drain into a slow sink).
+    let serverMs = 0;
+    let waitingSince = 0;
+    let stalled: 'silent' | 'slow' | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const wait = () => {
+      const left = this.pageTimeoutMs - serverMs;
+      const why = left < this.timeoutMs ? 'slow' : 'silent';
+      waitingSince = performance.now();
+      timer = setTimeout(() => ((stalled = why), idle.abort()), Math.max(0, Math.min(left, this.timeoutMs)));
+    };
+    // Errors of the caller's onItems (the sink's own failure, e.g. a closed stdout pipe or a stop)
+    // pass through untouched: they say nothing about the page.
+    let own: { error: unknown } | undefined;
+    const deliver = async (items: Record<string, unknown>[]) => {
+      try {
+        await onItems(items);
+      } catch (e) {
+        own = { error: e };
+        throw e;
+      }
+    };
+    wait();
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         clearTimeout(timer);
-        for (const item of splitter.push(chunk)) {
-          if (!item || typeof item !== 'object' || Array.isArray(item)) throw new MalformedPageError(`item ${splitter.count} is not an object`);
-          pending.push(item as Record<string, unknown>);
+        serverMs += performance.now() - waitingSince;
+        const items = splitter.push(chunk);
+        let index = splitter.count - items.length;
+        for (const item of items) {
+          index++;
+          pending.push(item && typeof item === 'object' && !Array.isArray(item) ? (item as Record<string, unknown>) : notAnObject(item, index));
           if (pending.length >= batch) {
             const out = pending;
             pending = [];
-            await onItems(out);
+            await deliver(out);
           }
         }
-        timer = setTimeout(() => idle.abort(), this.timeoutMs);
+        wait();
       }
       splitter.end();
       // `{}`, `{"value":null}`, `{"foo":[]}` (a proxy or gateway answering 200): not "no items" but a
       // malformed page, retried by the collectors as one cut short; taken as empty it would move the cursor past data.
       if (!splitter.sawValueArray) throw new MalformedPageError(`200 without a "value" array (${splitter.bytes} bytes)`);
     } catch (e) {
+      if (own && e === own.error) throw e;
       if (e instanceof MalformedPageError) throw new DefenderApiError(`${request}: ${e.message}`, { errorClass: 'malformed', status: res.status, request });
       if (e instanceof DefenderApiError) throw e;
-      // the sink's own failure (e.g. closed on shutdown) passes through untouched
+      if (stalled) {
+        const why =
+          stalled === 'silent'
+            ? `no data for ${this.timeoutMs / 1000} s (requestTimeoutSeconds)`
+            : `the server took more than ${this.pageTimeoutMs / 1000} s to send the page (pageTimeoutSeconds)`;
+        throw new DefenderApiError(`${request}: ${why}; gave up after ${splitter.bytes} bytes, ${splitter.count} items`, { errorClass: 'timeout', status: res.status, request, cause: e });
+      }
       if (!isTransportFailure(e)) throw e;
       throw new DefenderApiError(`${request}: response cut short after ${splitter.bytes} bytes (${(e as Error).message})`, { errorClass: 'malformed', status: res.status, request, cause: e });
     } finally {
@@ -301,6 +342,12 @@ export class DefenderClient {
     this.logger?.warn({ connector: this.connector.name, err: why, waitMs: ms }, 'Defender call failed; retrying');
     await sleepUnless(this.clock, ms, this.waits.signal);
   }
+}
+
+/** A page item that is not an object, passed on marked (see itemDefect) with its value kept. */
+function notAnObject(item: unknown, index: number): Record<string, unknown> {
+  const what = item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item;
+  return { value: item, [itemDefect]: `item ${index} of the page is not an object (${what})` };
 }
 
 function isTransportFailure(e: unknown): boolean {

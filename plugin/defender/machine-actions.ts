@@ -6,6 +6,8 @@ import { DefenderApiError } from './errors.js';
 
 /** Defender's machine id: 40 hex characters (never aadDeviceId, never a host name). */
 export const machineIdPattern = /^[0-9a-fA-F]{40}$/;
+/** Alert ids: da638853917402611234_-1187734598, 121688558380765161_2136280442; nothing else reaches a URL path. */
+export const alertIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
 /** Machine action ids are GUIDs; anything else never reaches a URL path. */
 export const actionIdPattern = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
@@ -13,7 +15,23 @@ export type ActionStatus = 'Pending' | 'InProgress' | 'Succeeded' | 'Failed' | '
 export const actionStatuses: readonly ActionStatus[] = ['Pending', 'InProgress', 'Succeeded', 'Failed', 'TimeOut', 'Cancelled'];
 export const finalStatuses: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'TimeOut', 'Cancelled']);
 export type IsolationType = 'Full' | 'Selective';
-export type ActionType = 'Isolate' | 'Unisolate';
+export type ActionType = 'Isolate' | 'Unisolate' | ResponseType;
+
+/**
+ * The machine response actions besides isolation (run-av-scan.md, stop-and-quarantine-file.md,
+ * restrict-code-execution.md, unrestrict-code-execution.md, collect-investigation-package.md):
+ * POST /api/machines/{id}/<path> with a Comment, 201 and a MachineAction, 100 calls/min and
+ * 1 500/h; `permission` is what a 403 means.
+ */
+export const responseActions = {
+  RunAntiVirusScan: { path: 'runAntiVirusScan', permission: 'Machine.Scan', what: 'running an antivirus scan on' },
+  StopAndQuarantineFile: { path: 'StopAndQuarantineFile', permission: 'Machine.StopAndQuarantine', what: 'stopping and quarantining a file on' },
+  RestrictCodeExecution: { path: 'restrictCodeExecution', permission: 'Machine.RestrictExecution', what: 'restricting app execution on' },
+  UnrestrictCodeExecution: { path: 'unrestrictCodeExecution', permission: 'Machine.RestrictExecution', what: 'removing the app execution restriction of' },
+  CollectInvestigationPackage: { path: 'collectInvestigationPackage', permission: 'Machine.CollectForensics', what: 'collecting an investigation package from' },
+} as const;
+export type ResponseType = keyof typeof responseActions;
+const actionTypes: readonly string[] = ['Isolate', 'Unisolate', ...Object.keys(responseActions)];
 
 /** The fields of a MachineAction we read (schemas/defender/machine-action.schema.json has them all). */
 export interface MachineAction {
@@ -40,6 +58,7 @@ export interface ActionClient {
 export type MachineActionErrorCode =
   | 'invalid_machine_id'
   | 'invalid_action_id'
+  | 'invalid_alert_id'
   | 'not_found'
   | 'defender_permission'
   | 'conflict'
@@ -84,7 +103,7 @@ function isConflict(e: unknown): boolean {
 }
 
 /** Translates a Defender failure; `permission` names what a 403 means for this call. */
-function translate(e: unknown, permission: string, what: string): MachineActionError {
+export function translate(e: unknown, permission: string, what: string): MachineActionError {
   if (e instanceof MachineActionError) return e;
   if (e instanceof DefenderApiError) {
     if (e.status === 403) {
@@ -192,6 +211,51 @@ export class MachineActions {
     return this.singleFlight('Unisolate', id, () => this.post(id, 'Unisolate', `/api/machines/${id}/unisolate`, { Comment: opts.comment }));
   }
 
+  /** A scan, quarantine, app restriction or package collection: one pending action per machine and type, as for isolation. */
+  respond(type: ResponseType, machineId: string, body: { Comment: string } & Record<string, string>): Promise<ActionResult> {
+    const id = assertMachineId(machineId);
+    return this.singleFlight(type, id, () => this.post(id, type, `/api/machines/${id}/${responseActions[type].path}`, body));
+  }
+
+  /** POST /api/machines/{id}/tags {Value, Action} (add-or-remove-machine-tags.md): the machine's tags afterwards; adding a present tag or removing an absent one changes nothing. */
+  async tag(machineId: string, tag: string, action: 'Add' | 'Remove'): Promise<string[]> {
+    const id = assertMachineId(machineId);
+    try {
+      const res = await this.client.request<{ id?: unknown; machineTags?: unknown }>({ method: 'POST', path: `/api/machines/${id}/tags`, body: { Value: tag, Action: action } });
+      const tags = res.body?.machineTags;
+      if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new MachineActionError(`Defender: tagging machine ${id}: the answer has no machineTags list`, { code: 'malformed', httpStatus: 502 });
+      return tags as string[];
+    } catch (e) {
+      throw translate(e, 'Machine.ReadWrite.All', `${action === 'Add' ? 'adding' : 'removing'} tag ${JSON.stringify(tag)} ${action === 'Add' ? 'to' : 'from'} machine ${id}`);
+    }
+  }
+
+  /** PATCH /api/alerts/{id} (update-alert.md): status, assignedTo, classification, determination and/or a comment; Defender answers with the updated alert. */
+  async updateAlert(alertId: string, patch: Record<string, string>): Promise<Record<string, unknown>> {
+    if (!alertIdPattern.test(alertId)) throw new MachineActionError(`alert id must be letters, digits, _ and - (e.g. da638853917402611234_-1187734598), got ${JSON.stringify(alertId.slice(0, 64))}`, { code: 'invalid_alert_id', httpStatus: 400 });
+    try {
+      const res = await this.client.request<Record<string, unknown>>({ method: 'PATCH', path: `/api/alerts/${alertId}`, body: patch });
+      if (!res.body || typeof res.body.id !== 'string') throw new MachineActionError(`Defender: updating alert ${alertId}: the answer is not an alert`, { code: 'malformed', httpStatus: 502 });
+      return res.body;
+    } catch (e) {
+      throw translate(e, 'Alert.ReadWrite.All', `updating alert ${alertId}`);
+    }
+  }
+
+  /** GET /api/machineactions/{id}/GetPackageUri: the investigation package's download link (valid a limited time), once the collection succeeded. */
+  async packageUri(actionId: string): Promise<string> {
+    if (!actionIdPattern.test(actionId)) {
+      throw new MachineActionError(`action id must be a GUID, got ${JSON.stringify(actionId.slice(0, 64))}`, { code: 'invalid_action_id', httpStatus: 400 });
+    }
+    try {
+      const res = await this.client.request<{ value?: unknown }>({ path: `/api/machineactions/${actionId}/GetPackageUri` });
+      if (typeof res.body?.value !== 'string') throw new MachineActionError(`Defender: package link of ${actionId}: the answer has no value`, { code: 'malformed', httpStatus: 502 });
+      return res.body.value;
+    } catch (e) {
+      throw translate(e, 'Machine.Read.All', `reading the investigation package link of action ${actionId}`);
+    }
+  }
+
   async getAction(actionId: string): Promise<MachineAction> {
     if (!actionIdPattern.test(actionId)) {
       throw new MachineActionError(`action id must be a GUID, got ${JSON.stringify(actionId.slice(0, 64))}`, { code: 'invalid_action_id', httpStatus: 400 });
@@ -209,7 +273,7 @@ export class MachineActions {
     const parts: string[] = [];
     if (filter.machineId !== undefined) parts.push(`machineId eq '${assertMachineId(filter.machineId)}'`);
     if (filter.type !== undefined) {
-      if (filter.type !== 'Isolate' && filter.type !== 'Unisolate') throw new MachineActionError(`unsupported action type ${filter.type}`, { code: 'defender_error', httpStatus: 400 });
+      if (!actionTypes.includes(filter.type)) throw new MachineActionError(`unsupported action type ${filter.type}`, { code: 'defender_error', httpStatus: 400 });
       parts.push(`type eq '${filter.type}'`);
     }
     if (filter.status !== undefined) {
@@ -290,7 +354,8 @@ export class MachineActions {
   }
 
   private async post(id: string, type: ActionType, path: string, body: Record<string, string>): Promise<ActionResult> {
-    const what = type === 'Isolate' ? `isolating machine ${id}` : `releasing machine ${id} from isolation`;
+    const what = type === 'Isolate' ? `isolating machine ${id}` : type === 'Unisolate' ? `releasing machine ${id} from isolation` : `${responseActions[type].what} machine ${id}`;
+    const permission = type === 'Isolate' || type === 'Unisolate' ? 'Machine.Isolate' : responseActions[type].permission;
     try {
       const res = await this.client.request<unknown>({ method: 'POST', path, body });
       const action = checkAction(res.body, what);
@@ -308,11 +373,30 @@ export class MachineActions {
           return { action: active, created: false };
         }
         throw new MachineActionError(
-          `Defender reports another action already in progress for machine ${id}, and no pending ${type} action was found (perhaps a ${type === 'Isolate' ? 'release' : 'isolation'} is pending); retry when it has finished`,
+          `Defender reports another action already in progress for machine ${id}, and no pending ${type} action was found (perhaps ${type === 'Isolate' ? 'a release' : type === 'Unisolate' ? 'an isolation' : 'another action'} is pending); retry when it has finished`,
           { code: 'conflict', httpStatus: 409, errorClass: 'bad_request', cause: e },
         );
       }
-      throw translate(e, 'Machine.Isolate', what);
+      if (mayHaveActed(e)) {
+        // The answer was lost (cut, malformed, timed out, reset, 5xx) but the action may exist: look
+        // before reporting a failure, or a machine isolated a moment ago is audited as not isolated
+        // and the next request asks again.
+        const active = await this.findActive(id, type).catch(() => undefined);
+        if (active) {
+          this.started.set(`${type}:${id}`, active.id);
+          const isNew = !this.seen.has(active.id);
+          this.remember(active.id);
+          return { action: active, created: isNew };
+        }
+      }
+      throw translate(e, permission, what);
     }
   }
+}
+
+/** A POST failure after which Defender may still have created the action. */
+function mayHaveActed(e: unknown): boolean {
+  if (e instanceof MachineActionError) return e.code === 'malformed';
+  if (!(e instanceof DefenderApiError)) return false;
+  return e.errorClass === 'malformed' || e.errorClass === 'timeout' || e.errorClass === 'network' || e.errorClass === 'server';
 }

@@ -38,6 +38,36 @@ function closingQuote(chunk: Buffer, from: number): number {
 /** Whether a chunk that ends inside a string (read from `from`) ends on an escaping backslash. */
 const endsEscaped = (chunk: Buffer, from: number): boolean => backslashRun(chunk, chunk.length, from) % 2 === 1;
 
+/**
+ * Set on an item the page reader had to alter to pass it on (nested too deep, not an object): the
+ * mapper delivers it marked with transform_error, as a record it could not map. One such item
+ * must not fail a page (retried, then failed at every interval, it stopped the connector's alerts
+ * for good), nor reach recursive code (mapping, JSON, msgpack) that overflows the stack on it.
+ */
+export const itemDefect = Symbol('itemDefect');
+/** levels an item may nest (Defender alerts, with evidence, use fewer than 10) */
+export const maxItemDepth = 64;
+
+/**
+ * Replaces everything nested deeper than maxItemDepth by a note, without recursion, and marks the
+ * item. The levels above stay as they were (id, lastUpdateTime: dedupe keeps working).
+ */
+function pruneDeep(item: Record<string, unknown>): Record<string, unknown> {
+  const note = `[nested deeper than ${maxItemDepth} levels: dropped]`;
+  const stack: Array<[Record<string, unknown> | unknown[], number]> = [[item, 1]];
+  while (stack.length) {
+    const [node, depth] = stack.pop()!;
+    for (const k of Object.keys(node)) {
+      const v = (node as Record<string, unknown>)[k];
+      if (!v || typeof v !== 'object') continue;
+      if (depth >= maxItemDepth) (node as Record<string, unknown>)[k] = note;
+      else stack.push([v as Record<string, unknown>, depth + 1]);
+    }
+  }
+  (item as Record<symbol, string>)[itemDefect] = `item nested deeper than ${maxItemDepth} levels: the deeper parts were dropped`;
+  return item;
+}
+
 export class MalformedPageError extends Error {
   constructor(message: string) {
     super(message);
@@ -61,6 +91,8 @@ export class PageSplitter {
   private metaStart = -1;
   private expectKey = false;
   private done = false;
+  /** the deepest level reached inside the item being read (the item itself is at 2) */
+  private deepest = 0;
   /** the page had a top-level `value` array (a page without one is malformed, not empty) */
   sawValueArray = false;
   readonly meta: Record<string, unknown> = {};
@@ -130,6 +162,7 @@ export class PageSplitter {
           if (this.depth === 1 && c === OPEN_ARR && this.lastKey === 'value') this.inValueArray = this.sawValueArray = true;
           else if (this.inValueArray && this.depth === 2 && this.itemStart === -1) this.itemStart = i;
           this.depth++;
+          if (this.depth > this.deepest) this.deepest = this.depth;
           if (this.depth === 1) this.expectKey = true;
           break;
         case CLOSE_OBJ:
@@ -181,6 +214,7 @@ export class PageSplitter {
    */
   private skipNested(chunk: Buffer, i: number, n: number): number {
     let depth = this.depth;
+    let deepest = this.deepest;
     let inString = this.inString;
     let escaped = this.escaped;
     while (i < n) {
@@ -201,10 +235,12 @@ export class PageSplitter {
       }
       const c = chunk[i++]!;
       if (c === QUOTE) inString = true;
-      else if (c === OPEN_OBJ || c === OPEN_ARR) depth++;
-      else if ((c === CLOSE_OBJ || c === CLOSE_ARR) && --depth === 2) break;
+      else if (c === OPEN_OBJ || c === OPEN_ARR) {
+        if (++depth > deepest) deepest = depth;
+      } else if ((c === CLOSE_OBJ || c === CLOSE_ARR) && --depth === 2) break;
     }
     this.depth = depth;
+    this.deepest = deepest;
     this.inString = inString;
     this.escaped = escaped;
     return i;
@@ -220,11 +256,15 @@ export class PageSplitter {
     const text = this.itemParts.length ? Buffer.concat([...this.itemParts, chunk.subarray(start, end)]).toString('utf8') : chunk.toString('utf8', start, end);
     this.itemParts = [];
     this.itemStart = -1;
+    const deep = this.deepest - 2 > maxItemDepth;
+    this.deepest = 0;
+    let item: unknown;
     try {
-      items.push(JSON.parse(text));
+      item = JSON.parse(text);
     } catch (e) {
       throw new MalformedPageError(`item ${this.count + 1} of the page is not valid JSON: ${(e as Error).message}`);
     }
+    items.push(deep && item && typeof item === 'object' ? pruneDeep(item as Record<string, unknown>) : item);
     this.count++;
   }
 

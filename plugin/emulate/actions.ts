@@ -4,7 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import { iso7 } from './time.js';
 
-export type ActionType = 'Isolate' | 'Unisolate';
+export type ActionType = 'Isolate' | 'Unisolate' | 'RunAntiVirusScan' | 'CollectInvestigationPackage' | 'StopAndQuarantineFile' | 'RestrictCodeExecution' | 'UnrestrictCodeExecution';
+/** what other tools and the portal did before the emulator started (seeded history) */
+export const historyTypes: ActionType[] = ['RunAntiVirusScan', 'CollectInvestigationPackage', 'StopAndQuarantineFile', 'RestrictCodeExecution', 'UnrestrictCodeExecution', 'Isolate', 'Unisolate'];
 export type ActionStatus = 'Pending' | 'InProgress' | 'Succeeded' | 'Failed' | 'TimeOut' | 'Cancelled';
 export type ActionOutcome = 'Succeeded' | 'Failed' | 'TimeOut';
 const finalStatuses: ActionStatus[] = ['Succeeded', 'Failed', 'TimeOut', 'Cancelled'];
@@ -20,6 +22,8 @@ export interface MachineAction {
   createdMs: number;
   outcome: ActionOutcome;
   cancelled: { ms: number; comment: string; requestor: string } | null;
+  /** StopAndQuarantineFile: the file's SHA-1 */
+  file?: string;
 }
 
 export class ActionBook {
@@ -50,9 +54,13 @@ export class ActionBook {
     return finalStatuses.includes(this.status(a, nowMs).status);
   }
 
-  /** The isolate/unisolate action still running on this machine, if any. */
-  active(machineId: string, nowMs: number): MachineAction | undefined {
-    return this.all.find((a) => a.machineId === machineId && !this.isFinal(a, nowMs));
+  /**
+   * The action still running on this machine that a new one of `type` conflicts with: isolate and
+   * unisolate block each other; the other types one of their own type.
+   */
+  active(machineId: string, nowMs: number, type: ActionType = 'Isolate'): MachineAction | undefined {
+    const isolation = (t: ActionType) => t === 'Isolate' || t === 'Unisolate';
+    return this.all.find((a) => a.machineId === machineId && (isolation(type) ? isolation(a.type) : a.type === type) && !this.isFinal(a, nowMs));
   }
 
   create(init: Omit<MachineAction, 'id' | 'outcome' | 'cancelled'>): MachineAction {
@@ -101,7 +109,7 @@ export class ActionBook {
       scope: a.scope,
       externalId: null,
       requestSource: 'PublicApi',
-      relatedFileInfo: null,
+      relatedFileInfo: a.file ? { fileIdentifier: a.file, fileIdentifierType: 'Sha1' } : null,
       commands: [],
       troubleshootInfo: null,
     };

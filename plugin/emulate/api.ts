@@ -47,7 +47,7 @@ function expired(ctx: ApiContext, token: SkipToken | null): boolean {
 /** Streams `{"@odata.context":…,"value":[…]` + nextLink; returns true when the whole body went out. */
 async function streamPage(x: Exchange, context: string, count: number, item: (i: number) => string | Array<string | Buffer>, nextLink: string | null, onComplete: () => void): Promise<boolean> {
   x.res.writeHead(200, { 'content-type': jsonType, 'odata-version': '4.0' });
-  const w = new BodyWriter(x.res, x.cutAfterBytes);
+  const w = new BodyWriter(x.res, x.cutAfterBytes, x.trickle);
   try {
     await w.write(`{"@odata.context":${JSON.stringify(context)},"value":[`);
     for (let i = 0; i < count; i++) {
@@ -113,10 +113,60 @@ export async function getAlert(ctx: ApiContext, x: Exchange, id: string): Promis
   return ok;
 }
 
+/** The request body as a JSON object; null when it is not one. */
+async function readObject(x: Exchange): Promise<Record<string, unknown> | null> {
+  try {
+    const v: unknown = JSON.parse(await readBody(x.req));
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** update-alert.md: the values Status, Classification and Determination take. */
+export const alertUpdateValues = {
+  status: ['New', 'InProgress', 'Resolved'],
+  classification: ['TruePositive', 'InformationalExpectedActivity', 'FalsePositive'],
+  determination: ['MultiStagedAttack', 'MaliciousUserActivity', 'CompromisedUser', 'Malware', 'Phishing', 'UnwantedSoftware', 'Other', 'SecurityTesting', 'LineOfBusinessApplication', 'ConfirmedActivity', 'NotMalicious', 'InsufficientData'],
+} as const;
+
+/** PATCH /api/alerts/{id}: status, assignedTo, classification, determination and/or a comment (Alert.ReadWrite.All). */
+export async function updateAlert(ctx: ApiContext, x: Exchange, id: string, requestor: string): Promise<boolean> {
+  const s = ctx.world.alertById.get(id);
+  if (!s) return sendError(x, 404, 'ResourceNotFound', `Alert ${id} was not found`);
+  const body = await readObject(x);
+  if (!body) return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
+  const known = ['status', 'assignedTo', 'classification', 'determination', 'comment'];
+  const unknown = Object.keys(body).filter((k) => !known.includes(k));
+  if (unknown.length) return sendError(x, 400, 'InvalidRequestBody', `Unknown properties ${unknown.join(', ')} (updatable: ${known.join(', ')}; names are case-sensitive)`);
+  if (!Object.keys(body).length) return sendError(x, 400, 'InvalidRequestBody', 'Nothing to update');
+  for (const [key, values] of Object.entries(alertUpdateValues)) {
+    if (body[key] !== undefined && !(values as readonly string[]).includes(body[key] as string)) return sendError(x, 400, 'InvalidRequestBody', `${key} must be one of ${values.join(', ')}`);
+  }
+  for (const key of ['assignedTo', 'comment']) if (body[key] !== undefined && typeof body[key] !== 'string') return sendError(x, 400, 'InvalidRequestBody', `${key} must be a string`);
+  ctx.world.patchAlert(s, body, requestor, ctx.now());
+  return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#Alerts/$entity`, ...(JSON.parse(alertJson(ctx.world.alertBase(s), s, false)) as object) });
+}
+
 // ---------------------------------------------------------------- machines
 
 export function machineEntity(m: MachineState): Record<string, unknown> {
-  return { ...m.base.json, lastSeen: iso7(m.lastSeenMs), healthStatus: m.healthStatus, riskScore: m.riskScore };
+  return { ...m.base.json, lastSeen: iso7(m.lastSeenMs), healthStatus: m.healthStatus, riskScore: m.riskScore, ...(m.tags ? { machineTags: m.tags } : {}) };
+}
+
+/** POST /api/machines/{id}/tags {Value, Action: Add|Remove} (add-or-remove-machine-tags.md): the machine with its tags; adding a present tag changes nothing. */
+export async function machineTags(ctx: ApiContext, x: Exchange, machineId: string): Promise<boolean> {
+  const m = findMachine(ctx, machineId);
+  if (!m) return sendError(x, 404, 'ResourceNotFound', `Machine ${machineId} was not found`);
+  const body = await readObject(x);
+  if (!body) return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
+  if (typeof body.Value !== 'string' || !body.Value.trim()) return sendError(x, 400, 'MissingRequiredParameter', "Parameter 'Value' is missing or empty (names are case-sensitive)");
+  if (body.Action !== 'Add' && body.Action !== 'Remove') return sendError(x, 400, 'InvalidRequestBody', `Action must be Add or Remove (got ${JSON.stringify(body.Action)})`);
+  const tags = new Set(m.tags ?? ((m.base.json.machineTags as string[] | undefined) ?? []));
+  if (body.Action === 'Add') tags.add(body.Value);
+  else tags.delete(body.Value);
+  m.tags = [...tags];
+  return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#Machines/$entity`, ...machineEntity(m) });
 }
 
 export async function listMachines(ctx: ApiContext, x: Exchange): Promise<boolean> {
@@ -299,18 +349,20 @@ export async function vulnerabilityChanges(ctx: ApiContext, x: Exchange): Promis
 export async function startAction(ctx: ApiContext, x: Exchange, machineId: string, type: ActionType, requestor: string): Promise<boolean> {
   const m = findMachine(ctx, machineId);
   if (!m) return sendError(x, 404, 'ResourceNotFound', `Machine ${machineId} was not found`);
-  let body: Record<string, unknown>;
-  try {
-    const text = await readBody(x.req);
-    const parsed: unknown = JSON.parse(text);
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
-    body = parsed as Record<string, unknown>;
-  } catch {
-    return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
-  }
+  const body = await readObject(x);
+  if (!body) return sendError(x, 400, 'InvalidRequestBody', 'Request body must be a JSON object');
   // Body parameter names are case-sensitive (common-errors.md).
   if (typeof body.Comment !== 'string' || !body.Comment.trim()) return sendError(x, 400, 'MissingRequiredParameter', "Parameter 'Comment' is missing or empty (names are case-sensitive)");
   let scope: string | null = null;
+  let file: string | undefined;
+  if (type === 'RunAntiVirusScan') {
+    if (body.ScanType !== 'Quick' && body.ScanType !== 'Full') return sendError(x, 400, 'InvalidRequestBody', `ScanType must be Quick or Full (got ${JSON.stringify(body.ScanType)})`);
+    scope = body.ScanType;
+  }
+  if (type === 'StopAndQuarantineFile') {
+    if (typeof body.Sha1 !== 'string' || !/^[0-9a-fA-F]{40}$/.test(body.Sha1)) return sendError(x, 400, 'InvalidHashValue', `Sha1 must be a SHA-1 (40 hex characters), got ${JSON.stringify(body.Sha1)}`);
+    file = body.Sha1.toLowerCase();
+  }
   if (type === 'Isolate') {
     const it = body.IsolationType ?? 'Full';
     if (it !== 'Full' && it !== 'Selective' && it !== 'UnManagedDevice') return sendError(x, 400, 'InvalidRequestBody', `IsolationType must be Full, Selective or UnManagedDevice (got ${JSON.stringify(it)})`);
@@ -318,8 +370,8 @@ export async function startAction(ctx: ApiContext, x: Exchange, machineId: strin
     scope = it;
   }
   const now = ctx.now();
-  if (ctx.actions.active(m.base.id, now)) return sendError(x, 400, 'ActiveRequestAlreadyExists', 'Action is already in progress');
-  const a = ctx.actions.create({ type, scope, requestor, requestorComment: body.Comment, machineId: m.base.id, computerDnsName: m.base.computerDnsName, createdMs: now });
+  if (ctx.actions.active(m.base.id, now, type)) return sendError(x, 400, 'ActiveRequestAlreadyExists', 'Action is already in progress');
+  const a = ctx.actions.create({ type, scope, requestor, requestorComment: body.Comment, machineId: m.base.id, computerDnsName: m.base.computerDnsName, createdMs: now, ...(file ? { file } : {}) });
   return sendJson(x, 201, { '@odata.context': `${ctx.origin()}/api/$metadata#MachineActions/$entity`, ...ctx.actions.entity(a, now) });
 }
 
@@ -327,6 +379,15 @@ export async function getAction(ctx: ApiContext, x: Exchange, id: string): Promi
   const a = ctx.actions.get(id);
   if (!a) return sendError(x, 404, 'ResourceNotFound', `MachineAction ${id} was not found`);
   return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#MachineActions/$entity`, ...ctx.actions.entity(a, ctx.now()) });
+}
+
+/** GET /api/machineactions/{id}/GetPackageUri: a download link once the package collection succeeded. */
+export async function getPackageUri(ctx: ApiContext, x: Exchange, id: string): Promise<boolean> {
+  const a = ctx.actions.get(id);
+  if (!a || a.type !== 'CollectInvestigationPackage') return sendError(x, 404, 'ResourceNotFound', `Investigation package of machine action ${id} was not found`);
+  const status = ctx.actions.status(a, ctx.now()).status;
+  if (status !== 'Succeeded') return sendError(x, 404, 'ResourceNotFound', `The investigation package of machine action ${id} is not ready (${status})`);
+  return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#Edm.String`, value: `${ctx.origin()}/packages/${a.id}.zip?sv=emulated&se=${encodeURIComponent(new Date(ctx.now() + 3600_000).toISOString())}` });
 }
 
 export async function cancelAction(ctx: ApiContext, x: Exchange, id: string, requestor: string): Promise<boolean> {
@@ -351,7 +412,9 @@ export async function listActions(ctx: ApiContext, x: Exchange): Promise<boolean
   let paging;
   try {
     const filter = q.get('$filter');
-    clauses = filter ? parseFilter(filter, { id: 'string', status: 'string', machineId: 'string', type: 'string', requestor: 'string', creationDateTimeUtc: 'date' }) : [];
+    // The documented filter fields, and lastUpdateDateTimeUtc: not in the docs' list, but what
+    // public integrations filter on (and the machineActions collector does).
+    clauses = filter ? parseFilter(filter, { id: 'string', status: 'string', machineId: 'string', type: 'string', requestor: 'string', creationDateTimeUtc: 'date', lastUpdateDateTimeUtc: 'date' }) : [];
     paging = parseTopSkip(q, MAX_TOP);
   } catch (e) {
     return odataFailure(x, e);
@@ -359,8 +422,12 @@ export async function listActions(ctx: ApiContext, x: Exchange): Promise<boolean
   const now = ctx.now();
   const entities = ctx.actions.all
     .map((a) => ctx.actions.entity(a, now))
-    .filter((e) => matches(clauses, (f) => (f === 'creationDateTimeUtc' ? Date.parse(e.creationDateTimeUtc as string) : (e[f] as string))))
+    .filter((e) => matches(clauses, (f) => (f === 'creationDateTimeUtc' || f === 'lastUpdateDateTimeUtc' ? Date.parse(e[f] as string) : (e[f] as string))))
     .reverse(); // newest first
-  const page = entities.slice(paging.skip, paging.skip + (paging.top ?? MAX_TOP));
-  return sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#MachineActions`, value: page });
+  const { limit, nextSkip } = listPage(ctx, paging, entities.length);
+  const page = entities.slice(paging.skip, paging.skip + limit);
+  const next = nextSkip !== null ? nextLinkWith(x, { $skip: String(nextSkip) }) : null;
+  const ok = await sendJson(x, 200, { '@odata.context': `${ctx.origin()}/api/$metadata#MachineActions`, value: page, ...(next ? { '@odata.nextLink': next } : {}) });
+  if (ok) ctx.served.addMachineActions(page.map((e) => [e.id as string, e.lastUpdateDateTimeUtc as string]));
+  return ok;
 }

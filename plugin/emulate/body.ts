@@ -1,12 +1,18 @@
 // Writes a JSON response in chunks, honouring res.write backpressure, so a 200 000-record page never
 // becomes one giant string. Optionally cuts the body after N bytes and drops the connection (the
-// "truncated body" fault).
+// "truncated body" fault), or sends it a few bytes at a time (the "trickle" fault).
 import type { ServerResponse } from 'node:http';
 
 const CHUNK = 64 * 1024;
 
 /** Thrown inside a generator to stop writing once the client is gone or the cut happened. */
 export class BodyAborted extends Error {}
+
+/** Pieces of `bytes`, one every `ms`: a server that is never silent for long but never done. */
+export interface Trickle {
+  bytes: number;
+  ms: number;
+}
 
 export class BodyWriter {
   // Pieces are UTF-8-encoded straight into a chunk buffer: joining thousands of strings first costs
@@ -19,6 +25,7 @@ export class BodyWriter {
   constructor(
     private readonly res: ServerResponse,
     private readonly cutAfterBytes: number | null = null,
+    private readonly trickle?: Trickle,
   ) {
     res.on('close', () => {
       if (!res.writableFinished) this.aborted = true;
@@ -73,9 +80,19 @@ export class BodyWriter {
       throw new BodyAborted();
     }
     this.sent += chunk.length;
+    if (this.trickle) return this.drip(chunk);
     if (!this.res.write(chunk)) {
       await this.until('drain');
       if (this.aborted) throw new BodyAborted();
+    }
+  }
+
+  private async drip(chunk: Buffer): Promise<void> {
+    const { bytes, ms } = this.trickle!;
+    for (let at = 0; at < chunk.length; at += bytes) {
+      if (this.aborted) throw new BodyAborted();
+      this.res.write(chunk.subarray(at, at + bytes));
+      await new Promise((r) => setTimeout(r, ms));
     }
   }
 
@@ -113,6 +130,14 @@ export class BodyWriter {
       const limit = Math.min(this.cutAfterBytes - this.sent, Math.floor((this.sent + rest.length) / 2) - this.sent);
       this.cut(rest.subarray(0, Math.max(1, limit)));
       return Promise.reject(new BodyAborted());
+    }
+    if (this.trickle) {
+      return this.drip(rest).then(() => {
+        const finished = this.until('finish');
+        this.res.end();
+        onHandedOver?.();
+        return finished;
+      });
     }
     const finished = this.until('finish');
     this.res.end(rest);

@@ -24,6 +24,7 @@ import { startEmulator, type Emulator, type EmulatorOptions } from './server.js'
  *   prebuildAlerts       --prebuild-alerts        serialise every alert at start: slower start, ~4× faster pages (benchmarks)
  *   pageCap              --page-cap N             alert and machine pages hold at most N items whatever $top says (default: no cap)
  *   pageCapNextLink      --page-cap-next-link     capped pages link the rest with @odata.nextLink (default: no link)
+ *   machineActions       --machine-actions N      machine actions taken before the start, over --history-hours (default 20)
  */
 export interface EmulateCommandOptions {
   port?: string | number;
@@ -41,6 +42,7 @@ export interface EmulateCommandOptions {
   prebuildAlerts?: boolean;
   pageCap?: string | number;
   pageCapNextLink?: boolean;
+  machineActions?: string | number;
   logger?: Logger;
   /** stdout by default (tests pass their own) */
   out?: NodeJS.WritableStream;
@@ -83,6 +85,7 @@ export function emulatorOptionsFromCli(o: EmulateCommandOptions): EmulatorOption
     prebuildAlerts: o.prebuildAlerts ?? false,
     pageCap: num(o.pageCap, { name: 'page-cap', min: 1, max: 10_000, integer: true }, problems),
     pageCapNextLink: o.pageCapNextLink ?? false,
+    machineActions: num(o.machineActions ?? 20, { name: 'machine-actions', min: 0, max: 1_000_000, integer: true }, problems),
     // nobody can read `served` from outside the process: do not keep a million ids
     recordVulnerabilityIds: false,
     logger: o.logger,
@@ -134,7 +137,7 @@ export async function emulateCommand(o: EmulateCommandOptions = {}): Promise<num
     emu = await startEmulator(opts);
   } catch (e) {
     err.write(`defender-fluent emulate: cannot start: ${(e as Error).message}\n`);
-    return 1;
+    return 2;
   }
   out.write(describe(emu, opts));
   o.onReady?.(emu);

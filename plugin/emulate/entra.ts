@@ -3,10 +3,13 @@
 // JWT-shaped, HMAC-signed with a per-process key so the API side can tell ours from forged ones.
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 
-export const allRoles = ['Alert.Read.All', 'Machine.Read.All', 'Vulnerability.Read.All', 'Machine.Isolate'];
+export const allRoles = ['Alert.Read.All', 'Machine.Read.All', 'Vulnerability.Read.All', 'Machine.Isolate', 'Machine.Scan', 'Machine.StopAndQuarantine', 'Machine.RestrictExecution', 'Machine.CollectForensics', 'Alert.ReadWrite.All', 'Machine.ReadWrite.All', 'Ti.ReadWrite'];
 
 /** Resources a Defender for Endpoint token may be requested for (defender-api.md §1). */
 const resources = ['https://api.securitycenter.microsoft.com', 'https://securitycenter.onmicrosoft.com/windowsatpservice', 'https://api.security.microsoft.com'];
+
+/** Microsoft Graph, global and national clouds: its tokens carry the Graph application permissions. */
+export const graphResources = ['https://graph.microsoft.com', 'https://graph.microsoft.us', 'https://dod-graph.microsoft.us'];
 
 export interface TokenClaims {
   aud: string;
@@ -27,6 +30,8 @@ export interface EntraOptions {
   clientId: string;
   clientSecret: string;
   roles: string[];
+  /** roles of tokens for Microsoft Graph (another API, its own permissions) */
+  graphRoles: string[];
   tokenLifetimeSeconds: number;
   nowMs: () => number;
 }
@@ -157,7 +162,7 @@ export class Entra {
     } else {
       resource = form.get('resource') ?? undefined;
     }
-    if (!resource || !resources.includes(resource.replace(/\/$/, ''))) {
+    if (!resource || ![...resources, ...graphResources].includes(resource.replace(/\/$/, ''))) {
       return this.error(400, 'invalid_resource', 500011, `The resource principal named ${resource ?? '(none)'} was not found in the tenant named ${this.opts.tenantId}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`);
     }
     const now = Math.floor(this.opts.nowMs() / 1000);
@@ -169,7 +174,7 @@ export class Entra {
       exp: now + this.opts.tokenLifetimeSeconds,
       appid: this.opts.clientId,
       tid: this.opts.tenantId,
-      roles: this.opts.roles,
+      roles: graphResources.includes(resource.replace(/\/$/, '')) ? this.opts.graphRoles : this.opts.roles,
       jti: randomUUID(),
       ver: '1.0',
     };

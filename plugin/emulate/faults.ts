@@ -1,20 +1,23 @@
 // Faults on demand. A fault list is comma-separated items `kind[:key=value]...`, for example
 //   429:count=5:retryAfter=2,503:p=0.1,slow:ms=1500,truncate:after=2,token-reject:after=3,reset
-// kinds:  429 | 500 | 503 | slow | truncate | malformed | novalue | token-reject | reset
+// kinds:  429 | 500 | 503 | slow | truncate | malformed | novalue | trickle | token-reject | reset
 //         novalue: a whole 200 JSON body without a `value` array, as a proxy or gateway may answer
+//         trickle: the answer goes out `bytes` at a time every `ms`, never silent for long, never done soon
+//         on=token: 429 / 500 / 503 answer as Entra does (AADSTS90033), reset drops the connection,
+//         token-reject refuses the client (401 AADSTS7000215), trickle / slow / truncate as for data
 // keys:   count=N      how many calls get the fault (default 1 unless p is given; 0 = unlimited)
 //         p=0..1       probability per eligible call instead of a count (decided by the seeded PRNG)
 //         after=N      let N eligible calls through first (token-reject:after=3 hits the 4th data call)
 //         on=data|alerts|machines|vulnerabilities|machineactions|actions|token|any   which calls are eligible (default data)
-//         ms=N         delay for `slow` (default 2000)
+//         ms=N         delay for `slow` (default 2000), between pieces for `trickle` (default 500)
 //         retryAfter=S Retry-After seconds for `429` (default 1)
-//         bytes=N      bytes sent before a `truncate` cut (default 512)
+//         bytes=N      bytes sent before a `truncate` cut (default 512); piece size for `trickle` (default 64)
 //         shape=empty|null|scalar|other   the `novalue` body: {} (default), {"value":null}, {"value":"none"}, {"foo":[]}
 import { Rng } from './prng.js';
 
-export type FaultKind = '429' | '500' | '503' | 'slow' | 'truncate' | 'malformed' | 'novalue' | 'token-reject' | 'reset';
+export type FaultKind = '429' | '500' | '503' | 'slow' | 'truncate' | 'malformed' | 'novalue' | 'trickle' | 'token-reject' | 'reset';
 export type NoValueShape = 'empty' | 'null' | 'scalar' | 'other';
-export type FaultScope = 'data' | 'alerts' | 'machines' | 'vulnerabilities' | 'machineactions' | 'actions' | 'token' | 'any';
+export type FaultScope = 'data' | 'alerts' | 'machines' | 'vulnerabilities' | 'machineactions' | 'actions' | 'hunting' | 'token' | 'any';
 
 export interface FaultSpec {
   kind: FaultKind;
@@ -30,9 +33,9 @@ export interface FaultSpec {
 
 export class FaultSpecError extends Error {}
 
-const kinds: FaultKind[] = ['429', '500', '503', 'slow', 'truncate', 'malformed', 'novalue', 'token-reject', 'reset'];
+const kinds: FaultKind[] = ['429', '500', '503', 'slow', 'truncate', 'malformed', 'novalue', 'trickle', 'token-reject', 'reset'];
 const shapes: NoValueShape[] = ['empty', 'null', 'scalar', 'other'];
-const scopes: FaultScope[] = ['data', 'alerts', 'machines', 'vulnerabilities', 'machineactions', 'actions', 'token', 'any'];
+const scopes: FaultScope[] = ['data', 'alerts', 'machines', 'vulnerabilities', 'machineactions', 'actions', 'hunting', 'token', 'any'];
 
 export function parseFaults(list: string): FaultSpec[] {
   const out: FaultSpec[] = [];

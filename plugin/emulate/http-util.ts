@@ -1,7 +1,7 @@
 // Small HTTP helpers shared by the Entra and Defender handlers.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BodyAborted, BodyWriter } from './body.js';
+import { BodyAborted, BodyWriter, type Trickle } from './body.js';
 
 export const jsonType = 'application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8';
 
@@ -12,6 +12,8 @@ export interface Exchange {
   url: URL;
   /** bytes after which the body is cut (truncate fault) */
   cutAfterBytes: number | null;
+  /** the body goes out in pieces of `bytes` every `ms` (trickle fault) */
+  trickle?: Trickle;
   fault?: string;
   api: string;
   /** id (jti) of the bearer token that made the call: tells apart the clients (replicas) of one tenant */
@@ -19,19 +21,19 @@ export interface Exchange {
 }
 
 /**
- * Sends a whole JSON body (through BodyWriter so a truncate fault applies here too). Returns true if
+ * Sends a whole JSON body (through BodyWriter so a truncate or trickle fault applies here too). Returns true if
  * sent completely; without a cut the body is handed to the socket before this returns (synchronously).
  */
 export async function sendJson(x: Exchange, status: number, body: unknown, headers: Record<string, string> = {}): Promise<boolean> {
   const text = JSON.stringify(body);
-  if (x.cutAfterBytes === null) {
+  if (x.cutAfterBytes === null && !x.trickle) {
     x.res.writeHead(status, { 'content-type': jsonType, 'content-length': Buffer.byteLength(text), ...headers });
     x.res.end(text);
     return true;
   }
   x.res.writeHead(status, { 'content-type': jsonType, ...headers });
   try {
-    await new BodyWriter(x.res, x.cutAfterBytes).end(text);
+    await new BodyWriter(x.res, x.cutAfterBytes, x.trickle).end(text);
     return true;
   } catch (e) {
     if (e instanceof BodyAborted) return false;

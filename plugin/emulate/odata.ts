@@ -8,26 +8,35 @@ export type Clause = { field: string; op: CompareOp; value: { kind: 'date'; inst
 
 const clauseRe = /^\s*([A-Za-z][A-Za-z0-9]*)\s+(eq|ne|gt|ge|lt|le)\s+('(?:[^']|'')*'|[^\s']+)\s*$/;
 
-/** Splits on ` and ` outside quotes. */
-function splitAnd(filter: string): string[] {
+/** Splits on `sep` (anchored with ^) outside quotes ('…', "…") and parentheses; the parts trimmed. OData $filter and the emulator's KQL use it. */
+export function splitOutside(text: string, sep: RegExp): string[] {
   const parts: string[] = [];
   let cur = '';
-  let quoted = false;
-  for (let i = 0; i < filter.length; i++) {
-    const ch = filter[i]!;
-    if (ch === "'") quoted = !quoted;
-    if (!quoted && /^\s+and\s+/i.test(filter.slice(i)) && /\s/.test(ch)) {
-      const m = /^\s+and\s+/i.exec(filter.slice(i))!;
-      parts.push(cur);
-      cur = '';
-      i += m[0].length - 1;
-      continue;
+  let quote: string | null = null;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quote) {
+      if (ch === quote) quote = null;
+    } else if (ch === '"' || ch === "'") quote = ch;
+    else if (ch === '(') depth++;
+    else if (ch === ')') depth--;
+    else if (depth === 0) {
+      const m = sep.exec(text.slice(i));
+      if (m && m.index === 0) {
+        parts.push(cur);
+        cur = '';
+        i += m[0].length - 1;
+        continue;
+      }
     }
     cur += ch;
   }
   parts.push(cur);
-  return parts;
+  return parts.map((p) => p.trim());
 }
+
+const splitAnd = (filter: string): string[] => splitOutside(filter, /^\s+and\s+/i);
 
 /**
  * Parses `$filter`. `fields` maps each filterable field to its type; DateTimeOffset values are

@@ -33,7 +33,11 @@ export class Served {
   /** `${id}|${status}|${eventTimestamp}` of delta records served (null when recording ids is off) */
   readonly vulnerabilityChangeKeys: Set<string> | null;
   vulnerabilityChangeRecords = 0;
-  readonly pages = { alerts: 0, machines: 0, vulnerabilities: 0, vulnerabilityChanges: 0 };
+  /** machine action id → every lastUpdateDateTimeUtc served for it (one entry per status change) */
+  readonly machineActionVersions = new Map<string, Set<string>>();
+  readonly pages = { alerts: 0, machines: 0, vulnerabilities: 0, vulnerabilityChanges: 0, machineActions: 0 };
+  /** rows of complete runHuntingQuery answers */
+  huntingRows = 0;
   /** every API and token call, in order (capped at 100 000 entries) */
   readonly requests: RequestLogEntry[] = [];
 
@@ -44,9 +48,7 @@ export class Served {
 
   /** Alert versions as `${id}|${lastUpdateTime}` strings. */
   alertVersionKeys(): string[] {
-    const out: string[] = [];
-    for (const [id, times] of this.alertVersions) for (const t of times) out.push(`${id}|${t}`);
-    return out;
+    return versionKeys(this.alertVersions);
   }
 
   get alertVersionCount(): number {
@@ -56,13 +58,19 @@ export class Served {
   }
 
   addAlerts(versions: Array<[string, string]>): void {
-    for (const [id, t] of versions) {
-      let set = this.alertVersions.get(id);
-      if (!set) this.alertVersions.set(id, (set = new Set()));
-      set.add(t);
-    }
+    addVersions(this.alertVersions, versions);
     this.alertRecords += versions.length;
     this.pages.alerts++;
+  }
+
+  /** `${id}|${lastUpdateDateTimeUtc}` of every machine action version served. */
+  machineActionVersionKeys(): string[] {
+    return versionKeys(this.machineActionVersions);
+  }
+
+  addMachineActions(versions: Array<[string, string]>): void {
+    addVersions(this.machineActionVersions, versions);
+    this.pages.machineActions++;
   }
 
   addMachines(ids: string[]): void {
@@ -93,4 +101,19 @@ export class Served {
     for (const r of this.requests) if (!api || r.api === api) out[r.status] = (out[r.status] ?? 0) + 1;
     return out;
   }
+}
+
+/** id → update times served: one entry per version of an alert or a machine action. */
+function addVersions(into: Map<string, Set<string>>, versions: Array<[string, string]>): void {
+  for (const [id, t] of versions) {
+    let set = into.get(id);
+    if (!set) into.set(id, (set = new Set()));
+    set.add(t);
+  }
+}
+
+function versionKeys(of: Map<string, Set<string>>): string[] {
+  const out: string[] = [];
+  for (const [id, times] of of) for (const t of times) out.push(`${id}|${t}`);
+  return out;
 }

@@ -6,9 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { ActionBook, type ActionOutcome } from './actions.js';
+import { ActionBook, historyTypes, type ActionOutcome, type ActionType } from './actions.js';
 import * as api from './api.js';
-import { Entra, allRoles } from './entra.js';
+import { Entra, allRoles, graphResources } from './entra.js';
+import { HuntingTable, runHuntingQuery } from './hunting.js';
+import { IndicatorStore } from './indicators.js';
 import { FaultInjector, parseFaults, type CallInfo, type FaultSpec } from './faults.js';
 import { readBody, sendError, sendJson, type Exchange } from './http-util.js';
 import { Rng } from './prng.js';
@@ -60,6 +62,12 @@ export interface EmulatorOptions {
   stateDir?: string;
   /** export page links ($skiptoken) older than this are refused with 400, as when a snapshot is regenerated (default: never) */
   exportLinkTtlMs?: number;
+  /** one DeviceProcessEvents row for advanced hunting every this many ms (default 60 000) */
+  huntingRowEveryMs?: number;
+  /** roles of Microsoft Graph tokens (default ThreatHunting.Read.All) */
+  graphRoles?: string[];
+  /** machine actions taken before the start (portal, other tools), spread over historyHours (default 0) */
+  machineActions?: number;
   /** machine actions stay Pending this long, then InProgress this long (defaults 2 000 / 3 000 ms) */
   actionPendingMs?: number;
   actionInProgressMs?: number;
@@ -111,6 +119,8 @@ export interface Emulator {
   /** current version of every alert */
   alertVersions(): AlertVersion[];
   machineIds(): string[];
+  /** the advanced hunting table's rows with from ≤ Timestamp < to */
+  huntingRows(fromMs: number, toMs: number): Record<string, unknown>[];
   isIsolated(machineId: string): boolean;
   setFaults(faults: string | FaultSpec[]): void;
   faultsFired(): Record<string, number>;
@@ -130,7 +140,7 @@ export interface Emulator {
 
 type Route =
   | { kind: 'entra'; run: (x: Exchange) => Promise<boolean> }
-  | { kind: 'api'; api: CallInfo['api']; bucket: string; family: 'standard' | 'export'; roles: string[]; run: (x: Exchange, requestor: string) => Promise<boolean> };
+  | { kind: 'api'; api: CallInfo['api']; bucket: string; family: 'standard' | 'export' | 'hunting'; roles: string[]; graph?: true; run: (x: Exchange, requestor: string) => Promise<boolean> };
 
 const readRoles = {
   alerts: ['Alert.Read.All', 'Alert.ReadWrite.All'],
@@ -138,6 +148,33 @@ const readRoles = {
   vulns: ['Vulnerability.Read.All'],
   isolate: ['Machine.Isolate'],
 };
+
+/** POST /api/machines/{id}/<path> of the other response actions, and their application permissions. */
+const responsePaths: Record<string, { type: ActionType; roles: string[] }> = {
+  runantivirusscan: { type: 'RunAntiVirusScan', roles: ['Machine.Scan'] },
+  stopandquarantinefile: { type: 'StopAndQuarantineFile', roles: ['Machine.StopAndQuarantine'] },
+  restrictcodeexecution: { type: 'RestrictCodeExecution', roles: ['Machine.RestrictExecution'] },
+  unrestrictcodeexecution: { type: 'UnrestrictCodeExecution', roles: ['Machine.RestrictExecution'] },
+  collectinvestigationpackage: { type: 'CollectInvestigationPackage', roles: ['Machine.CollectForensics'] },
+};
+
+/** n actions of every type on the world's machines, created in order over the history before startMs. */
+function seedActionHistory(actions: ActionBook, world: World, rng: Rng, n: number, startMs: number, historyMs: number): void {
+  if (!world.machines.length) return;
+  for (let i = 0; i < n; i++) {
+    const m = world.machines[rng.int(0, world.machines.length - 1)]!;
+    const type = historyTypes[rng.int(0, historyTypes.length - 1)]!;
+    actions.create({
+      type,
+      scope: type === 'Isolate' ? 'Full' : type === 'RunAntiVirusScan' ? 'Quick' : null,
+      requestor: rng.chance(0.5) ? 'analyst@emulated.test' : 'soar@emulated.test',
+      requestorComment: `${type} (emulated history ${i + 1})`,
+      machineId: m.base.id,
+      computerDnsName: m.base.computerDnsName,
+      createdMs: startMs - historyMs + Math.floor(((i + rng.float()) * historyMs) / n),
+    });
+  }
+}
 
 function startMsOf(v: EmulatorOptions['startTime']): number {
   if (v === undefined) return Date.now();
@@ -172,6 +209,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   });
   const served = new Served(opts.recordVulnerabilityIds ?? true);
   const actions = new ActionBook(opts.actionPendingMs ?? 2000, opts.actionInProgressMs ?? 3000);
+  const hunting = new HuntingTable(world, seed, opts.huntingRowEveryMs ?? 60_000);
+  const indicators = new IndicatorStore();
+  seedActionHistory(actions, world, Rng.for(seed, 'machine-actions'), opts.machineActions ?? 0, startMs, (opts.historyHours ?? 2) * 3600_000);
   const faults = new FaultInjector(seed);
   faults.set(typeof opts.faults === 'string' ? parseFaults(opts.faults) : (opts.faults ?? []));
   let rateScale = opts.rateScale ?? 1;
@@ -185,6 +225,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     clientId,
     clientSecret,
     roles: opts.roles ?? allRoles,
+    graphRoles: opts.graphRoles ?? ['ThreatHunting.Read.All'],
     tokenLifetimeSeconds: opts.tokenLifetimeSeconds ?? 3599,
     nowMs: now,
   });
@@ -230,6 +271,11 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         },
       };
     }
+    // ---- Microsoft Graph advanced hunting
+    if (/^\/v1\.0\/security\/runhuntingquery$/i.test(path)) {
+      if (method !== 'POST') return { error: [405, 'MethodNotAllowed', 'Use POST'] };
+      return { kind: 'api', api: 'hunting', bucket: 'hunting', family: 'hunting', roles: ['ThreatHunting.Read.All'], graph: true, run: (x) => runHuntingQuery(x, hunting, origin, now(), (n) => (served.huntingRows += n)) };
+    }
     // ---- Defender API (with or without /v1.0)
     const p = path.replace(/^\/api\/v1\.0\//i, '/api/');
     if (!/^\/api\//i.test(p)) return { error: [404, 'NotFound', `No route for ${path}`] };
@@ -237,6 +283,15 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     const lower = seg.map((s) => s.toLowerCase());
     const std = (name: string) => (scope === 'api' ? name : 'standard');
     const exp = (name: string) => (scope === 'api' ? name : 'export');
+    if (lower[0] === 'indicators') {
+      const ti = ['Ti.ReadWrite', 'Ti.ReadWrite.All'];
+      if (method === 'POST' && seg.length === 1) return { kind: 'api', api: 'actions', bucket: std('indicators'), family: 'standard', roles: ti, run: (x, who) => indicators.post(x, origin, now(), who) };
+      if (method === 'GET' && seg.length === 1) return { kind: 'api', api: 'actions', bucket: std('indicators'), family: 'standard', roles: ti, run: (x) => indicators.list(x, origin) };
+      if (method === 'DELETE' && seg.length === 2) return { kind: 'api', api: 'actions', bucket: std('indicators'), family: 'standard', roles: ti, run: (x) => indicators.remove(x, seg[1]!) };
+    }
+    if (lower[0] === 'alerts' && method === 'PATCH' && seg.length === 2) {
+      return { kind: 'api', api: 'actions', bucket: std('alerts'), family: 'standard', roles: ['Alert.ReadWrite.All'], run: (x, who) => api.updateAlert(ctx, x, seg[1]!, who) };
+    }
     if (lower[0] === 'alerts' && method === 'GET') {
       if (seg.length === 1) return { kind: 'api', api: 'alerts', bucket: std('alerts'), family: 'standard', roles: readRoles.alerts, run: (x) => api.listAlerts(ctx, x) };
       if (seg.length === 2) return { kind: 'api', api: 'alerts', bucket: std('alerts'), family: 'standard', roles: readRoles.alerts, run: (x) => api.getAlert(ctx, x, seg[1]!) };
@@ -254,10 +309,18 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         const type = lower[2] === 'isolate' ? 'Isolate' : 'Unisolate';
         return { kind: 'api', api: 'actions', bucket: std(lower[2]), family: 'standard', roles: readRoles.isolate, run: (x, who) => api.startAction(ctx, x, seg[1]!, type, who) };
       }
+      if (method === 'POST' && seg.length === 3 && lower[2] === 'tags') {
+        return { kind: 'api', api: 'actions', bucket: std('tags'), family: 'standard', roles: ['Machine.ReadWrite.All'], run: (x) => api.machineTags(ctx, x, seg[1]!) };
+      }
+      const response = method === 'POST' && seg.length === 3 ? responsePaths[lower[2]!] : undefined;
+      if (response) return { kind: 'api', api: 'actions', bucket: std(lower[2]!), family: 'standard', roles: response.roles, run: (x, who) => api.startAction(ctx, x, seg[1]!, response.type, who) };
     }
     if (lower[0] === 'machineactions') {
       if (method === 'GET' && seg.length === 1) return { kind: 'api', api: 'machineactions', bucket: std('machineactions'), family: 'standard', roles: readRoles.machines.concat(readRoles.isolate), run: (x) => api.listActions(ctx, x) };
       if (method === 'GET' && seg.length === 2) return { kind: 'api', api: 'machineactions', bucket: std('machineactions'), family: 'standard', roles: readRoles.machines.concat(readRoles.isolate), run: (x) => api.getAction(ctx, x, seg[1]!) };
+      if (method === 'GET' && seg.length === 3 && lower[2] === 'getpackageuri') {
+        return { kind: 'api', api: 'machineactions', bucket: std('machineactions'), family: 'standard', roles: readRoles.machines, run: (x) => api.getPackageUri(ctx, x, seg[1]!) };
+      }
       if (method === 'POST' && seg.length === 3 && lower[2] === 'cancel') {
         return { kind: 'api', api: 'actions', bucket: std('machineactions'), family: 'standard', roles: readRoles.isolate, run: (x, who) => api.cancelAction(ctx, x, seg[1]!, who) };
       }
@@ -279,8 +342,12 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       case 'truncate':
         x.cutAfterBytes = f.bytes ?? 512;
         return false;
+      case 'trickle':
+        x.trickle = { bytes: Math.max(1, f.bytes ?? 64), ms: f.ms ?? 500 };
+        return false;
       case '429':
         if (token) await entraError(429);
+        else if (x.api === 'hunting') await sendError(x, 429, 'TooManyRequests', 'The tenant reached its allocated CPU resources for advanced hunting; queries are blocked until the next 15-minute cycle (emulator fault)', { 'retry-after': String(f.retryAfter ?? 900) });
         else await sendError(x, 429, 'TooManyRequests', 'Too many requests (emulator fault: 429 storm)', { 'retry-after': String(f.retryAfter ?? 1) });
         return true;
       case '500':
@@ -335,6 +402,11 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       return;
     }
     x.token = auth.claims.jti;
+    // Graph takes Graph tokens only (Graph answers another audience with 401 InvalidAuthenticationToken)
+    if (r.graph && !graphResources.includes(auth.claims.aud)) {
+      await sendError(x, 401, 'InvalidAuthenticationToken', `Access token validation failure. Invalid audience (${auth.claims.aud}): request a token for https://graph.microsoft.com/.default`, { 'www-authenticate': 'Bearer' });
+      return;
+    }
     if (!r.roles.some((role) => auth.claims.roles.includes(role))) {
       await sendError(x, 403, 'Forbidden', `The application does not have any of the required application permissions (${r.roles.join(', ')}) to access the resource.`);
       return;
@@ -444,6 +516,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     tick: (n) => void world.tick(n, now()),
     alertVersions: () => world.alerts.map(version),
     machineIds: () => world.machines.map((m: MachineState) => m.base.id),
+    huntingRows: (from, to) => hunting.rows(from, to),
     isIsolated: (id) => actions.isIsolated(id.toLowerCase(), now()),
     setFaults: (f) => faults.set(typeof f === 'string' ? parseFaults(f) : f),
     faultsFired: () => Object.fromEntries(faults.fired),
@@ -466,6 +539,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       tenant: 'Emulated tenant',
       apiEndpoint: origin,
       authorityHost: origin,
+      graphEndpoint: origin,
       allowCustomEndpoint: true,
       caFile: tls.caFile,
       clientId,

@@ -9,6 +9,8 @@ export interface MachineState {
   riskScore: string;
   /** isolation as the emulator's machine actions left it */
   isolated: boolean;
+  /** machineTags once POST /api/machines/{id}/tags changed them (else the generated ones) */
+  tags?: string[];
 }
 
 export interface WorldOptions {
@@ -165,6 +167,20 @@ export class World {
       out.push(s);
     }
     return out;
+  }
+
+  /** PATCH /api/alerts/{id}: the fields given, a comment appended; a new version (lastUpdateTime bumped). */
+  patchAlert(s: AlertState, patch: { status?: AlertState['status']; assignedTo?: string; classification?: string; determination?: string; comment?: string }, by: string, nowMs: number): void {
+    if (patch.status !== undefined) {
+      s.status = patch.status;
+      s.resolvedMs = patch.status === 'Resolved' ? nowMs : null;
+    }
+    if (patch.assignedTo !== undefined) s.assignedTo = patch.assignedTo;
+    if (patch.classification !== undefined) s.classification = patch.classification;
+    if (patch.determination !== undefined) s.determination = patch.determination;
+    if (patch.comment !== undefined) s.comments = [...s.comments, { comment: patch.comment, createdBy: by, createdTime: new Date(nowMs).toISOString().replace('Z', '0000Z') }];
+    s.lastUpdateMs = this.stamp(nowMs, s.lastUpdateMs);
+    s.version++;
   }
 
   /** The ticker's mix: ~40% new alerts, the rest updates; sometimes a machine checks in. */

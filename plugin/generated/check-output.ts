@@ -52,7 +52,7 @@ ok: boolean
  */
 apiEndpoint?: string
 functions?: ("collect" | "respond")[]
-contentTypes?: ("alerts" | "host" | "vulnerabilities")[]
+contentTypes?: ("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting")[]
 /**
  * the connector's red status was cleared because every check passed
  */
@@ -60,7 +60,7 @@ statusCleared?: boolean
 checks: CheckItem[]
 }
 export interface CheckItem {
-id: ("lock" | "config" | "token" | "permissions" | "api:alerts" | "api:host" | "api:vulnerabilities" | "api:respond" | "status")
+id: ("lock" | "config" | "token" | "permissions" | "api:alerts" | "api:host" | "api:vulnerabilities" | "api:machineActions" | "api:hunting" | "api:respond" | "status")
 title: string
 /**
  * warn does not fail the run; skip = not run because an earlier check failed or it does not apply

@@ -31,6 +31,7 @@ output?: OutputConfig
  */
 connectors: [ConnectorConfig, ...(ConnectorConfig)[]]
 respond?: RespondConfig
+health?: HealthConfig
 }
 export interface FileStateConfig {
 /**
@@ -107,6 +108,14 @@ functions?: [("collect" | "respond"), ...(("collect" | "respond"))[]]
  * Defender API host or https:// URL
  */
 apiEndpoint?: string
+/**
+ * Microsoft Graph host or https:// URL for the hunting content type (runHuntingQuery): graph.microsoft.com, or the national clouds graph.microsoft.us / dod-graph.microsoft.us
+ */
+graphEndpoint?: string
+/**
+ * Folder of the scheduled hunting queries (*.kql) the hunting content type runs; default: the packaged hunting/ folder. Relative paths are resolved against the config file's folder.
+ */
+huntingDir?: string
 authorityHost?: string
 clientId: Guid
 directoryId: Guid
@@ -116,14 +125,21 @@ lookbackHours?: number
 /**
  * @minItems 1
  */
-contentTypes?: [("alerts" | "host" | "vulnerabilities"), ...(("alerts" | "host" | "vulnerabilities"))[]]
+contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"))[]]
 allowCustomEndpoint?: boolean
 caFile?: string
 /**
  * HTTP(S) proxy URL; defaults to HTTPS_PROXY from the environment
  */
 proxy?: string
+/**
+ * a plain call (and a token request) must be answered whole within this; a streamed page may not fall silent for longer
+ */
 requestTimeoutSeconds?: number
+/**
+ * the most time the server may take to send one streamed page (alerts, machines, export pages), not counting the time the pipeline holds the collector back
+ */
+pageTimeoutSeconds?: number
 alertOverlapMinutes?: number
 hostFullRefreshHours?: number
 vulnerabilityBaselineDays?: number
@@ -138,7 +154,7 @@ name: string
 /**
  * @minItems 1
  */
-contentTypes?: [("alerts" | "host" | "vulnerabilities"), ...(("alerts" | "host" | "vulnerabilities"))[]]
+contentTypes?: [("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"), ...(("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting"))[]]
 /**
  * @minItems 1
  * @maxItems 10
@@ -174,6 +190,16 @@ token: string
  * @minItems 1
  */
 connectors: [string, ...(string)[]]
+/**
+ * the /v1/actions/* (and, with indicators, /v1/indicators) this token may call (default contain and release: the other response actions are opt-in per token)
+ * 
+ * @minItems 1
+ */
+actions?: [("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag" | "indicators"), ...(("contain" | "release" | "scan" | "quarantine" | "restrict" | "unrestrict" | "collect-package" | "update-alert" | "tag" | "indicators"))[]]
+/**
+ * may submit an indicator without expiration (it stays until deleted)
+ */
+indicatorsWithoutExpiration?: boolean
 }
 export interface AutoResponsePolicy {
 enabled?: boolean
@@ -185,4 +211,13 @@ maxPerHourPerConnector?: number
 maxPerHour?: number
 excludeTag?: string
 isolationType?: ("Full" | "Selective")
+}
+/**
+ * Optional HTTP listener of `run`: GET /healthz (liveness), /readyz (readiness: every connector green or within its first interval), /metrics (Prometheus). No token and no secrets: bind it to 127.0.0.1 or a pod-internal address.
+ */
+export interface HealthConfig {
+/**
+ * host:port, e.g. 127.0.0.1:9464
+ */
+listen: string
 }

@@ -45,7 +45,7 @@ description?: string
 /**
  * content type whose entities this transform maps
  */
-content: ("alerts" | "host" | "vulnerabilities")
+content: ("alerts" | "host" | "vulnerabilities" | "machineActions" | "hunting")
 /**
  * input entity schema, relative to schemas/ (e.g. defender/alert.schema.json); every source path is checked against it
  */
@@ -57,7 +57,7 @@ output: string
 /**
  * Fluent tag suffix (key of tagSuffix): the record is emitted as <tagPrefix>.<suffix>
  */
-tag: ("alerts" | "hostSyslog" | "hostAssets" | "vulnerabilities")
+tag: ("alerts" | "hostSyslog" | "hostAssets" | "vulnerabilities" | "machineActions" | "hunting")
 /**
  * lookup tables local to this file; shared tables live in transforms/lookups/<name>.json
  */

@@ -39,6 +39,8 @@ export const tagSuffix = {
   hostSyslog: 'syslog.host',
   hostAssets: 'assets.host',
   vulnerabilities: 'syslog.vulnerabilities',
+  machineActions: 'syslog.machine_actions',
+  hunting: 'syslog.hunting',
   status: 'status',
   audit: 'audit',
 } as const;

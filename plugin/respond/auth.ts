@@ -6,6 +6,10 @@ import { registerSecret } from '../log.js';
 export interface Caller {
   name: string;
   connectors: readonly string[];
+  /** the /v1/actions/* it may call (respond.tokens[].actions) */
+  actions: readonly string[];
+  /** may submit an indicator that never expires */
+  indicatorsWithoutExpiration?: boolean;
 }
 
 export type AuthResult = { ok: true; caller: Caller } | { ok: false; reason: string };
@@ -26,7 +30,7 @@ export class TokenAuth {
     this.entries = tokens.map((t) => {
       // Literal tokens in the config are not registered by the ${env:} resolver; redact them too.
       registerSecret(t.token);
-      return { digest: digest(t.token), caller: { name: t.name, connectors: [...t.connectors] } };
+      return { digest: digest(t.token), caller: { name: t.name, connectors: [...t.connectors], actions: [...(t.actions ?? ['contain', 'release'])], indicatorsWithoutExpiration: t.indicatorsWithoutExpiration ?? false } };
     });
   }
 
@@ -49,4 +53,8 @@ export class TokenAuth {
 
 export function mayUse(caller: Caller, connector: string): boolean {
   return caller.connectors.includes('*') || caller.connectors.includes(connector);
+}
+
+export function mayAct(caller: Caller, action: string): boolean {
+  return caller.actions.includes(action);
 }

@@ -2,18 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/load.js';
 import { DefenderClient } from '../defender/client.js';
 import { MachineActionError, MachineActions, type ActionClient } from '../defender/machine-actions.js';
 import { createLogger, redact, type Logger } from '../log.js';
 import type { Sink } from '../output/sink.js';
-import { version } from '../paths.js';
-import { clientEvents, exposition, trackTokenRenewals } from '../status/metrics.js';
+import { clientEvents, trackTokenRenewals } from '../status/metrics.js';
+import { listenOn, probeReply, sendReply } from '../status/probes.js';
 import { AuditLog } from './audit.js';
 import { TokenAuth } from './auth.js';
 import { parseJson, parseRecords, readBody, RequestError } from './body.js';
-import { RespondService, type Reply, type RequestContext } from './service.js';
+import { RespondService, responseActionNames, type Reply, type RequestContext, type ResponseActionName } from './service.js';
 
 export interface RespondServerOptions {
   config: Config;
@@ -34,6 +33,10 @@ export interface RespondServerOptions {
 const eventOf: Record<string, string> = {
   'POST /v1/actions/contain': 'contain',
   'POST /v1/actions/release': 'release',
+  ...Object.fromEntries(Object.keys(responseActionNames).map((a) => [`POST /v1/actions/${a}`, a])),
+  'POST /v1/actions/update-alert': 'update_alert',
+  'POST /v1/actions/tag': 'tag',
+  'POST /v1/indicators': 'indicator_submit',
   'POST /v1/fluent/contain': 'auto_contain',
   'GET /v1/status': 'status',
 };
@@ -89,23 +92,13 @@ export class RespondServer {
 
   /** Starts listening on respond.listen (or `listen`, e.g. '127.0.0.1:0' in tests). */
   async listen(listen = this.opts.config.respond?.listen ?? '127.0.0.1:8686'): Promise<{ host: string; port: number; url: string }> {
-    const i = listen.lastIndexOf(':');
-    const host = listen.slice(0, i);
-    const port = Number(listen.slice(i + 1));
     if (this.auth.configured === 0) this.logger.warn('respond.tokens is empty: every /v1 request will be refused (401)');
-    const restored = await this.service.restoreFromAudit();
-    if (restored) this.logger.info({ restored }, 'automated isolations of the last hour restored from the audit log (caps and per-machine dedupe)');
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = this.server.address() as AddressInfo;
-    const url = `${this.tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    const { restored, from } = await this.service.restoreCaps();
+    if (restored) this.logger.info({ restored, from }, 'automated isolations of the last hour restored (caps and per-machine dedupe)');
+    const addr = await listenOn(this.server, listen);
+    const url = `${this.tls ? 'https' : 'http'}://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`;
     this.logger.info({ url }, 'response sidecar listening');
-    return { host: addr.address, port: addr.port, url };
+    return { ...addr, url };
   }
 
   async close(): Promise<void> {
@@ -144,21 +137,23 @@ export class RespondServer {
   private async route(req: IncomingMessage, url: URL, ctx: RequestContext): Promise<Reply> {
     const method = req.method ?? 'GET';
     const path = url.pathname;
-    if (path === '/healthz') {
+    // /healthz and /metrics (its counters summed with the collector's snapshot), as `run` serves them
+    const probe = await probeReply(path, method, { metricsStateDir: this.opts.config.stateDir });
+    if (probe) {
       req.resume();
-      return method === 'GET' ? { status: 200, body: { status: 'ok', version } } : notAllowed('GET');
-    }
-    if (path === '/metrics') {
-      req.resume();
-      if (method !== 'GET') return notAllowed('GET');
-      const m = await exposition(this.opts.config.stateDir);
-      return { status: 200, body: m.body, headers: { 'Content-Type': m.contentType } };
+      return probe;
     }
     if (!path.startsWith('/v1/')) {
       req.resume();
       throw new RequestError(404, 'not_found', `no such endpoint: ${path}`);
     }
     ctx.audit.event = eventOf[`${method} ${path}`] ?? 'request';
+    try {
+      checkPercentEncoding(url);
+    } catch (e) {
+      req.resume();
+      throw e;
+    }
     const auth = this.auth.authenticate(req.headers.authorization);
     if (!auth.ok) {
       // Refused before the body is read: an unauthenticated client cannot make us buffer anything.
@@ -178,11 +173,39 @@ export class RespondServer {
       const body = parseJson(buf);
       return path === '/v1/actions/contain' ? this.service.contain(ctx, body) : this.service.release(ctx, body);
     }
+    if (path === '/v1/indicators') {
+      if (method === 'POST') return this.service.submitIndicator(ctx, parseJson(await readBody(req, this.maxBody)));
+      req.resume();
+      return method === 'GET' ? this.service.listIndicators(ctx, connectorParam) : notAllowed('GET, POST');
+    }
+    const indicator = /^\/v1\/indicators\/([^/]+)$/.exec(path);
+    if (indicator) {
+      req.resume();
+      return method === 'DELETE' ? this.service.deleteIndicator(ctx, decodeURIComponent(indicator[1]!), connectorParam) : notAllowed('DELETE');
+    }
+    if (path === '/v1/actions/update-alert' || path === '/v1/actions/tag') {
+      if (method !== 'POST') {
+        req.resume();
+        return notAllowed('POST');
+      }
+      const body = parseJson(await readBody(req, this.maxBody));
+      return path === '/v1/actions/tag' ? this.service.tag(ctx, body) : this.service.updateAlert(ctx, body);
+    }
+    const named = /^\/v1\/actions\/([a-z-]+)$/.exec(path)?.[1];
+    if (named && named in responseActionNames) {
+      if (method !== 'POST') {
+        req.resume();
+        return notAllowed('POST');
+      }
+      return this.service.respondAction(ctx, named as ResponseActionName, parseJson(await readBody(req, this.maxBody)));
+    }
     req.resume();
     if (method !== 'GET') return notAllowed('GET');
     if (path === '/v1/status') return this.service.status(ctx);
     let m = /^\/v1\/actions\/([^/]+)$/.exec(path);
     if (m) return this.service.action(ctx, decodeURIComponent(m[1]!), connectorParam);
+    m = /^\/v1\/actions\/([^/]+)\/package$/.exec(path);
+    if (m) return this.service.packageUri(ctx, decodeURIComponent(m[1]!), connectorParam);
     m = /^\/v1\/hosts\/([^/]+)\/isolation$/.exec(path);
     if (m) {
       const id = decodeURIComponent(m[1]!);
@@ -227,17 +250,40 @@ export class RespondServer {
   }
 
   private send(res: ServerResponse, reply: Reply, ctx: RequestContext): void {
-    const isText = typeof reply.body === 'string';
-    const payload = isText ? (reply.body as string) : JSON.stringify(reply.body);
-    res.statusCode = reply.status;
     res.setHeader('X-Request-Id', ctx.requestId);
-    res.setHeader('Cache-Control', 'no-store');
-    if (!isText) res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
     // A body that was refused unread (401, 413) may still be arriving: close rather than drain it.
     if (reply.status === 413) res.setHeader('Connection', 'close');
-    res.end(payload);
+    sendReply(res, reply);
   }
+}
+
+const decodes = (part: string): boolean => {
+  try {
+    decodeURIComponent(part.replace(/\+/g, ' '));
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A request target whose percent-encoding does not decode (`%zz`, a cut or overlong UTF-8
+ * sequence) is the client's error: 400 naming the part, checked before anything else (decoding it
+ * later threw a URIError, answered 500).
+ */
+function checkPercentEncoding(url: URL): void {
+  url.pathname
+    .split('/')
+    .slice(1)
+    .forEach((segment, i) => {
+      if (!decodes(segment)) throw new RequestError(400, 'malformed_path', `path segment ${i + 1} (${JSON.stringify(segment)}) is not valid percent-encoding (UTF-8)`);
+    });
+  url.search
+    .slice(1)
+    .split('&')
+    .forEach((param, i) => {
+      if (!decodes(param)) throw new RequestError(400, 'malformed_query', `query parameter ${i + 1} (${JSON.stringify(param)}) is not valid percent-encoding (UTF-8)`);
+    });
 }
 
 function notAllowed(allow: string): Reply {

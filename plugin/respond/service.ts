@@ -1,14 +1,26 @@
 import type { Config, Connector } from '../config/load.js';
-import { finalStatuses, MachineActionError, MachineActions, type ActionResult, type MachineAction } from '../defender/machine-actions.js';
+import { finalStatuses, MachineActionError, MachineActions, type ActionResult, type MachineAction, type ResponseType } from '../defender/machine-actions.js';
 import type { Logger } from '../log.js';
 import { actions as actionsMetric } from '../status/metrics.js';
 import { connectorHealth, readStatusFile } from '../status/store.js';
 import { AuditLog, type AuditEntry } from './audit.js';
-import { mayUse, type Caller } from './auth.js';
+import { mayAct, mayUse, type Caller } from './auth.js';
 import { RequestError } from './body.js';
+import { CapLedger, type CapEntry } from './cap-ledger.js';
 import { IsolationCaps, policyWithDefaults, screenAlert, type Policy, type Reservation } from './policy.js';
 import { checkRecordOwner, machineIdFrom } from './target.js';
-import { alertRecordProblems, checkContainRequest, checkReleaseRequest } from './validate.js';
+import { alertRecordProblems, checkAlertUpdateRequest, checkContainRequest, checkIndicatorRequest, checkReleaseRequest, checkResponseActionRequest, checkTagRequest } from './validate.js';
+import { Indicators, indicatorTypes } from '../defender/indicators.js';
+
+/** POST /v1/actions/<name> beside contain and release: the machine action each one asks Defender for. */
+export const responseActionNames = {
+  scan: 'RunAntiVirusScan',
+  quarantine: 'StopAndQuarantineFile',
+  restrict: 'RestrictCodeExecution',
+  unrestrict: 'UnrestrictCodeExecution',
+  'collect-package': 'CollectInvestigationPackage',
+} as const satisfies Record<string, ResponseType>;
+export type ResponseActionName = keyof typeof responseActionNames;
 
 /** Per-request facts; `audit` collects what the request named so a refusal is audited with it. */
 export interface RequestContext {
@@ -70,6 +82,7 @@ export class RespondService {
   readonly audit: AuditLog;
   readonly policy: Policy;
   readonly caps: IsolationCaps;
+  private readonly ledger: CapLedger;
   private readonly connectors = new Map<string, Connector>();
   private readonly machineActions = new Map<string, MachineActions>();
   /** automated containment per connector:machine: in flight, or done within the hour */
@@ -97,32 +110,54 @@ export class RespondService {
     this.audit = opts.audit;
     this.policy = policyWithDefaults(config.respond?.auto);
     this.caps = new IsolationCaps(this.policy, this.now);
+    this.ledger = new CapLedger(config.stateDir, this.now);
   }
 
   /**
-   * Re-reads the last hour of automated isolations from the audit log, so a restart neither resets
-   * the caps nor isolates a machine a second time within the hour.
+   * Restores the last hour of automated isolations (caps and per-machine dedupe) from the caps'
+   * own file, so neither a restart nor a rotated audit.log resets them. Without that file (state
+   * of an older version) the audit log is read, and what it held is written to the file.
    */
-  async restoreFromAudit(): Promise<number> {
-    const since = this.now() - hour;
-    const entries = await this.audit.recent(since, 'auto_contain');
+  async restoreCaps(): Promise<{ restored: number; from: 'ledger' | 'audit' }> {
+    const saved = this.ledger.load();
+    if (saved) return { restored: saved.filter((e) => this.seedOne(e)).length, from: 'ledger' };
+    const entries = await this.audit.recent(this.now() - hour, 'auto_contain');
     let n = 0;
     for (const r of entries) {
       const md = r.microsoft_defender as Record<string, unknown>;
-      // Dry runs count only while still dry: after switching to real isolation they isolated nothing.
-      if (md.outcome !== 'accepted' && !(md.outcome === 'dry_run' && this.policy.dryRun)) continue;
+      if (md.outcome !== 'accepted' && md.outcome !== 'dry_run') continue;
       const connector = md.connector as string | undefined;
       const machineId = md.machineId as string | undefined;
       if (!connector || !machineId) continue;
-      this.caps.seed(connector, r.timestamp as number);
-      const action = md.action as { id: string; status?: string } | undefined;
-      this.autoDone.set(`${connector}:${machineId}`, {
-        at: r.timestamp as number,
-        result: { index: 0, status: md.outcome as AutoStatus, httpStatus: 200, connector, machineId, action },
-      });
-      n++;
+      const entry: CapEntry = { connector, machineId, at: r.timestamp as number, status: md.outcome, dryRun: md.outcome === 'dry_run', action: md.action as CapEntry['action'] };
+      if (this.seedOne(entry)) n++;
+      this.ledger.put(entry);
     }
-    return n;
+    return { restored: n, from: 'audit' };
+  }
+
+  /** One saved slot into the caps (and the dedupe when it isolated); false when it no longer counts. */
+  private seedOne(e: CapEntry): boolean {
+    // Dry runs count only while still dry: after switching to real isolation they isolated nothing.
+    if (e.status === 'dry_run' && !this.policy.dryRun) return false;
+    this.caps.seed(e.connector, e.at);
+    if (e.status === 'accepted' || e.status === 'dry_run') {
+      this.autoDone.set(`${e.connector}:${e.machineId}`, {
+        at: e.at,
+        result: { index: 0, status: e.status, httpStatus: 200, connector: e.connector, machineId: e.machineId, action: e.action },
+      });
+    }
+    return true;
+  }
+
+  /** Saves a slot's change (held, or given back); a failure is logged: the entry on file still holds the slot. */
+  private keep(entry: CapEntry, held = true): void {
+    try {
+      if (held) this.ledger.put(entry);
+      else this.ledger.drop(entry);
+    } catch (e) {
+      this.logger?.error({ err: e, file: this.ledger.file }, 'cannot update the automation caps file');
+    }
   }
 
   /** Connectors (names) the caller may act on and that have functions: respond. */
@@ -157,8 +192,27 @@ export class RespondService {
     });
   }
 
+  /**
+   * The start of every request that acts beside contain / release: audit event, the token may call
+   * the action, the body checked, the connector the token may use, a record only of that connector.
+   */
+  private open<B extends { connector: string; record?: Record<string, unknown> }>(ctx: RequestContext, event: string, action: string, check: (raw: unknown) => B, raw: unknown): { body: B; connector: Connector; actions: MachineActions } {
+    ctx.audit.event = event;
+    this.permit(ctx, action);
+    const body = check(raw);
+    const { connector, actions } = this.connector(ctx, body.connector);
+    checkRecordOwner(body.record, connector);
+    return { body, connector, actions };
+  }
+
+  /** The token's actions list (respond.tokens[].actions) must name the action. */
+  private permit(ctx: RequestContext, action: string): void {
+    if (!mayAct(ctx.caller!, action)) throw new RequestError(403, 'forbidden_action', `token "${ctx.caller!.name}" may not call ${action} (respond.tokens[].actions: ${ctx.caller!.actions.join(', ')})`);
+  }
+
   async contain(ctx: RequestContext, raw: unknown): Promise<Reply> {
     ctx.audit.event = 'contain';
+    this.permit(ctx, 'contain');
     const body = checkContainRequest(raw);
     const { connector, actions } = this.connector(ctx, body.connector);
     ctx.audit.comment = body.comment;
@@ -172,6 +226,7 @@ export class RespondService {
 
   async release(ctx: RequestContext, raw: unknown): Promise<Reply> {
     ctx.audit.event = 'release';
+    this.permit(ctx, 'release');
     const body = checkReleaseRequest(raw);
     const { connector, actions } = this.connector(ctx, body.connector);
     ctx.audit.comment = body.comment;
@@ -182,8 +237,98 @@ export class RespondService {
     return this.actedReply(ctx, 'release', connector, machineId, result);
   }
 
+  /** Antivirus scan, stop and quarantine a file, restrict / unrestrict app execution, collect an investigation package: tracked to a final status like contain. */
+  async respondAction(ctx: RequestContext, action: ResponseActionName, raw: unknown): Promise<Reply> {
+    const { body, connector, actions } = this.open(ctx, action, action, (b) => checkResponseActionRequest(b, action), raw);
+    ctx.audit.comment = body.comment;
+    const machineId = machineIdFrom(body);
+    ctx.audit.machineId = machineId;
+    const extra: Record<string, string> = action === 'scan' ? { ScanType: body.scanType ?? 'Quick' } : action === 'quarantine' ? { Sha1: body.sha1!.toLowerCase() } : {};
+    const result = await this.act(ctx, action, () => actions.respond(responseActionNames[action], machineId, { Comment: body.comment, ...extra }));
+    return this.actedReply(ctx, action, connector, machineId, result);
+  }
+
+  /** POST /v1/indicators: a file hash, IP, URL, domain or certificate indicator, tagged as this product's. */
+  async submitIndicator(ctx: RequestContext, raw: unknown): Promise<Reply> {
+    const check = (b: unknown) => checkIndicatorRequest(b, { now: this.now(), mayOmitExpiration: ctx.caller!.indicatorsWithoutExpiration ?? false });
+    const { body, connector, actions } = this.open(ctx, 'indicator_submit', 'indicators', check, raw);
+    const defenderBody: Record<string, unknown> = {
+      indicatorValue: body.value,
+      indicatorType: indicatorTypes[body.type],
+      action: body.action,
+      title: body.title,
+      description: body.description ?? body.title,
+      ...(body.severity ? { severity: body.severity } : {}),
+      ...(body.recommendedActions ? { recommendedActions: body.recommendedActions } : {}),
+      ...(body.expiration ? { expirationTime: new Date(body.expiration).toISOString() } : {}),
+      ...(body.generateAlert !== undefined || body.action === 'Audit' ? { generateAlert: body.generateAlert ?? true } : {}),
+    };
+    const indicator = await this.act(ctx, 'indicator_submit', () => new Indicators(actions.client).submit(defenderBody));
+    await this.accepted(ctx, connector, 'indicator_submit', `${body.action} ${indicatorTypes[body.type]} ${body.value} (indicator ${indicator.id}${body.expiration ? `, expires ${body.expiration}` : ', no expiration'})`);
+    return { status: 200, body: { connector: connector.name, indicator } };
+  }
+
+  /** DELETE /v1/indicators/{id} */
+  async deleteIndicator(ctx: RequestContext, id: string, connectorName: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'indicator_delete';
+    this.permit(ctx, 'indicators');
+    const { connector, actions } = this.connector(ctx, connectorName);
+    await this.act(ctx, 'indicator_delete', () => new Indicators(actions.client).remove(id));
+    await this.accepted(ctx, connector, 'indicator_delete', `indicator ${id} deleted`);
+    return { status: 200, body: { connector: connector.name, id, deleted: true } };
+  }
+
+  /** GET /v1/indicators: the indicators this product submitted. */
+  async listIndicators(ctx: RequestContext, connectorName: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'indicator_list';
+    this.permit(ctx, 'indicators');
+    const { connector, actions } = this.connector(ctx, connectorName);
+    return { status: 200, body: { connector: connector.name, indicators: await new Indicators(actions.client).ours() } };
+  }
+
+  /** A change Defender made at once (no action to follow): counted and audited as accepted with what the request named. */
+  private async accepted(ctx: RequestContext, connector: Connector, event: string, reason: string): Promise<void> {
+    actionsMetric.inc({ connector: connector.name, type: event, outcome: 'accepted' });
+    await this.write(ctx, { ...(ctx.audit as AuditEntry), event, outcome: 'accepted', httpStatus: 200, connector: connector.name, tenant: connector.tenant, reason });
+  }
+
+  /** POST /v1/actions/tag: add or remove a machine tag (idempotent: Defender keeps one of each). */
+  async tag(ctx: RequestContext, raw: unknown): Promise<Reply> {
+    const { body, connector, actions } = this.open(ctx, 'tag', 'tag', checkTagRequest, raw);
+    const machineId = machineIdFrom(body);
+    ctx.audit.machineId = machineId;
+    const tags = await this.act(ctx, 'tag', () => actions.tag(machineId, body.tag, body.action === 'add' ? 'Add' : 'Remove'));
+    await this.accepted(ctx, connector, 'tag', `${body.action} tag ${JSON.stringify(body.tag)}`);
+    return { status: 200, body: { connector: connector.name, machineId, tags } };
+  }
+
+  /**
+   * POST /v1/actions/update-alert: status, assignee, classification, determination, comment. An
+   * alert record is only updated through the connector that collected it (tenant and engid_name);
+   * an alertId is looked up in the connector's own tenant only.
+   */
+  async updateAlert(ctx: RequestContext, raw: unknown): Promise<Reply> {
+    const { body, connector, actions } = this.open(ctx, 'update_alert', 'update-alert', checkAlertUpdateRequest, raw);
+    const alertId = body.alertId ?? (body.record!.microsoft_defender.id as string);
+    ctx.audit.alertId = alertId;
+    ctx.audit.comment = body.comment;
+    const patch: Record<string, string> = {};
+    for (const k of ['status', 'assignedTo', 'classification', 'determination', 'comment'] as const) if (body[k] !== undefined) patch[k] = body[k]!;
+    const alert = await this.act(ctx, 'update_alert', () => actions.updateAlert(alertId, patch));
+    await this.accepted(ctx, connector, 'update_alert', `set ${Object.keys(patch).join(', ')}`);
+    const view = Object.fromEntries(['id', 'status', 'assignedTo', 'classification', 'determination', 'lastUpdateTime'].map((k) => [k, alert[k] ?? undefined]));
+    return { status: 200, body: { connector: connector.name, alertId, alert: view } };
+  }
+
+  /** GET /v1/actions/{id}/package: the investigation package's download link, once its collection succeeded. */
+  async packageUri(ctx: RequestContext, actionId: string, connectorName: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'package_uri';
+    const { connector, actions } = this.connector(ctx, connectorName);
+    return { status: 200, body: { connector: connector.name, actionId, uri: await actions.packageUri(actionId) } };
+  }
+
   /** Runs a Defender call; its failure is counted here and audited by the caller of the service. */
-  private async act(ctx: RequestContext, type: string, run: () => Promise<ActionResult>): Promise<ActionResult> {
+  private async act<T = ActionResult>(ctx: RequestContext, type: string, run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (e) {
@@ -192,7 +337,7 @@ export class RespondService {
     }
   }
 
-  private async actedReply(ctx: RequestContext, type: 'contain' | 'release', connector: Connector, machineId: string, r: ActionResult): Promise<Reply> {
+  private async actedReply(ctx: RequestContext, type: 'contain' | 'release' | ResponseActionName, connector: Connector, machineId: string, r: ActionResult): Promise<Reply> {
     const outcome = r.created ? 'accepted' : 'existing';
     actionsMetric.inc({ connector: connector.name, type, outcome });
     await this.write(ctx, {
@@ -226,7 +371,7 @@ export class RespondService {
     const timer = this.watchers.get(a.id);
     if (timer) clearTimeout(timer);
     this.watchers.delete(a.id);
-    const type = a.type === 'Isolate' ? 'contain' : a.type === 'Unisolate' ? 'release' : a.type;
+    const type = a.type === 'Isolate' ? 'contain' : a.type === 'Unisolate' ? 'release' : (Object.entries(responseActionNames).find(([, t]) => t === a.type)?.[0] ?? a.type);
     actionsMetric.inc({ connector: connector.name, type, outcome: a.status });
     await this.write(ctx, {
       event: 'action_outcome',
@@ -332,16 +477,14 @@ export class RespondService {
       });
       actionsMetric.inc({ connector: r.connector ?? '', type: 'auto_contain', outcome: r.status });
     }
-    const capped = results.filter((r) => r.code === 'cap_exceeded');
     const summary: Record<string, number> = {};
     for (const r of results) summary[r.status] = (summary[r.status] ?? 0) + 1;
     const body = { dryRun: this.policy.dryRun, summary, results };
-    if (capped.length) {
-      const wait = Math.max(...capped.map((r) => r.retryAfterMs ?? 0));
-      return { status: 429, body, headers: { 'Retry-After': String(Math.max(1, Math.ceil(wait / 1000))) } };
-    }
-    // A record that failed (Defender 5xx or timeout, exclusion check unreadable) must not look
-    // delivered to out_http: 503 makes it retry; records already handled come back as duplicates.
+    // A policy refusal (cap reached, excluded, disabled, dry run) is a decision, audited and listed
+    // per record: 200, so out_http neither retries it nor moves the chunk aside as an unrecoverable
+    // error. Only a record that failed (Defender 5xx or timeout, exclusion check unreadable) must
+    // not look delivered: 503 (retryable_response_codes [503] in fluent.conf.example) makes
+    // out_http send the chunk again; records already handled come back as duplicates.
     if (results.some((r) => r.status === 'error')) return { status: 503, body, headers: { 'Retry-After': '30' } };
     return { status: 200, body };
   }
@@ -424,6 +567,14 @@ export class RespondService {
     }
     const slot = this.caps.reserve(connector.name);
     if (!slot.ok) return this.capRefusal(base, connector, slot);
+    // On file before Defender is asked: a crash during the call still counts against the caps.
+    const entry: CapEntry = { connector: connector.name, machineId, at: this.now(), status: this.policy.dryRun ? 'dry_run' : 'reserved', dryRun: this.policy.dryRun };
+    try {
+      this.ledger.put(entry);
+    } catch (e) {
+      slot.release();
+      return { ...base, status: 'error', httpStatus: 500, code: 'cap_state_unwritable', reason: `cannot record the isolation in ${this.ledger.file}, so nothing is isolated: ${(e as Error).message}` };
+    }
     if (this.policy.dryRun) {
       return { ...base, status: 'dry_run', httpStatus: 200, code: 'dry_run', reason: 'would isolate (respond.auto.dryRun: true)' };
     }
@@ -432,7 +583,14 @@ export class RespondService {
         comment: `defender-fluent automated response (respond.auto) for connector ${connector.name}`,
         isolationType: this.policy.isolationType,
       });
-      if (!r.created) slot.release();
+      if (!r.created) {
+        slot.release();
+        this.keep(entry, false);
+      } else {
+        entry.status = 'accepted';
+        entry.action = { id: r.action.id, type: r.action.type, status: r.action.status };
+        this.keep(entry);
+      }
       this.watch(ctx, connector, actions, r.action.id);
       return { ...base, status: r.created ? 'accepted' : 'existing', httpStatus: r.created ? 202 : 200, action: actionView(r.action) };
     } catch (e) {
@@ -440,7 +598,13 @@ export class RespondService {
       // The slot goes back only when Defender definitely created nothing (a 4xx refusal or 429). A
       // timeout, reset or 5xx may have created an action, so it keeps counting against the cap.
       const definite = ['defender_permission', 'not_found', 'conflict', 'throttled', 'invalid_machine_id'].includes(err.code) || err.errorClass === 'bad_request' || err.errorClass === 'auth';
-      if (definite) slot.release();
+      if (definite) {
+        slot.release();
+        this.keep(entry, false);
+      } else {
+        entry.status = 'error';
+        this.keep(entry);
+      }
       return { ...base, status: 'error', httpStatus: err.httpStatus ?? 502, code: err.code ?? 'error', reason: err.message, retryAfterMs: err.retryAfterMs };
     }
   }

@@ -87,7 +87,7 @@ export interface LoadResult {
   problems: Problem[];
 }
 
-const tagsFor: Record<ContentType, TagKey[]> = { alerts: ['alerts'], host: ['hostSyslog', 'hostAssets'], vulnerabilities: ['vulnerabilities'] };
+const tagsFor: Record<ContentType, TagKey[]> = { alerts: ['alerts'], host: ['hostSyslog', 'hostAssets'], vulnerabilities: ['vulnerabilities'], machineActions: ['machineActions'], hunting: ['hunting'] };
 const conversionIn: Record<ConversionName, string[] | null> = {
   epochMs: ['string', 'number', 'integer'],
   number: ['string', 'number', 'integer', 'boolean'],

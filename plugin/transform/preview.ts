@@ -6,10 +6,14 @@ import { contentTypes, type ContentType } from '../config/load.js';
 import { formatProblem } from '../schema-check.js';
 import { InputError, readEntities } from './input.js';
 import { loadMapper, transformsDir } from './transforms.js';
+import { parseHuntingQuery, type HuntingQuery } from '../collect/hunting-queries.js';
+import { entity } from '../collect/hunting.js';
 
 export interface PreviewOptions {
-  /** alerts | host | vulnerabilities */
+  /** alerts | host | vulnerabilities | machineActions | hunting */
   content: string;
+  /** hunting: the .kql file whose header maps the saved rows */
+  query?: string;
   /** input files; "-" reads stdin */
   files: string[];
   /** transforms directory (default: the package's transforms/) */
@@ -41,11 +45,22 @@ export async function previewCommand(opts: PreviewOptions): Promise<number> {
     err.write('preview: no input file (give one or more files, or - for stdin)\n');
     return 2;
   }
+  let hunting: HuntingQuery | undefined;
+  if (opts.content === 'hunting') {
+    if (!opts.query) {
+      err.write('preview: --content hunting needs --query FILE.kql (its header maps the saved rows)\n');
+      return 2;
+    }
+    const parsed = parseHuntingQuery(opts.query, readFileSync(opts.query, 'utf8'));
+    for (const p of parsed.problems) err.write(`${formatProblem(p)}\n`);
+    if (!parsed.query) return 2;
+    hunting = parsed.query;
+  }
   const loaded = loadMapper(opts.transforms ?? transformsDir);
   if (!loaded.ok) {
     for (const p of loaded.problems) err.write(`${formatProblem(p)}\n`);
     err.write(`preview: ${loaded.problems.length} transform problem${loaded.problems.length === 1 ? '' : 's'}\n`);
-    return 1;
+    return 2;
   }
   const ctx = { connector: opts.connector ?? 'preview', tenant: opts.tenant ?? 'preview', tagPrefix: opts.tagPrefix ?? 'microsoft_defender', writeTime: opts.writeTime ?? Date.now() };
   let failed = 0;
@@ -54,10 +69,10 @@ export async function previewCommand(opts: PreviewOptions): Promise<number> {
     let entities: Record<string, unknown>[];
     try {
       const text = file === '-' ? (opts.stdin ? opts.stdin() : readFileSync(0, 'utf8')) : readFileSync(file, 'utf8');
-      entities = readEntities(text, file === '-' ? 'stdin' : file);
+      entities = hunting ? huntingEntities(hunting, text, file === '-' ? 'stdin' : file) : readEntities(text, file === '-' ? 'stdin' : file);
     } catch (e) {
       err.write(`preview: ${e instanceof InputError ? e.message : `cannot read ${file}: ${(e as Error).message}`}\n`);
-      return 1;
+      return 2;
     }
     for (const entity of entities) {
       for (const r of loaded.mapper.map(opts.content as ContentType, entity, ctx)) {
@@ -73,4 +88,15 @@ export async function previewCommand(opts: PreviewOptions): Promise<number> {
   }
   if (failed) err.write(`preview: ${failed} of ${count} records failed the index schema check\n`);
   return failed ? 1 : 0;
+}
+
+/** A saved runHuntingQuery answer ({schema, results}) or bare rows, as the collector hands them to the transforms. */
+function huntingEntities(q: HuntingQuery, text: string, name: string): Record<string, unknown>[] {
+  const items = readEntities(text, name);
+  const rows = items.length === 1 && Array.isArray(items[0]!.results) ? (items[0]!.results as Record<string, unknown>[]) : items;
+  return rows.map((row) => {
+    const t = row[q.timeColumn];
+    const ms = typeof t === 'string' ? Date.parse(t) : NaN;
+    return entity(q, row, Number.isNaN(ms) ? undefined : new Date(ms).toISOString());
+  });
 }

@@ -4,6 +4,7 @@
 // and counted: it is never dropped silently.
 import type { ValidateFunction } from 'ajv';
 import type { ContentType } from '../config/load.js';
+import { itemDefect } from '../defender/page-stream.js';
 import { tagFor, tagSuffix, type OutRecord } from '../output/sink.js';
 import { ajvProblems, compileSchema, loadSchema } from '../schema-check.js';
 import type { JsonSchema } from './schema-nav.js';
@@ -78,7 +79,7 @@ export class TransformMapper implements RecordMapper {
     this.stats = opts.stats ?? new TransformStats();
     this.checkOutput = opts.checkOutput ?? true;
     this.onError = opts.onError;
-    this.byContent = { alerts: [], host: [], vulnerabilities: [] };
+    this.byContent = { alerts: [], host: [], vulnerabilities: [], machineActions: [], hunting: [] };
     for (const t of transforms) this.byContent[t.content].push(t);
   }
 
@@ -109,6 +110,9 @@ export class TransformMapper implements RecordMapper {
       record = fallbackRecord(t, entity, ctx);
     }
     this.stats.mapped.set(t.name, (this.stats.mapped.get(t.name) ?? 0) + 1);
+    // an item the page reader had to alter (too deep, not an object) is delivered marked
+    const defect = (entity as Record<symbol, string | undefined>)[itemDefect];
+    if (defect !== undefined) error = error === undefined ? defect : `${defect}; ${error}`;
     if (error !== undefined) {
       record.transform_error = error;
       this.stats.errors.set(t.name, (this.stats.errors.get(t.name) ?? 0) + 1);
@@ -128,7 +132,7 @@ export class TransformMapper implements RecordMapper {
   }
 }
 
-const msgClass: Record<ContentType, string> = { alerts: 'microsoft_defender_alerts', host: 'microsoft_defender_host', vulnerabilities: 'microsoft_defender_vulnerabilities' };
+const msgClass: Record<ContentType, string> = { alerts: 'microsoft_defender_alerts', host: 'microsoft_defender_host', vulnerabilities: 'microsoft_defender_vulnerabilities', machineActions: 'microsoft_defender_machine_action', hunting: 'microsoft_defender_hunting' };
 
 function fallbackRecord(t: CompiledTransform, entity: unknown, ctx: MapContext): Record<string, unknown> {
   return {

@@ -10,7 +10,7 @@ fileIdentifierType?: (string | null)
 } | null)
 
 /**
- * A response action (POST /api/machines/{id}/isolate, GET /api/machineactions/{id}; docs: defender-endpoint/api/machineaction.md). Input schema: describes what the API sends. Unknown extra fields are allowed (the API adds fields without notice) and are kept under microsoft_defender.
+ * A response action (POST /api/machines/{id}/isolate, GET /api/machineactions/{id}, GET /api/machineactions for the machineActions content type; docs: defender-endpoint/api/machineaction.md). Input schema: describes what the API sends. Unknown extra fields are allowed (the API adds fields without notice) and are kept under microsoft_defender.
  */
 export interface MachineAction {
 /**

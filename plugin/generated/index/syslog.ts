@@ -1,7 +1,7 @@
 /* Generated from schemas/ by `npm run gen` (json-schema-to-typescript). Do not edit. */
 
 /**
- * A record of the Syslog index (output of alerts.syslog, host.syslog and vulnerabilities.syslog). Every field outside microsoft_defender is declared here; transforms may only target these.
+ * A record of the Syslog index (output of alerts.syslog, host.syslog, vulnerabilities.syslog, machine-actions.syslog and hunting.syslog). Every field outside microsoft_defender is declared here; transforms may only target these.
  */
 export interface SyslogRecord {
 /**
@@ -64,7 +64,7 @@ assigned_to?: string
  */
 alert_creation_time?: number
 /**
- * alerts: lastUpdateTime, epoch ms (a status or classification change is a new version, not new activity)
+ * alerts: lastUpdateTime; machine actions: lastUpdateDateTimeUtc; epoch ms (a status or classification change is a new version, not new activity)
  */
 last_update_time?: number
 /**
@@ -311,6 +311,60 @@ vuln_id?: string
  * vulnerabilities: the least event_score the exploitability level asks for (an exploit in a kit or verified raises the score)
  */
 exploit_score?: number
+/**
+ * machine actions: the action's id (GUID)
+ */
+action_id?: string
+/**
+ * machine actions: RunAntiVirusScan, Offboard, LiveResponse, CollectInvestigationPackage, Isolate, Unisolate, StopAndQuarantineFile, RestrictCodeExecution, UnrestrictCodeExecution
+ */
+action_type?: string
+/**
+ * machine actions: Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled (the last four are final)
+ */
+action_status?: string
+/**
+ * machine actions: the status is final (Succeeded, Failed, TimeOut, Cancelled)
+ */
+action_final?: boolean
+/**
+ * machine actions: Full or Selective for isolation, Quick or Full for an antivirus scan
+ */
+action_scope?: string
+/**
+ * machine actions: who asked for it (a user, or an application id for app-only tokens)
+ */
+action_requestor?: string
+/**
+ * machine actions: requestorComment
+ */
+action_comment?: string
+/**
+ * machine actions: requestSource (e.g. Portal, PublicApi)
+ */
+action_source?: string
+/**
+ * machine actions: the caller's correlation id (externalID)
+ */
+action_external_id?: string
+/**
+ * machine actions: creationDateTimeUtc, epoch ms
+ */
+action_creation_time?: number
+/**
+ * machine actions: errorHResult when not 0
+ */
+action_error_hresult?: number
+action_cancel_requestor?: string
+action_cancel_comment?: string
+/**
+ * machine actions: cancellationDateTimeUtc, epoch ms
+ */
+action_cancel_time?: number
+/**
+ * hunting: the name of the scheduled query (hunting/<file>.kql header) that found the row
+ */
+hunting_query?: string
 }
 export interface MsgOrigin {
 source: "microsoft_defender"

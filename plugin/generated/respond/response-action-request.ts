@@ -1,0 +1,28 @@
+/* Generated from schemas/ by `npm run gen` (json-schema-to-typescript). Do not edit. */
+
+/**
+ * Body of POST /v1/actions/scan, /quarantine, /restrict, /unrestrict and /collect-package on the response sidecar. Exactly one of machineId or record names the machine; sha1 is required by quarantine and allowed only there, scanType only by scan (checked in code, so the error can say which).
+ */
+export interface ResponseActionRequest {
+connector: string
+machineId?: string
+record?: ResponseActionLakeRecordRef
+comment: string
+/**
+ * scan: Quick (default) or Full
+ */
+scanType?: ("Quick" | "Full")
+/**
+ * quarantine: the file's SHA-1 (40 hex characters)
+ */
+sha1?: string
+}
+export interface ResponseActionLakeRecordRef {
+msg_class: ("microsoft_defender_host" | "microsoft_defender_alerts")
+tenant_name: string
+engid_name?: string
+microsoft_defender: {
+[k: string]: unknown | undefined
+}
+[k: string]: unknown | undefined
+}
