@@ -46,19 +46,31 @@ export async function openPool(url: string, max = 4): Promise<pg.Pool> {
   const pool = new pg.Pool({ connectionString: url, max, application_name: 'defender-fluent', connectionTimeoutMillis: 10_000, query_timeout: 30_000 });
   // an idle client's error (server restart) must not crash the process; the next query reports it
   pool.on('error', () => undefined);
-  const client = await pool.connect();
   try {
-    await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [schemaLock]);
-    await client.query(schema);
-    await client.query('COMMIT');
+    await inTransaction(pool, async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [schemaLock]);
+      await c.query(schema);
+    });
   } catch (e) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await pool.end();
     throw e;
-  } finally {
-    client.release();
   }
   return pool;
+}
+
+/** Runs `work` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
+async function inTransaction(pool: pg.Pool, work: (c: pg.PoolClient) => Promise<void>): Promise<void> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await work(c);
+    await c.query('COMMIT');
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    c.release();
+  }
 }
 
 /** What a row is called in messages (CursorError, logs). */
@@ -144,18 +156,10 @@ export class PgStateStore implements StateStore {
    * taking the task over updates that row, so it waits for this transaction and then sees its work.
    */
   private async fenced(connector: string, content: ContentType, write: (c: pg.PoolClient) => Promise<unknown>): Promise<void> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
+    await inTransaction(this.pool, async (c) => {
       const held = await c.query('SELECT 1 FROM defender_fluent_tasks WHERE connector = $1 AND content = $2 AND owner = $3 AND lease_until > clock_timestamp() FOR NO KEY UPDATE', [connector, content, this.owner]);
       if (held.rowCount !== 1) throw new LeaseLostError(connector, content);
       await write(c);
-      await c.query('COMMIT');
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+    });
   }
 }
