@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
+import { parseStdoutLine } from '../plugin/output/stdout.js';
+import type { OutRecord } from '../plugin/output/sink.js';
 import { packageRoot } from '../plugin/paths.js';
 import { freshDatabase } from '../test/helpers/postgres.js';
 import { until } from '../test/helpers/until.js';
@@ -83,14 +85,15 @@ export async function replicasBench(o: ReplicasOptions = {}): Promise<BenchOutpu
         r.leasesLost += d.toString().split('"msg":"lease lost').length - 1;
       });
       createInterface({ input: proc.stdout! }).on('line', (line) => {
-        let parsed: { tag: string; record: Record<string, any> };
+        let parsed: OutRecord;
         try {
-          parsed = JSON.parse(line);
+          parsed = parseStdoutLine(line);
         } catch {
           r.torn++; // the last line of a replica killed mid-write: its batch was never acknowledged
           return;
         }
-        const { tag, record } = parsed;
+        const { tag } = parsed;
+        const record = parsed.record as Record<string, any>;
         const connector = String(record.engid_name ?? '').replace(/^microsoft_defender_/, '');
         r.records++;
         if (tag.endsWith('.syslog.alerts')) {
