@@ -218,4 +218,23 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
     assert.equal((await submit({ type: 'ip', value: '203.0.113.8', expiration }, containOnly)).status, 403);
     assert.equal(emu.served.requests.filter((q) => q.method === 'POST' && q.path === '/api/indicators').length, 3, 'refused bodies never reached Defender');
   });
+
+  it("indicators: another tool's indicator is neither listed nor deleted (pointed 403), ours still is", async () => {
+    const foreign = emu.addForeignIndicator({ indicatorValue: 'portal.example.com', indicatorType: 'DomainName', action: 'Block', createdBy: 'analyst@emulated.test' });
+    const otherApp = emu.addForeignIndicator({ indicatorValue: '198.51.100.9', indicatorType: 'IpAddress', action: 'Alert', application: 'other-soar', createdBy: 'soar@emulated.test' });
+    const expiration = new Date(emu.now() + 24 * 3600_000).toISOString();
+    const ours = await call(base, 'POST', '/v1/indicators', { token: all, body: { connector: 'emu', title: 't', action: 'Block', type: 'domain', value: 'ours.example.com', expiration } });
+    assert.equal(ours.status, 200, ours.text);
+    const listed = await call(base, 'GET', '/v1/indicators?connector=emu', { token: all });
+    assert.deepEqual(listed.json.indicators.map((i: { indicatorValue: string }) => i.indicatorValue), ['ours.example.com']);
+    for (const id of [foreign, otherApp, '99999']) {
+      const r = await call(base, 'DELETE', `/v1/indicators/${id}?connector=emu`, { token: all });
+      assert.equal(r.status, 403, r.text);
+      assert.equal(r.json.error.code, 'not_ours');
+      assert.match(r.json.error.message, new RegExp(`indicator ${id} was not submitted by defender-fluent`));
+    }
+    assert.equal(emu.served.requests.filter((q) => q.method === 'DELETE').length, 0, 'no delete reached Defender');
+    assert.ok(auditLines(config.stateDir).some((l) => l.microsoft_defender.event === 'indicator_delete' && l.microsoft_defender.outcome === 'refused' && /not_ours/.test(String(l.microsoft_defender.reason))));
+    assert.equal((await call(base, 'DELETE', `/v1/indicators/${ours.json.indicator.id}?connector=emu`, { token: all })).status, 200);
+  });
 });

@@ -122,6 +122,8 @@ export interface Emulator {
   /** the advanced hunting table's rows with from ≤ Timestamp < to */
   huntingRows(fromMs: number, toMs: number): Record<string, unknown>[];
   isIsolated(machineId: string): boolean;
+  /** an indicator submitted by another tool (the portal, another app); its id */
+  addForeignIndicator(fields: { indicatorValue: string; indicatorType: string; action: string; application?: string | null; createdBy: string }): string;
   setFaults(faults: string | FaultSpec[]): void;
   faultsFired(): Record<string, number>;
   setRateLimits(opts: { enabled?: boolean; scale?: number }): void;
@@ -516,6 +518,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     machineIds: () => world.machines.map((m: MachineState) => m.base.id),
     huntingRows: (from, to) => hunting.rows(from, to),
     isIsolated: (id) => actions.isIsolated(id.toLowerCase(), now()),
+    addForeignIndicator: (fields) => indicators.addForeign(fields, now()),
     setFaults: (f) => faults.set(typeof f === 'string' ? parseFaults(f) : f),
     faultsFired: () => Object.fromEntries(faults.fired),
     setRateLimits: (o) => {
