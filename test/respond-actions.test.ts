@@ -164,6 +164,45 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
     assert.equal(emu.served.requests.filter((q) => q.method === 'PATCH').length, 2, 'only the update and the unknown alert reached Defender');
   });
 
+  it('POST /v1/fluent/update-alert: the JSON array Fluentd out_http sends (the SOC closed these alerts); each one answered, refusals not retried, a Defender failure retried', async () => {
+    const [a, b, c] = emu.alertVersions();
+    const post = (items: unknown, token = all, query = '') => call(base, 'POST', `/v1/fluent/update-alert${query}`, { token, raw: JSON.stringify(items), contentType: 'application/json' });
+    // what out_http sends after fluent.conf.example's record_transformer added status Resolved
+    const closed = [
+      { connector: 'emu', alertId: a!.id, classification: 'TruePositive', determination: 'Malware', comment: 'case 17 closed', status: 'Resolved' },
+      // the collector's own alert record names its connector (engid_name)
+      { record: { msg_class: 'microsoft_defender_alerts', tenant_name: 'Emulated tenant', engid_name: 'microsoft_defender_emu', microsoft_defender: { id: b!.id } }, classification: 'FalsePositive', status: 'Resolved' },
+      { connector: 'emu', alertId: c!.id, classification: 'Benign', status: 'Resolved' },
+      { record: { msg_class: 'microsoft_defender_alerts', tenant_name: 'Emulated tenant', engid_name: 'microsoft_defender_other', microsoft_defender: { id: c!.id } }, status: 'Resolved' },
+    ];
+    const r = await post(closed);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.summary, { accepted: 2, rejected: 2 });
+    assert.deepEqual(r.json.results.map((x: { status: string; httpStatus: number }) => [x.status, x.httpStatus]), [['accepted', 200], ['accepted', 200], ['rejected', 400], ['rejected', 404]]);
+    assert.match(r.json.results[2].reason, /\/classification/);
+    assert.match(r.json.results[3].reason, /^unknown_connector: no connector named "other"/);
+    for (const alert of [a!, b!]) assert.equal(emu.alertVersions().find((v) => v.id === alert.id)!.status, 'Resolved');
+    assert.notEqual(emu.alertVersions().find((v) => v.id === c!.id)!.status, 'Resolved', 'a refused body changes nothing');
+    const audited = auditLines(config.stateDir).filter((l) => l.microsoft_defender.event === 'update_alert').map((l) => l.microsoft_defender.outcome);
+    assert.deepEqual(audited.sort(), ['accepted', 'accepted', 'refused', 'refused']);
+
+    // ?connector= for bodies without one; NDJSON too
+    const ndjson = await call(base, 'POST', '/v1/fluent/update-alert?connector=emu', { token: all, raw: `${JSON.stringify({ alertId: c!.id, status: 'Resolved', classification: 'TruePositive' })}\n`, contentType: 'application/x-ndjson' });
+    assert.equal(ndjson.status, 200, ndjson.text);
+    assert.equal(emu.alertVersions().find((v) => v.id === c!.id)!.status, 'Resolved');
+
+    // Defender failing: 503 so out_http sends the chunk again
+    emu.setFaults('500:count=0:on=actions');
+    const failing = await post([{ connector: 'emu', alertId: a!.id, status: 'InProgress' }]);
+    assert.equal(failing.status, 503, failing.text);
+    assert.equal(failing.json.results[0].status, 'error');
+    emu.setFaults([]);
+    // a token without update-alert: the whole payload refused
+    const forbidden = await post(closed, containOnly);
+    assert.equal(forbidden.status, 403);
+    assert.equal(forbidden.json.error.code, 'forbidden_action');
+  });
+
   it('tag: add and remove a machine tag, idempotently; a tag of blanks is a 400', async () => {
     const tag = (action: string, value = 'contained-by-soc') => call(base, 'POST', '/v1/actions/tag', { token: all, body: { connector: 'emu', machineId: machine, tag: value, action } });
     const added = await tag('add');

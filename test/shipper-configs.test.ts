@@ -7,6 +7,7 @@ import { packageRoot } from '../plugin/paths.js';
 import { tagFor, tagSuffix, type OutRecord } from '../plugin/output/sink.js';
 import { StdoutSink } from '../plugin/output/stdout.js';
 import { forwardDefaults } from '../plugin/output/forward.js';
+import { checkAlertUpdateRequest } from '../plugin/respond/validate.js';
 
 // Checks fluent.conf.example and fluent-bit.yaml.example against what the plugin emits: every tag
 // of plugin/output/sink.ts (prefix microsoft_defender) reaches the outputs DESIGN.md assigns it.
@@ -255,6 +256,33 @@ describe('shipper configs route every tag the plugin emits', () => {
       assert.equal(http.params.json_array, 'true');
       const headers = JSON.parse(http.params.headers!) as Record<string, string>;
       assert.match(headers.Authorization!, /^Bearer #\{ENV\['\w+'\]\}$/);
+    });
+
+    it('the SOC close route: in_http -> status Resolved -> out_http POST /v1/fluent/update-alert (JSON array, Bearer token, 429/503 retried); the records it sends pass the update-alert check', () => {
+      const block = /# --- BEGIN SOC close route ---\n([\s\S]*?)# --- END SOC close route ---/.exec(fluentConfText);
+      assert.ok(block, 'marked block');
+      const soc = parseFluentd(block[1]!.replace(/^#( |$)/gm, ''), 'fluent.conf.example (SOC close block)');
+      const source = soc.children.find((s) => s.name === 'source')!;
+      assert.equal(source.params['@type'], 'http');
+      assert.equal(source.params.bind, '127.0.0.1');
+      const label = soc.children.find((s) => s.name === 'label' && s.arg === source.params['@label'])!;
+      const filter = label.children.find((s) => s.name === 'filter')!;
+      const http = label.children.find((s) => s.name === 'match')!;
+      assert.equal(filter.arg, http.arg, 'the filter sees what the match sends');
+      assert.equal(http.params['@type'], 'http');
+      assert.equal(http.params.endpoint, 'http://127.0.0.1:8686/v1/fluent/update-alert');
+      assert.equal(http.params.http_method, 'post');
+      assert.equal(http.params.json_array, 'true');
+      assert.deepEqual(http.params.retryable_response_codes!.split(',').map(Number).sort(), [429, 503]);
+      const headers = JSON.parse(http.params.headers!) as Record<string, string>;
+      assert.match(headers.Authorization!, /^Bearer #\{ENV\['\w+'\]\}$/);
+      // the documented SOC record, as the record_transformer leaves it, is a valid update-alert body
+      const added = filter.children.find((s) => s.name === 'record')!.params;
+      assert.equal(added.status, 'Resolved');
+      const curl = /-d '(\{.*\})'/.exec(fluentConfText);
+      assert.ok(curl, 'an example record');
+      const example = JSON.parse(curl[1]!.replace('…', '0123456789')) as Record<string, unknown>;
+      assert.equal(checkAlertUpdateRequest({ ...example, ...added }).status, 'Resolved');
     });
 
     it('the in_exec alternative parses the stdout sink’s NDJSON into tag, millisecond time and record', async () => {
