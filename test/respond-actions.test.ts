@@ -203,6 +203,33 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
     assert.equal(forbidden.json.error.code, 'forbidden_action');
   });
 
+  it("GET /v1/hosts/{id}/isolation: from Defender's machine actions for the machine, whoever took them (the portal, another tool), not only this sidecar's", async () => {
+    const state = async () => {
+      const r = await call(base, 'GET', `/v1/hosts/${machine}/isolation?connector=emu`, { token: all });
+      assert.equal(r.status, 200, r.text);
+      return r.json;
+    };
+    assert.equal((await state()).isolation, 'not_isolated');
+    const portal = emu.addMachineAction('Isolate', machine, 'analyst@contoso.com');
+    const pending = await state();
+    assert.equal(pending.isolation, 'pending');
+    assert.equal(pending.pending.id, portal);
+    emu.advanceTime(121_000);
+    const isolated = await state();
+    assert.equal(isolated.isolation, 'isolated');
+    assert.equal(isolated.basis.id, portal);
+    assert.equal(isolated.basis.requestor, 'analyst@contoso.com');
+    assert.equal(emu.isIsolated(machine), true);
+    // released by another tool: the sidecar's answer follows
+    const released = emu.addMachineAction('Unisolate', machine, 'other-soar@contoso.com');
+    emu.advanceTime(121_000);
+    const after = await state();
+    assert.equal(after.isolation, 'not_isolated');
+    assert.equal(after.basis.id, released);
+    assert.equal(after.lastIsolate.id, portal);
+    assert.equal(emu.isIsolated(machine), false);
+  });
+
   it('tag: add and remove a machine tag, idempotently; a tag of blanks is a 400', async () => {
     const tag = (action: string, value = 'contained-by-soc') => call(base, 'POST', '/v1/actions/tag', { token: all, body: { connector: 'emu', machineId: machine, tag: value, action } });
     const added = await tag('add');
