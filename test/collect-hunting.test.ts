@@ -170,6 +170,8 @@ describe('hunting collection (Graph runHuntingQuery on the emulator → collecto
     const error = run.collector.runners[0]!.state.lastError!;
     assert.equal(error.class, 'throttled');
     assert.match(error.message, /hunting running-time budget used up .*: second and the queries after it wait for the next poll/);
+    // status shows each query's position
+    assert.match(error.message, new RegExp(`1 of 2 queries ran: encoded-powershell ran, rows to ${cursorOf(cfg).queries['encoded-powershell']!.watermark}; second waits, rows to \\(never run\\)`));
     assert.deepEqual(Object.keys(cursorOf(cfg).queries), ['encoded-powershell']);
     await run.close();
     // a restart does not give the hour's running time back

@@ -150,7 +150,9 @@ export class HuntingCollector implements CollectorTask {
         failures.push(new QueryFailure(e instanceof QueryFailure ? e.message : `${q.file}: ${q.name}: ${e.message}; its cursor did not move`, errorClass));
       }
     }
-    result.cursor = `${ran.length} of ${queries.length} queries ran${Object.keys(cursor.queries).length ? `, oldest watermark ${Object.values(cursor.queries).map((c) => c.watermark).sort()[0]}` : ''}`;
+    // one position per query, so status shows where each one is (and which did not run)
+    const where = queries.map((q) => `${q.name} ${ran.includes(q.name) ? 'ran' : 'waits'}, rows to ${cursor.queries[q.name]?.watermark ?? '(never run)'}`);
+    result.cursor = `${ran.length} of ${queries.length} queries ran: ${where.join('; ')}`;
     if (failures.length) {
       // the queries that ran are committed; status shows the rest, each with its file
       throw new DefenderApiError(`${failures.length} hunting quer${failures.length === 1 ? 'y' : 'ies'} failed (${result.cursor}): ${failures.map((f) => f.message).join('; ')}`, { errorClass: failures[0]!.errorClass });
