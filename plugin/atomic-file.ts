@@ -2,13 +2,20 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { dirname } from 'node:path';
 
 /**
+ * mkdir options for every state folder: private (0700) whatever the umask. Fluentd's in_exec runs
+ * its children with umask 0, where the default mode left cursors world-writable. (A umask only
+ * removes bits, so 0700 and the files' 0600 hold under any umask.)
+ */
+export const privateDir = { recursive: true, mode: 0o700 } as const;
+
+/**
  * Writes a file so that readers (another process) and a crash at any point see either the old or
  * the new content, never a torn one: temp file in the same folder, fsync, rename over the target,
  * fsync the folder (so the rename survives a power cut). Used for cursors and status.
  */
 export function writeFileAtomic(file: string, content: string): void {
   const dir = dirname(file);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, privateDir);
   const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const fd = openSync(tmp, 'w', 0o600);
   try {

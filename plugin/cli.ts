@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { runCommand } from './collect/run-command.js';
 import { testCommand } from './check/command.js';
 import { respondCommand } from './respond/command.js';
 import { suppressAvCommand } from './status/suppress-av.js';
 import { validateCommand } from './config/validate-command.js';
 import { emulateCommand, type EmulateCommandOptions } from './emulate/command.js';
-import { createLogger } from './log.js';
+import { createLogger, logFormats, logLevels, setCliLogOptions, type LogFormat } from './log.js';
 import { docsCommand } from './transform/docs.js';
 import { previewCommand, type PreviewOptions } from './transform/preview.js';
 import { contentTypes } from './config/load.js';
@@ -17,7 +17,18 @@ program
   .name('defender-fluent')
   .description('Microsoft Defender for Endpoint → Fluentd / Fluent Bit: collector, transforms, response sidecar')
   .version(version)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // every command's help lists --log-level / --log-format
+  .configureHelp({ showGlobalOptions: true })
+  // a usage error (unknown option, missing argument, bad choice) exits 2, like an invalid config:
+  // 1 means a check or a poll failed
+  .exitOverride()
+  .addOption(new Option('--log-level <level>', 'log level (overrides logLevel of the config)').choices(logLevels))
+  .addOption(new Option('--log-format <format>', 'json lines, or text: one readable line per entry for a terminal').choices(logFormats).default('json'))
+  .hook('preAction', (_program, command) => {
+    const o = command.optsWithGlobals<{ logLevel?: string; logFormat?: LogFormat }>();
+    setCliLogOptions({ level: o.logLevel, format: o.logFormat });
+  });
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -118,7 +129,13 @@ program
     process.exitCode = await emulateCommand({ ...o, logger: createLogger('info') });
   });
 
-await program.parseAsync();
+try {
+  await program.parseAsync();
+} catch (e) {
+  // commander has printed the message (and the help); --help and --version end here with 0
+  if (!(e instanceof CommanderError)) throw e;
+  process.exitCode = e.exitCode === 0 ? 0 : 2;
+}
 // Every command has finished its work and flushed what it owes (stdout is synchronous for pipes and
 // files on Linux); a forgotten idle handle must not keep the process, or in_exec, waiting.
 process.exit(process.exitCode ?? 0);

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -43,14 +44,32 @@ function redactError(e: Error): Error {
   return out;
 }
 
+export const logLevels = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export const logFormats = ['json', 'text'] as const;
+export type LogFormat = (typeof logFormats)[number];
+
 /**
- * Logs go to stderr as JSON lines: stdout belongs to the stdout sink (records for in_exec).
- * `destination` lets tests capture the output.
+ * Set once by the CLI from --log-level / --log-format, before the command starts: the command line
+ * wins over the config's logLevel. ('silent', the default of components given no logger, stays.)
+ */
+const cliLog: { level?: string; format?: LogFormat } = {};
+export function setCliLogOptions(o: { level?: string; format?: LogFormat }): void {
+  Object.assign(cliLog, o);
+}
+
+/**
+ * Logs go to stderr: stdout belongs to the stdout sink (records for in_exec). JSON lines by default
+ * (for log shippers); `--log-format text` prints one readable line per entry for a terminal
+ * (pino-pretty, synchronous, coloured on a TTY). `destination` lets tests capture the output.
  */
 export function createLogger(level = 'info', destination: NodeJS.WritableStream = process.stderr): Logger {
+  const stream =
+    cliLog.format === 'text'
+      ? pretty({ destination, sync: true, colorize: (destination as NodeJS.WriteStream).isTTY === true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname,name', singleLine: true })
+      : (destination as pino.DestinationStream);
   return pino(
     {
-      level,
+      level: level === 'silent' ? level : (cliLog.level ?? level),
       base: { name: 'defender-fluent' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
@@ -68,6 +87,6 @@ export function createLogger(level = 'info', destination: NodeJS.WritableStream 
         },
       },
     },
-    destination as pino.DestinationStream,
+    stream,
   );
 }

@@ -6,6 +6,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parseStdoutLine } from '../plugin/output/stdout.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'plugin', 'cli.js');
@@ -33,14 +34,15 @@ const secret = await new Promise<string>((resolve, reject) => {
 });
 
 const recordsFile = join(demoDir, 'records.ndjson');
-const records = createWriteStream(recordsFile);
+// appended: a second run resumes from the cursors, so the file keeps what the first one collected
+const records = createWriteStream(recordsFile, { flags: 'a' });
 const collector = start(['run', '--config', join(root, 'examples', 'demo.yaml'), '--progress'], { DEFENDER_EMULATOR_SECRET: secret });
 collector.stderr!.pipe(process.stderr);
 const counts = new Map<string, number>();
 let shown = false;
 createInterface({ input: collector.stdout! }).on('line', (line) => {
   records.write(line + '\n');
-  const { tag, record } = JSON.parse(line) as { tag: string; record: Record<string, unknown> };
+  const { tag, record } = parseStdoutLine(line);
   counts.set(tag, (counts.get(tag) ?? 0) + 1);
   if (!shown && tag.endsWith('.syslog.alerts')) {
     shown = true;

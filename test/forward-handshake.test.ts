@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { FluentClient, FluentError, FluentSocketEvent } from '@fluent-org/logger';
 import { ForwardSink } from '../plugin/output/forward.js';
-import { decodeServerStreamKeepingBytes } from '../plugin/output/forward-socket.js';
+import { createHash } from 'node:crypto';
+import { checkPong, decodeServerStreamKeepingBytes, HandshakeAuthError, HandshakeConfigError, parseHelo, pingFor } from '../plugin/output/forward-socket.js';
 import { RawForwardServer, makeRecords, waitFor } from './forward-helpers.js';
 
 // Fluent Bit 3.x sends the HELO nonce as a msgpack str holding 16 random bytes; Fluentd sends a bin.
@@ -89,5 +90,33 @@ describe('decodeServerStreamKeepingBytes', () => {
     assert.ok(Buffer.isBuffer(helo[1].nonce));
     assert.deepEqual([...helo[1].nonce], [...raw]);
     assert.equal(helo[1].note, 'héllo');
+  });
+});
+
+describe('forward handshake messages (Forward Protocol Specification v1)', () => {
+  const hex = (...parts: (string | Buffer)[]) => parts.reduce((h, p) => h.update(p), createHash('sha512')).digest('hex');
+  const security = { clientHostname: 'defender-fluent', sharedKey: 'sk-spec-01', username: 'defender', password: 'pw-spec-01' };
+  const nonce = Buffer.from([0xff, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+  const auth = Buffer.from('auth-salt-bytes!');
+  const salt = 'c0ffee'.repeat(5);
+
+  it('PING: sha512_hex(salt + hostname + nonce + key), and sha512_hex(auth + username + password) only when HELO asks for it', () => {
+    const helo = parseHelo(['HELO', { nonce, auth, keepalive: true }])!;
+    assert.deepEqual(pingFor(helo, security, salt), ['PING', 'defender-fluent', salt, hex(salt, 'defender-fluent', nonce, 'sk-spec-01'), 'defender', hex(auth, 'defender', 'pw-spec-01')]);
+    const noAuth = parseHelo(['HELO', { nonce: 'text-nonce' }])!;
+    assert.deepEqual(pingFor(noAuth, security, salt), ['PING', 'defender-fluent', salt, hex(salt, 'defender-fluent', 'text-nonce', 'sk-spec-01'), '', '']);
+    assert.equal(parseHelo(['PONG', {}]), undefined);
+    assert.equal(parseHelo(['HELO', { nonce: 5 }]), undefined);
+  });
+
+  it('PONG: accepted only when the server proves the shared key; refusals and a shared hostname are named', () => {
+    const helo = { nonce };
+    const proof = (host: string, key = 'sk-spec-01') => hex(salt, host, nonce, key);
+    checkPong(['PONG', true, '', 'fluentd-aggregator', proof('fluentd-aggregator')], helo, security, salt);
+    assert.throws(() => checkPong(['PONG', false, 'shared_key mismatch', 'fluentd-aggregator', ''], helo, security, salt), (e: Error) => e instanceof HandshakeAuthError && e.message === 'Authentication failed: shared_key mismatch');
+    // a server that says yes without knowing the key is not trusted
+    assert.throws(() => checkPong(['PONG', true, '', 'fluentd-aggregator', proof('fluentd-aggregator', 'guessed')], helo, security, salt), (e: Error) => e instanceof HandshakeAuthError && e.message === 'shared key mismatch');
+    assert.throws(() => checkPong(['PONG', true, '', 'defender-fluent', proof('defender-fluent')], helo, security, salt), HandshakeConfigError);
+    assert.throws(() => checkPong(['HELO', {}], helo, security, salt), HandshakeAuthError);
   });
 });

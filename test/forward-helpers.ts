@@ -1,7 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type * as ProtocolModule from '@fluent-org/logger/build/src/protocol.js';
+import { decodeMulti, decodeStream, encode, ExtensionCodec } from '@msgpack/msgpack';
 import { FluentServer, EventTime } from '@fluent-org/logger';
 import type { FluentServerOptions } from '@fluent-org/logger';
 import type { OutRecord } from '../plugin/output/sink.js';
@@ -104,9 +103,33 @@ export async function settledWithin<T>(p: Promise<T>, ms: number): Promise<'reso
 // --- A small hand-made forward server -------------------------------------------------------------
 // Used where FluentServer cannot help: delayed/missing acks, per-message inspection, and a
 // Fluent Bit-style HELO whose nonce is a msgpack *str* of random bytes. Client messages are decoded
-// with the library's own server-side decoder (internal module: fine in a test).
+// here after the Forward Protocol Specification v1 (the EventTime ext stays undecoded: unused).
 
-const protocol = createRequire(import.meta.url)('@fluent-org/logger/build/src/protocol.js') as typeof ProtocolModule;
+/** EventTime: msgpack ext type 0, 4 bytes seconds + 4 bytes nanoseconds, big-endian (spec: "EventTime Ext Format"). */
+export interface WireEventTime {
+  seconds: number;
+  nanoseconds: number;
+}
+const eventTimeCodec = new ExtensionCodec();
+eventTimeCodec.register({
+  type: 0,
+  encode: () => null,
+  decode: (data: Uint8Array): WireEventTime => {
+    const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    return { seconds: v.getUint32(0), nanoseconds: v.getUint32(4) };
+  },
+});
+
+/** The entries of a PackedForward (bin of concatenated [time, record]) or Forward (array) message. */
+export function decodeEntries(entries: unknown): [WireEventTime, Record<string, unknown>][] {
+  return (entries instanceof Uint8Array ? [...decodeMulti(entries, { extensionCodec: eventTimeCodec })] : (entries as unknown[])) as [WireEventTime, Record<string, unknown>][];
+}
+
+/** [tag, entries, option?] as a client sends it. */
+function parseTransport(m: unknown): { tag: string; entries: [unknown, Record<string, unknown>][]; chunk?: string } {
+  if (!Array.isArray(m) || typeof m[0] !== 'string' || m.length < 2) throw new Error('not a forward message');
+  return { tag: m[0], entries: decodeEntries(m[1]), chunk: (m[2] as { chunk?: string } | undefined)?.chunk };
+}
 
 export interface Packet {
   tag: string;
@@ -186,9 +209,9 @@ export class RawForwardServer {
     }
     let established = !this.opts.strNonce;
     try {
-      for await (const message of protocol.decodeClientStream(socket)) {
+      for await (const message of decodeStream(socket)) {
         if (!established) {
-          if (!protocol.isPing(message)) throw new Error('expected PING');
+          if (!Array.isArray(message) || message[0] !== 'PING' || message.length !== 6) throw new Error('expected PING');
           const [, clientHostname, salt, digest, username, passwordDigest] = message as unknown as string[];
           const { sharedKey, serverHostname, users } = this.opts.strNonce!;
           // What Fluent Bit computes: sha512 over the raw nonce / salt bytes.
@@ -200,7 +223,7 @@ export class RawForwardServer {
           }
           const ok = reason === '';
           this.handshakes.push({ ok, reason });
-          socket.write(protocol.encodeMessage(['PONG', ok, reason, serverHostname, ok ? sha512hex(salt!, serverHostname, nonce!, sharedKey) : '']));
+          socket.write(encode(['PONG', ok, reason, serverHostname, ok ? sha512hex(salt!, serverHostname, nonce!, sharedKey) : '']));
           if (!ok) {
             socket.end();
             return;
@@ -209,7 +232,7 @@ export class RawForwardServer {
           lastEnd = connBytes;
           continue;
         }
-        const t = protocol.parseTransport(message as ProtocolModule.ClientTransportMessage);
+        const t = parseTransport(message);
         const n = this.packets.length;
         this.packets.push({
           tag: t.tag,
@@ -221,7 +244,7 @@ export class RawForwardServer {
         lastEnd = connBytes;
         const delay = this.opts.ackDelay ? this.opts.ackDelay(n) : 0;
         if (t.chunk && delay !== null) {
-          const ack = protocol.encodeMessage(protocol.generateAck(t.chunk));
+          const ack = encode({ ack: t.chunk });
           if (delay === 0) socket.write(ack);
           else {
             const timer = setTimeout(() => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { DefenderApiError } from '../plugin/defender/errors.js';
-import { createLogger, redactValue, registerSecret } from '../plugin/log.js';
+import { createLogger, redactValue, registerSecret, setCliLogOptions } from '../plugin/log.js';
 
 // The secret set is process-wide (other test files register theirs too), so this one is unique to this file.
 const secret = 'log-test-secret-8c1f27';
@@ -44,5 +44,44 @@ describe('logger redaction', () => {
     assert.ok(r.stack?.includes('[REDACTED]') && !r.stack.includes(secret));
     assert.equal(r.status, 401);
     assert.equal(JSON.stringify(r), JSON.stringify(e), 'the same fields serialise as for the original');
+  });
+});
+
+describe('--log-level and --log-format', () => {
+  before(() => registerSecret(secret));
+  afterEach(() => setCliLogOptions({ level: undefined, format: undefined }));
+
+  const sink = () => {
+    let text = '';
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        text += chunk.toString();
+        done();
+      },
+    });
+    return { stream, text: () => text };
+  };
+
+  it('--log-level wins over the config’s level; a component’s silent default stays silent', () => {
+    setCliLogOptions({ level: 'debug' });
+    const out = sink();
+    createLogger('warn', out.stream).debug('shown at debug');
+    createLogger('silent', out.stream).error('never shown');
+    assert.match(out.text(), /shown at debug/);
+    assert.doesNotMatch(out.text(), /never shown/);
+  });
+
+  it('text: one readable line per entry (time, level, message, fields), not JSON, secrets redacted', () => {
+    setCliLogOptions({ format: 'text' });
+    const out = sink();
+    const logger = createLogger('info', out.stream);
+    logger.warn({ connector: 'acme', token: secret }, 'poll failed; the cursor did not move');
+    logger.info('second entry');
+    const lines = out.text().trimEnd().split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(lines[0]!, /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] WARN: poll failed; the cursor did not move \{"connector":"acme","token":"\[REDACTED\]"\}$/);
+    assert.match(lines[1]!, /\] INFO: second entry$/);
+    assert.throws(() => JSON.parse(lines[0]!));
+    assert.ok(!out.text().includes(secret));
   });
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
 import { packageRoot } from '../plugin/paths.js';
+import { parseStdoutLine } from '../plugin/output/stdout.js';
 
 interface Run {
   code: number | null;
@@ -47,23 +48,23 @@ describe('defender-fluent run (child process)', function () {
     await emu.close();
   });
 
-  it('--once catches up, prints NDJSON {tag,time,record} and exits 0; a second --once resumes from the cursors', async () => {
+  it('--once catches up, prints one JSON line per record (time and tag included) and exits 0; a second --once resumes from the cursors', async () => {
     const first = await cli(['run', '--once', '--config', configFile], env());
     assert.equal(first.code, 0, first.stderr);
-    const lines = first.stdout.trim().split('\n').map((l) => JSON.parse(l) as { tag: string; time: number; record: Record<string, unknown> });
+    const lines = first.stdout.trim().split('\n').map(parseStdoutLine);
     const byTag = (t: string) => lines.filter((l) => l.tag === `microsoft_defender.${t}`).length;
     assert.equal(byTag('syslog.alerts'), emu.served.alertVersionCount);
     assert.equal(byTag('syslog.host'), 10);
     assert.equal(byTag('assets.host'), 10);
     assert.equal(byTag('syslog.vulnerabilities'), 300);
-    assert.ok(lines.every((l) => typeof l.time === 'number' && l.record.msg_class !== undefined));
+    assert.ok(lines.every((l) => Number.isFinite(l.time) && l.record.msg_class !== undefined));
     const status = JSON.parse(readFileSync(join(dir, 'state', 'status.json'), 'utf8')) as { connectors: Record<string, { contentTypes: Record<string, { lastSuccess?: string }> }> };
     assert.ok(status.connectors.emu!.contentTypes.alerts!.lastSuccess);
 
     emu.updateAlerts(3);
     const second = await cli(['run', '--once', '--config', configFile], env());
     assert.equal(second.code, 0, second.stderr);
-    const again = second.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { tag: string });
+    const again = second.stdout.trim().split('\n').filter(Boolean).map(parseStdoutLine);
     assert.equal(again.filter((l) => l.tag === 'microsoft_defender.syslog.alerts').length, 3, 'only the 3 updated alerts: no lookback re-pull');
     assert.equal(again.filter((l) => l.tag === 'microsoft_defender.syslog.vulnerabilities').length >= 0, true);
   });
@@ -86,7 +87,7 @@ describe('defender-fluent run (child process)', function () {
     assert.ok(existsSync(lockFile), 'the first collector took the lock');
     const second = await cli(['run', '--once', '--config', configFile], env());
     stop();
-    assert.equal(second.code, 1);
+    assert.equal(second.code, 2);
     assert.match(second.stderr, /another process \(pid \d+\) holds .*collector\.lock/);
     const first = await long;
     assert.equal(first.code, 0, `SIGTERM ends the collector cleanly: ${first.stderr}`);

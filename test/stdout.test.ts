@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { PassThrough, Writable } from 'node:stream';
-import { StdoutSink } from '../plugin/output/stdout.js';
+import { parseStdoutLine, StdoutSink } from '../plugin/output/stdout.js';
 import { SinkClosedError } from '../plugin/output/sink.js';
 import { makeRecords, settledWithin } from './forward-helpers.js';
 
@@ -19,7 +20,7 @@ function heldWritable() {
 }
 
 describe('StdoutSink (NDJSON for in_exec / exec)', () => {
-  it('writes one {"tag","time","record"} line per record, batches in order even when delivered concurrently', async () => {
+  it('writes one flat JSON line per record (time and tag first), batches in order even when delivered concurrently', async () => {
     const out = new PassThrough();
     let text = '';
     out.on('data', (d: Buffer) => (text += d.toString()));
@@ -27,9 +28,49 @@ describe('StdoutSink (NDJSON for in_exec / exec)', () => {
     const a = makeRecords(300, { bytes: 400 }); // > 64 KiB: written in several flushes
     const b = makeRecords(5, { start: 300, tag: 'microsoft_defender.status' });
     await Promise.all([sink.deliver(a), sink.deliver(b)]);
-    const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l) as { tag: string; time: number; record: unknown });
-    assert.deepEqual(lines, [...a, ...b].map((r) => ({ tag: r.tag, time: r.time, record: r.record })));
-    assert.deepEqual(Object.keys(lines[0]!), ['tag', 'time', 'record']);
+    const lines = text.trimEnd().split('\n');
+    assert.deepEqual(lines.map(parseStdoutLine), [...a, ...b]);
+    const first = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(first), ['time', 'tag', ...Object.keys(a[0]!.record)]);
+    // what a shipper's time parser reads: ISO 8601 in UTC with milliseconds
+    assert.equal(first.time, new Date(a[0]!.time).toISOString());
+    assert.match(String(first.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  it('an empty record is still a line with time and tag', async () => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    const sink = new StdoutSink(out);
+    await sink.deliver([{ tag: 't.x', time: 0, record: {} }]);
+    assert.equal(text, '{"time":"1970-01-01T00:00:00.000Z","tag":"t.x"}\n');
+  });
+
+  it('bytes through a pipe, read as binary the way Fluentd reads a child: every line valid UTF-8, non-ASCII intact', async () => {
+    // The child writes with the real sink on its real stdout; the parent keeps raw bytes and cuts
+    // lines at 0x0A, as Ruby's IO#each_line does on a binary stream, then decodes strictly.
+    const texts = ['jörg.müller', '日本語のホスト', 'emoji 🛡️ shield', 'lone \ud800 surrogate', 'quote " brace } newline \n tab \t', 'x'.repeat(70_000) + 'é'];
+    const script = `
+      import { StdoutSink } from ${JSON.stringify(new URL('../plugin/output/stdout.ts', import.meta.url).href)};
+      const texts = ${JSON.stringify(texts)};
+      const sink = new StdoutSink(process.stdout);
+      await sink.deliver(texts.map((text, i) => ({ tag: 'microsoft_defender.syslog.alerts', time: 1764300000001 + i, record: { i, text, nested: [{ text }] } })));
+      await sink.close(1000);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => chunks.push(d));
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    assert.equal(code, 0);
+    const bytes = Buffer.concat(chunks);
+    const lines: Buffer[] = [];
+    for (let start = 0, nl; (nl = bytes.indexOf(0x0a, start)) !== -1; start = nl + 1) lines.push(bytes.subarray(start, nl));
+    assert.equal(lines.length, texts.length, 'no line break inside a record');
+    const strict = new TextDecoder('utf-8', { fatal: true });
+    lines.forEach((line, i) => {
+      const r = parseStdoutLine(strict.decode(line));
+      assert.equal(r.time, 1764300000001 + i);
+      assert.deepEqual(r.record, { i, text: texts[i], nested: [{ text: texts[i] }] });
+    });
   });
 
   it('resolves only once the stream has flushed the batch (pipe backpressure)', async () => {

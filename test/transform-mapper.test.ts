@@ -245,17 +245,17 @@ describe('preview command', () => {
     assert.deepEqual(tags, ['microsoft_defender.assets.host', 'microsoft_defender.syslog.host', 'microsoft_defender.assets.host', 'microsoft_defender.syslog.host', 'microsoft_defender.assets.host', 'microsoft_defender.syslog.host']);
   });
 
-  it('unreadable input, bad content and records failing the schema give a non-zero exit and a message', async () => {
+  it('unreadable input and bad content exit 2 (usage), records failing the schema 1, each with a message', async () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{"value": [\n');
     const r1 = await run('alerts', [bad]);
-    assert.equal(r1.code, 1);
+    assert.equal(r1.code, 2);
     assert.match(r1.err, /bad\.json: invalid JSON/);
     const r2 = await run('alert', [bad]);
     assert.equal(r2.code, 2);
     assert.match(r2.err, /--content must be one of alerts, host, vulnerabilities/);
     const r3 = await run('alerts', [join(dir, 'missing.json')]);
-    assert.equal(r3.code, 1);
+    assert.equal(r3.code, 2);
     assert.match(r3.err, /cannot read .*missing\.json/);
     const nulls = join(dir, 'nulls.json');
     writeFileSync(nulls, JSON.stringify({ id: 'x' }));

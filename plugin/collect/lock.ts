@@ -1,5 +1,6 @@
 import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { privateDir } from '../atomic-file.js';
 
 export class LockedError extends Error {
   constructor(
@@ -28,7 +29,7 @@ const held = new Set<string>();
  * taken over; a live owner (this process included) makes acquire throw LockedError.
  */
 export async function acquireLock(dir: string, name: string): Promise<{ file: string; release(): Promise<void> }> {
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, privateDir);
   const file = join(dir, name);
   // The pid is written to a private file first and then hard-linked to the lock name: the lock
   // never exists without its pid, so nobody can mistake a lock being created for a stale one.

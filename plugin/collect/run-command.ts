@@ -8,6 +8,7 @@ import { createSink } from '../output/create.js';
 import { DefenderClient } from '../defender/client.js';
 import * as metrics from '../status/metrics.js';
 import { StatusStore } from '../status/store.js';
+import { startCollectorProbes } from '../status/probes.js';
 import { compileLogFilters } from '../config/log-filters.js';
 import { TransformReloader, transformsDir } from '../transform/transforms.js';
 import { Collector } from './collector.js';
@@ -58,8 +59,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     lock = await acquireLock(config.stateDir, 'collector.lock');
   } catch (e) {
     if (e instanceof LockedError) {
+      // two collectors on one stateDir is a deployment mistake, not a failed poll
       process.stderr.write(`error: ${e.message}\n`);
-      return 1;
+      return 2;
     }
     throw e;
   }
@@ -92,6 +94,14 @@ export async function runCommand(opts: RunOptions): Promise<number> {
         return client;
       },
     });
+    let probes: { close(): Promise<void> } | undefined;
+    try {
+      probes = await startCollectorProbes(config, status, logger);
+    } catch (e) {
+      process.stderr.write(`error: ${(e as Error).message}\n`);
+      await sink.close(0);
+      return 2;
+    }
     const stopStatus = startStatusLoop({ config: { ...config, output }, status, sink, runners: () => collector.runners.map((r) => r.state), logger });
     const shutdownMs = config.shutdownTimeoutSeconds * 1000;
 
@@ -138,6 +148,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     } finally {
       stopStatus();
       stopWatch();
+      await probes?.close();
       process.off('SIGHUP', onHup);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);

@@ -225,6 +225,11 @@ export function checkConfigText(
     }
   }
 
+  if (raw.health && schemaOk('/health')) {
+    const port = Number(raw.health.listen.slice(raw.health.listen.lastIndexOf(':') + 1));
+    if (port > 65535) problems.push(at('/health/listen', `port ${port} is out of range (1-65535, or 0 for any free port)`));
+  }
+
   const stateDir = resolve(baseDir, raw.stateDir ?? './state');
   const stateProblem = schemaOk('/stateDir') ? stateDirProblem(stateDir) : undefined;
   if (stateProblem) problems.push(at('/stateDir', stateProblem));

@@ -137,7 +137,7 @@ export async function emulateCommand(o: EmulateCommandOptions = {}): Promise<num
     emu = await startEmulator(opts);
   } catch (e) {
     err.write(`defender-fluent emulate: cannot start: ${(e as Error).message}\n`);
-    return 1;
+    return 2;
   }
   out.write(describe(emu, opts));
   o.onReady?.(emu);

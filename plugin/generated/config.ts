@@ -26,6 +26,7 @@ output?: OutputConfig
  */
 connectors: [ConnectorConfig, ...(ConnectorConfig)[]]
 respond?: RespondConfig
+health?: HealthConfig
 }
 export interface StdoutOutputConfig {
 type: "stdout"
@@ -184,4 +185,13 @@ maxPerHourPerConnector?: number
 maxPerHour?: number
 excludeTag?: string
 isolationType?: ("Full" | "Selective")
+}
+/**
+ * Optional HTTP listener of `run`: GET /healthz (liveness), /readyz (readiness: every connector green or within its first interval), /metrics (Prometheus). No token and no secrets: bind it to 127.0.0.1 or a pod-internal address.
+ */
+export interface HealthConfig {
+/**
+ * host:port, e.g. 127.0.0.1:9464
+ */
+listen: string
 }

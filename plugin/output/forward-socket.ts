@@ -1,38 +1,31 @@
 /**
- * The one module that reaches into @fluent-org/logger's internals (build/src/socket and auth).
+ * One connection to a Fluent forward server (Fluentd in_forward, Fluent Bit forward): TCP or TLS,
+ * the optional shared_key / username+password handshake, PackedForward writes and ack reading.
+ * ForwardSink keeps its own chunk queue, deadlines and reconnect policy; this module only owns the
+ * wire. It is ours, not @fluent-org/logger's socket: those classes are not part of that package's
+ * public API, and its server-message decoder had a bug this module must not inherit (below).
  *
- * Why: the package's public FluentClient owns the send queue, and that queue is where its sharp
- * edges live (emit promises that never settle while the server is unreachable or after a refused
- * handshake, queue limits that drop whole batches, no cap on packet size). ForwardSink keeps its
- * own chunk queue instead and uses the library for what it does well: the connection (TCP/TLS),
- * the shared_key / username+password handshake (HELO/PING/PONG digests) and ack decoding. Those classes are not exported from the package root, hence the deep
- * requires, all here. If a library upgrade moves them, this module is the only thing to fix.
+ * Handshake (Forward Protocol Specification v1, "Handshake Messages"):
+ *   server → HELO  ['HELO', {nonce, auth, keepalive}]
+ *   client → PING  ['PING', client_hostname, shared_key_salt,
+ *                   sha512_hex(shared_key_salt + client_hostname + nonce + shared_key),
+ *                   username || '', sha512_hex(auth_salt + username + password) || '']
+ *   server → PONG  ['PONG', auth_result, reason, server_hostname,
+ *                   sha512_hex(shared_key_salt + server_hostname + nonce + shared_key)]
+ * Acks: {ack: chunk_id} for every message sent with the chunk option.
  *
- * It also fixes one library bug (verified in test/forward-handshake.test.ts): the library decodes
- * server messages with a plain msgpack decoder, so a HELO nonce sent as a msgpack *str* of random
- * bytes (Fluent Bit 3.x does this; Fluentd sends bin) is turned into a UTF-8 string with U+FFFD
- * replacement characters, and the PING digest sha512(salt + hostname + nonce + key) is computed
- * over the wrong bytes: the server refuses the handshake. We decode server messages with a
- * decoder that keeps a str that is not valid UTF-8 as raw bytes, which the library's digest code
- * already accepts (it hashes a Uint8Array nonce as-is).
+ * Fluentd sends the nonce and auth salt as msgpack bin, Fluent Bit 3.x as a msgpack *str* holding
+ * random bytes, which is not UTF-8: decoded as text it would turn into U+FFFD characters and the
+ * digest would go over the wrong bytes (the server refuses the handshake). Server messages are
+ * therefore decoded keeping a str that is not valid UTF-8 as raw bytes, and digests hash bytes.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import { isUtf8 } from 'node:buffer';
+import net from 'node:net';
 import type { Readable } from 'node:stream';
-import type { ConnectionOptions } from 'node:tls';
-import type * as SocketModule from '@fluent-org/logger/build/src/socket.js';
-import type * as AuthModule from '@fluent-org/logger/build/src/auth.js';
-import type * as MsgpackModule from '@msgpack/msgpack';
-
-const require = createRequire(import.meta.url);
-const socketModule = require('@fluent-org/logger/build/src/socket.js') as typeof SocketModule;
-const authModule = require('@fluent-org/logger/build/src/auth.js') as typeof AuthModule;
-// The msgpack codec the library itself depends on, resolved from the library so versions match.
-const msgpack = createRequire(require.resolve('@fluent-org/logger'))('@msgpack/msgpack') as typeof MsgpackModule;
-
-const { FluentSocket, FluentSocketEvent, CloseState } = socketModule;
-const { FluentAuthSocket } = authModule;
+import tls, { type ConnectionOptions } from 'node:tls';
+import { Decoder, encode } from '@msgpack/msgpack';
 
 export interface ForwardSecurity {
   clientHostname: string;
@@ -48,9 +41,25 @@ export interface ForwardConnectionOptions {
   security?: ForwardSecurity;
 }
 
+/** The server refused the handshake (wrong shared key, user or password) or failed our check of its PONG. */
+export class HandshakeAuthError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HandshakeAuthError';
+  }
+}
+
+/** Both sides use the same hostname: a configuration error on one of them. */
+export class HandshakeConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HandshakeConfigError';
+  }
+}
+
 /** Decodes server messages; a msgpack str that is not valid UTF-8 comes out as a Buffer. */
 export function decodeServerStreamKeepingBytes(stream: Readable): AsyncIterable<unknown> {
-  const decoder = new msgpack.Decoder();
+  const decoder = new Decoder();
   // decodeUtf8String / decodeBinary are the decoder's own (non-public) steps for str and bin.
   const d = decoder as unknown as {
     bytes: Uint8Array;
@@ -69,104 +78,153 @@ export function decodeServerStreamKeepingBytes(stream: Readable): AsyncIterable<
   return decoder.decodeStream(stream);
 }
 
-type LibSocket = InstanceType<typeof FluentSocket>;
+type Bytes = string | Uint8Array;
+const isBytes = (v: unknown): v is Bytes => typeof v === 'string' || v instanceof Uint8Array;
 
-/** Replaces the library's server-message decoder on one socket (see the module comment). */
-function keepNonceBytes(socket: LibSocket): void {
-  const s = socket as unknown as {
-    passThroughStream: Readable | null;
-    processMessages(iterable: AsyncIterable<unknown>): Promise<void>;
-  };
-  const processMessages = s.processMessages.bind(socket);
-  // openSocket() calls processMessages(decodeServerStream(passThrough)); the generator it passes
-  // has not started reading, so dropping it and iterating our own decoder is safe.
-  s.processMessages = () => processMessages(decodeServerStreamKeepingBytes(s.passThroughStream!));
+/** sha512 hex of the parts' bytes in order (a string as UTF-8, bytes as they are). */
+export function sha512hex(...parts: Bytes[]): string {
+  const h = createHash('sha512');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
+/** ['HELO', {nonce, auth?, keepalive?}] → its options, or undefined for any other message. */
+export function parseHelo(m: unknown): { nonce: Bytes; auth?: Bytes } | undefined {
+  if (!Array.isArray(m) || m.length !== 2 || m[0] !== 'HELO' || !m[1] || typeof m[1] !== 'object') return undefined;
+  const o = m[1] as { nonce?: unknown; auth?: unknown };
+  if (!isBytes(o.nonce) || (o.auth !== undefined && !isBytes(o.auth))) return undefined;
+  return { nonce: o.nonce, auth: o.auth as Bytes | undefined };
+}
+
+/** The PING answering a HELO; `salt` is ours, fresh per connection. */
+export function pingFor(helo: { nonce: Bytes; auth?: Bytes }, security: ForwardSecurity, salt: string): unknown[] {
+  const user = helo.auth !== undefined ? (security.username ?? '') : '';
+  const passwordDigest = helo.auth !== undefined ? sha512hex(helo.auth, user, security.password ?? '') : '';
+  return ['PING', security.clientHostname, salt, sha512hex(salt, security.clientHostname, helo.nonce, security.sharedKey), user, passwordDigest];
+}
+
+/** Throws unless the PONG accepts us and proves the server knows the shared key too. */
+export function checkPong(m: unknown, helo: { nonce: Bytes }, security: ForwardSecurity, salt: string): void {
+  if (!Array.isArray(m) || m.length !== 5 || m[0] !== 'PONG') throw new HandshakeAuthError('unexpected message instead of PONG');
+  const [, ok, reason, serverHostname, digest] = m as [string, unknown, unknown, unknown, unknown];
+  if (serverHostname === security.clientHostname) throw new HandshakeConfigError('Same hostname between input and output: invalid configuration');
+  if (ok !== true) throw new HandshakeAuthError(`Authentication failed: ${String(reason)}`);
+  if (typeof serverHostname !== 'string' || digest !== sha512hex(salt, serverHostname, helo.nonce, security.sharedKey)) throw new HandshakeAuthError('shared key mismatch');
 }
 
 /**
  * One connection attempt to a forward server: connect, optional TLS, optional handshake, then
  * PackedForward writes and ack events. Never reconnects by itself (ForwardSink owns the policy,
- * so network failures and refused handshakes share one backoff).
+ * so network failures and refused handshakes share one backoff). No idle timeout: an ack can
+ * legitimately take a while; ForwardSink's ack deadline detects a stalled connection.
  *
  * Events: 'established' (ready for writes), 'writable' (after a drain), 'ack' (chunk id),
  * 'error' (Error; the last one explains the close), 'close'.
  */
 export class ForwardConnection extends EventEmitter {
-  private readonly socket: LibSocket;
+  private socket: net.Socket | null = null;
+  private established = false;
   private closed = false;
-  private sawError = false;
 
-  constructor(opts: ForwardConnectionOptions) {
+  constructor(private readonly opts: ForwardConnectionOptions) {
     super();
-    const socketOptions: SocketModule.FluentSocketOptions = {
-      host: opts.host,
-      port: opts.port,
-      tls: opts.tls,
-      disableReconnect: true,
-      // No idle timeout: an ack can legitimately take a while; ForwardSink's ack deadline
-      // detects a stalled connection instead.
-      timeout: -1,
-      // Report a full kernel buffer so the sink stops writing until 'drain' (backpressure).
-      notWritableWhenDraining: true,
-    };
-    this.socket = opts.security
-      ? new FluentAuthSocket(
-          {
-            clientHostname: opts.security.clientHostname,
-            sharedKey: opts.security.sharedKey,
-            username: opts.security.username,
-            password: opts.security.password,
-          },
-          socketOptions,
-        )
-      : new FluentSocket(socketOptions);
-    keepNonceBytes(this.socket);
-    this.socket.on(FluentSocketEvent.ESTABLISHED, () => this.emit('established'));
-    this.socket.on(FluentSocketEvent.DRAINED, () => this.emit('writable'));
-    this.socket.on(FluentSocketEvent.ACK, (chunkId: string) => this.emit('ack', chunkId));
-    this.socket.on(FluentSocketEvent.ERROR, (err: Error) => {
-      this.sawError = true;
-      this.emit('error', err);
-    });
-    this.socket.on(FluentSocketEvent.CLOSE, () => {
-      if (this.closed) return;
-      this.closed = true;
-      this.emit('close');
-    });
   }
 
   /** Starts connecting; the outcome arrives as 'established' or 'error' + 'close'. */
   connect(): void {
-    this.socket.connect().catch((err: Error) => {
-      // Network and handshake failures arrive as 'error' + 'close' events before this rejection.
-      // A throw while creating the socket (tls.connect refusing the cert/key/ca material) comes
-      // with neither, and the attempt would hang: report it the same way.
-      if (this.sawError || this.closed) return;
-      this.emit('error', err);
-      this.closed = true;
-      this.emit('close');
+    const { host, port } = this.opts;
+    let socket: net.Socket;
+    try {
+      // tls.connect throws at once on unusable ca/cert/key material
+      socket = this.opts.tls ? tls.connect({ ...this.opts.tls, host, port }) : net.connect({ host, port });
+    } catch (e) {
+      this.fail(e as Error);
+      return;
+    }
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.once(this.opts.tls ? 'secureConnect' : 'connect', () => {
+      if (!this.opts.security) this.establish();
     });
+    socket.on('drain', () => this.established && this.emit('writable'));
+    // leaving the read loop early (a refused handshake) destroys the socket with an AbortError:
+    // not a reason of its own
+    socket.on('error', (err: NodeJS.ErrnoException) => err.code !== 'ABORT_ERR' && this.emit('error', err));
+    // 'close' waits until every message that arrived was handled: a refusal (PONG) and the server's
+    // close arrive together, and the refusal is the reason to report
+    const reading = this.read(socket);
+    socket.on('close', () => void reading.then(() => this.onClose()));
+  }
+
+  private async read(socket: net.Socket): Promise<void> {
+    const security = this.opts.security;
+    const salt = randomBytes(16).toString('hex');
+    let helo: { nonce: Bytes; auth?: Bytes } | undefined;
+    try {
+      for await (const m of decodeServerStreamKeepingBytes(socket)) {
+        if (this.established) {
+          if (!security && parseHelo(m)) throw new HandshakeAuthError('the server requires the shared-key handshake (it sent HELO)');
+          const ack = (m as { ack?: unknown } | null)?.ack;
+          if (typeof ack === 'string') this.emit('ack', ack);
+        } else if (security && !helo) {
+          helo = parseHelo(m);
+          if (!helo) throw new HandshakeAuthError('unexpected message instead of HELO');
+          socket.write(encode(pingFor(helo, security, salt)));
+        } else if (security && helo) {
+          checkPong(m, helo, security, salt);
+          this.establish();
+        } else {
+          throw new Error('unexpected message from the server before the connection was ready');
+        }
+      }
+    } catch (e) {
+      // a socket destroyed mid-read ends the iteration too: its own 'error' (if any) said why
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ABORT_ERR' && code !== 'ERR_STREAM_PREMATURE_CLOSE') this.emit('error', e);
+      socket.destroy();
+    }
+  }
+
+  private establish(): void {
+    this.established = true;
+    this.emit('established');
+  }
+
+  private fail(err: Error): void {
+    this.emit('error', err);
+    this.onClose();
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.established = false;
+    this.emit('close');
   }
 
   /** True when a write would be accepted now (handshake done, kernel buffer not full). */
   writable(): boolean {
-    return !this.closed && this.socket.writable();
+    return this.established && !this.closed && !!this.socket && !this.socket.writableNeedDrain;
   }
 
   /** Writes one packet; false if the connection cannot take it now. Errors surface as 'error'/'close'. */
   write(packet: Uint8Array): boolean {
     if (!this.writable()) return false;
-    this.socket.write(packet).catch(() => undefined /* the socket closes and the sink re-sends */);
+    this.socket!.write(packet);
     return true;
   }
 
   /** Drops the connection now (stalled, or sink closing); 'close' follows. */
   destroy(): void {
-    this.socket.close(CloseState.RECONNECT);
+    if (this.socket) this.socket.destroy();
+    else this.onClose();
   }
 
-  /** Ends the connection gracefully. */
+  /** Ends the connection gracefully: what was written is flushed, then the socket closes. */
   async end(): Promise<void> {
-    await this.socket.disconnect();
+    if (this.closed || !this.socket) return;
+    const closed = new Promise<void>((resolve) => this.once('close', resolve));
+    this.socket.end();
+    await closed;
   }
 }

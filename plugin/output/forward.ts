@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { FluentError } from '@fluent-org/logger';
 import type { ForwardOutputConfig } from '../generated/config.js';
 import { createLogger, redact, registerSecret, type Logger } from '../log.js';
 import { type OutRecord, type Sink, type SinkState, SinkClosedError } from './sink.js';
 import { EntryWriter } from './forward-msgpack.js';
-import { ForwardConnection, type ForwardSecurity } from './forward-socket.js';
+import { ForwardConnection, HandshakeAuthError, HandshakeConfigError, type ForwardSecurity } from './forward-socket.js';
 import { nextChunk, splitByTag, type Chunk, type ChunkLimits, type ChunkSource, type DeliveryGroup } from './forward-chunks.js';
 
 /** Defaults of schemas/config.schema.json#/definitions/forwardOutput (the loader applies them too). */
@@ -49,7 +48,7 @@ interface InFlight {
 
 /**
  * Fluent forward sink: PackedForward messages with EventTime (ms precision), acknowledgements
- * always required, TLS and shared_key / username+password handshake (via @fluent-org/logger).
+ * always required, TLS and shared_key / username+password handshake (forward-socket.ts).
  *
  * Delivery is at-least-once. Every deliver() batch is cut into chunks (≤ maxBatchRecords records,
  * ≤ maxBatchBytes encoded bytes per message), each with an ack deadline. A chunk not acknowledged
@@ -445,10 +444,10 @@ function describeFailure(err: Error | null, wasEstablished: boolean, endpoint: s
   // OpenSSL messages are multi-line dumps; their `reason` is the readable part.
   const sslReason = (err as { reason?: unknown } | null)?.reason;
   const message = err ? redact(typeof sslReason === 'string' ? sslReason : (err.message.split('\n')[0] ?? '')) : '';
-  if (err instanceof FluentError.ConfigError) {
+  if (err instanceof HandshakeConfigError) {
     return { reason: `forward handshake with ${endpoint} failed: ${message} (output.clientHostname must differ from the server's self_hostname)`, refused: true };
   }
-  if (err instanceof FluentError.AuthError) {
+  if (err instanceof HandshakeAuthError) {
     const hint = secured ? 'check output.sharedKey / username / password' : 'the server requires a handshake: set output.sharedKey';
     return { reason: `forward server ${endpoint} refused the handshake: ${message} (${hint})`, refused: true };
   }

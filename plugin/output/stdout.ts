@@ -3,8 +3,28 @@ import { PipelineError } from '../defender/errors.js';
 import { type OutRecord, type Sink, type SinkState, SinkClosedError } from './sink.js';
 
 /**
- * NDJSON `{"tag","time","record"}` per line for Fluentd in_exec / Fluent Bit exec. A batch counts as
- * acknowledged once the stream has flushed it (weaker than forward: the pipeline never confirms).
+ * One line per record for Fluentd in_exec / Fluent Bit exec: the record as a flat JSON object with
+ * `time` (ISO 8601 UTC, milliseconds) and `tag` in front, so the shippers' own JSON parser reads it
+ * (`time_key time` + `time_format %Y-%m-%dT%H:%M:%S.%L%z`, Fluentd `tag_key tag`). Fluentd reads a
+ * child's output as bytes: a JSON parser decodes UTF-8 text intact, where a regexp parse scrubbed
+ * it. The index schemas allow no top-level `time` or `tag` field, so neither can collide.
+ * JSON.stringify escapes lone surrogates, so the line is always valid UTF-8.
+ */
+export function stdoutLine(r: OutRecord): string {
+  const body = JSON.stringify(r.record);
+  const head = `{"time":"${new Date(r.time).toISOString()}","tag":${JSON.stringify(r.tag)}`;
+  return body === '{}' ? `${head}}` : `${head},${body.slice(1)}`;
+}
+
+/** The inverse of stdoutLine (the demo and tests read the collector's stdout with it). */
+export function parseStdoutLine(line: string): OutRecord {
+  const { time, tag, ...record } = JSON.parse(line) as { time: string; tag: string } & Record<string, unknown>;
+  return { tag, time: Date.parse(time), record };
+}
+
+/**
+ * Writes stdoutLine per record. A batch counts as acknowledged once the stream has flushed it
+ * (weaker than forward: the pipeline never confirms).
  */
 export class StdoutSink implements Sink {
   private closed = false;
@@ -36,7 +56,7 @@ export class StdoutSink implements Sink {
     let chunk = '';
     for (const r of batch) {
       if (this.aborted) throw new SinkClosedError();
-      chunk += JSON.stringify({ tag: r.tag, time: r.time, record: r.record }) + '\n';
+      chunk += stdoutLine(r) + '\n';
       if (chunk.length >= 1 << 16) {
         await this.flush(chunk);
         chunk = '';

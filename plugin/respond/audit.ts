@@ -1,5 +1,6 @@
 import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { privateDir } from '../atomic-file.js';
 import type { Logger } from '../log.js';
 import { tagFor, tagSuffix, type OutRecord, type Sink } from '../output/sink.js';
 import { contractRecord } from '../status/records.js';
@@ -62,7 +63,7 @@ export class AuditLog {
   async write(entry: AuditEntry): Promise<void> {
     const record = this.record(entry);
     const line = JSON.stringify(record) + '\n';
-    this.ready ??= mkdir(this.stateDir, { recursive: true });
+    this.ready ??= mkdir(this.stateDir, privateDir);
     // Serialised appends: lines never interleave, order is kept.
     const run = this.chain.then(async () => {
       await this.ready;

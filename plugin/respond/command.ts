@@ -19,7 +19,7 @@ export interface RespondOptions {
 /**
  * `defender-fluent respond --config F`: the response sidecar. Serves until SIGTERM/SIGINT, then
  * stops accepting, finishes in-flight requests and closes the sink. Returns the exit code:
- * 0 after a clean stop, 1 when it cannot listen, 2 for config problems or no respond connector.
+ * 0 after a clean stop, 2 for config problems, no respond connector, or a listen address it cannot bind.
  */
 export async function respondCommand(opts: RespondOptions): Promise<number> {
   const loaded = loadConfigOrReport(opts.config);
@@ -38,7 +38,7 @@ export async function respondCommand(opts: RespondOptions): Promise<number> {
   } catch (e) {
     process.stderr.write(`error: cannot listen on ${opts.listen ?? config.respond?.listen ?? '127.0.0.1:8686'}: ${(e as Error).message}\n`);
     await sink.close(1000).catch(() => undefined);
-    return 1;
+    return 2;
   }
   await new Promise<void>((resolveStop) => {
     const stop = (sig: NodeJS.Signals) => {

@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/load.js';
 import { DefenderClient } from '../defender/client.js';
 import { MachineActionError, MachineActions, type ActionClient } from '../defender/machine-actions.js';
 import { createLogger, redact, type Logger } from '../log.js';
 import type { Sink } from '../output/sink.js';
-import { version } from '../paths.js';
-import { clientEvents, exposition, trackTokenRenewals } from '../status/metrics.js';
+import { clientEvents, trackTokenRenewals } from '../status/metrics.js';
+import { listenOn, probeReply, sendReply } from '../status/probes.js';
 import { AuditLog } from './audit.js';
 import { TokenAuth } from './auth.js';
 import { parseJson, parseRecords, readBody, RequestError } from './body.js';
@@ -94,23 +93,13 @@ export class RespondServer {
 
   /** Starts listening on respond.listen (or `listen`, e.g. '127.0.0.1:0' in tests). */
   async listen(listen = this.opts.config.respond?.listen ?? '127.0.0.1:8686'): Promise<{ host: string; port: number; url: string }> {
-    const i = listen.lastIndexOf(':');
-    const host = listen.slice(0, i);
-    const port = Number(listen.slice(i + 1));
     if (this.auth.configured === 0) this.logger.warn('respond.tokens is empty: every /v1 request will be refused (401)');
     const { restored, from } = await this.service.restoreCaps();
     if (restored) this.logger.info({ restored, from }, 'automated isolations of the last hour restored (caps and per-machine dedupe)');
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = this.server.address() as AddressInfo;
-    const url = `${this.tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    const addr = await listenOn(this.server, listen);
+    const url = `${this.tls ? 'https' : 'http'}://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`;
     this.logger.info({ url }, 'response sidecar listening');
-    return { host: addr.address, port: addr.port, url };
+    return { ...addr, url };
   }
 
   async close(): Promise<void> {
@@ -149,15 +138,11 @@ export class RespondServer {
   private async route(req: IncomingMessage, url: URL, ctx: RequestContext): Promise<Reply> {
     const method = req.method ?? 'GET';
     const path = url.pathname;
-    if (path === '/healthz') {
+    // /healthz and /metrics (its counters summed with the collector's snapshot), as `run` serves them
+    const probe = await probeReply(path, method, { metricsStateDir: this.opts.config.stateDir });
+    if (probe) {
       req.resume();
-      return method === 'GET' ? { status: 200, body: { status: 'ok', version } } : notAllowed('GET');
-    }
-    if (path === '/metrics') {
-      req.resume();
-      if (method !== 'GET') return notAllowed('GET');
-      const m = await exposition(this.opts.config.stateDir);
-      return { status: 200, body: m.body, headers: { 'Content-Type': m.contentType } };
+      return probe;
     }
     if (!path.startsWith('/v1/')) {
       req.resume();
@@ -267,16 +252,10 @@ export class RespondServer {
   }
 
   private send(res: ServerResponse, reply: Reply, ctx: RequestContext): void {
-    const isText = typeof reply.body === 'string';
-    const payload = isText ? (reply.body as string) : JSON.stringify(reply.body);
-    res.statusCode = reply.status;
     res.setHeader('X-Request-Id', ctx.requestId);
-    res.setHeader('Cache-Control', 'no-store');
-    if (!isText) res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
     // A body that was refused unread (401, 413) may still be arriving: close rather than drain it.
     if (reply.status === 413) res.setHeader('Connection', 'close');
-    res.end(payload);
+    sendReply(res, reply);
   }
 }
 

@@ -514,16 +514,14 @@ export class RespondService {
       });
       actionsMetric.inc({ connector: r.connector ?? '', type: 'auto_contain', outcome: r.status });
     }
-    const capped = results.filter((r) => r.code === 'cap_exceeded');
     const summary: Record<string, number> = {};
     for (const r of results) summary[r.status] = (summary[r.status] ?? 0) + 1;
     const body = { dryRun: this.policy.dryRun, summary, results };
-    if (capped.length) {
-      const wait = Math.max(...capped.map((r) => r.retryAfterMs ?? 0));
-      return { status: 429, body, headers: { 'Retry-After': String(Math.max(1, Math.ceil(wait / 1000))) } };
-    }
-    // A record that failed (Defender 5xx or timeout, exclusion check unreadable) must not look
-    // delivered to out_http: 503 makes it retry; records already handled come back as duplicates.
+    // A policy refusal (cap reached, excluded, disabled, dry run) is a decision, audited and listed
+    // per record: 200, so out_http neither retries it nor moves the chunk aside as an unrecoverable
+    // error. Only a record that failed (Defender 5xx or timeout, exclusion check unreadable) must
+    // not look delivered: 503 (retryable_response_codes [503] in fluent.conf.example) makes
+    // out_http send the chunk again; records already handled come back as duplicates.
     if (results.some((r) => r.status === 'error')) return { status: 503, body, headers: { 'Retry-After': '30' } };
     return { status: 200, body };
   }

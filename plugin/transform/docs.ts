@@ -165,7 +165,7 @@ export async function docsCommand(opts: DocsOptions = {}): Promise<number> {
   const loaded = loadTransformDir(opts.transforms ?? transformsDir);
   if (loaded.problems.length) {
     for (const p of loaded.problems) err.write(`${formatProblem(p)}\n`);
-    return 1;
+    return 2;
   }
   const file = opts.out ?? defaultFieldsDoc;
   const text = renderFieldsDoc(loaded.transforms, loaded.lookups);

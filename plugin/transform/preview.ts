@@ -60,7 +60,7 @@ export async function previewCommand(opts: PreviewOptions): Promise<number> {
   if (!loaded.ok) {
     for (const p of loaded.problems) err.write(`${formatProblem(p)}\n`);
     err.write(`preview: ${loaded.problems.length} transform problem${loaded.problems.length === 1 ? '' : 's'}\n`);
-    return 1;
+    return 2;
   }
   const ctx = { connector: opts.connector ?? 'preview', tenant: opts.tenant ?? 'preview', tagPrefix: opts.tagPrefix ?? 'microsoft_defender', writeTime: opts.writeTime ?? Date.now() };
   let failed = 0;
@@ -72,7 +72,7 @@ export async function previewCommand(opts: PreviewOptions): Promise<number> {
       entities = hunting ? huntingEntities(hunting, text, file === '-' ? 'stdin' : file) : readEntities(text, file === '-' ? 'stdin' : file);
     } catch (e) {
       err.write(`preview: ${e instanceof InputError ? e.message : `cannot read ${file}: ${(e as Error).message}`}\n`);
-      return 1;
+      return 2;
     }
     for (const entity of entities) {
       for (const r of loaded.mapper.map(opts.content as ContentType, entity, ctx)) {
