@@ -90,7 +90,8 @@ export class Indicators {
   /** The indicators this product submitted (application eq 'defender-fluent'). */
   async ours(): Promise<Indicator[]> {
     try {
-      const res = await this.client.request<{ value?: unknown }>({ path: '/api/indicators', query: { $filter: `application eq '${indicatorApplication}'` } });
+      // $top at its documented maximum: a delete looks its id up in this list
+      const res = await this.client.request<{ value?: unknown }>({ path: '/api/indicators', query: { $filter: `application eq '${indicatorApplication}'`, $top: 10_000 } });
       if (!Array.isArray(res.body?.value)) throw new MachineActionError('Defender: GET /api/indicators: the answer has no value array', { code: 'malformed', httpStatus: 502 });
       // the filter is Defender's; the check again here keeps another tool's indicator out even if it were ignored
       return (res.body.value as Indicator[]).filter((i) => i?.application === indicatorApplication);
