@@ -5,7 +5,7 @@ import { testCommand } from './check/command.js';
 import { respondCommand } from './respond/command.js';
 import { suppressAvCommand } from './status/suppress-av.js';
 import { validateCommand } from './config/validate-command.js';
-import { emulateCommand, type EmulateCommandOptions } from './emulate/command.js';
+import type { EmulateCommandOptions } from './emulate/command.js';
 import { createLogger, logFormats, logLevels, setCliLogOptions, type LogFormat } from './log.js';
 import { docsCommand } from './transform/docs.js';
 import { previewCommand, type PreviewOptions } from './transform/preview.js';
@@ -73,7 +73,7 @@ program
   .command('docs')
   .description('write docs/fields.md: every output field, its source and rule, per transform')
   .option('--transforms <dir>', 'transforms folder')
-  .option('--out <file>', 'output file (default: docs/fields.md of the package)')
+  .option('--out <file>', 'output file (default: docs/fields.md in the current folder)')
   .option('--check', 'do not write; exit 1 when the file is out of date')
   .action(async (o: { transforms?: string; out?: string; check?: boolean }) => {
     process.exitCode = await docsCommand(o);
@@ -126,6 +126,8 @@ program
   .option('--page-cap-next-link', 'capped pages link the rest with @odata.nextLink (default: no link)')
   .option('--machine-actions <n>', 'machine actions taken before the start (portal, other tools), over --history-hours', '20')
   .action(async (o: EmulateCommandOptions) => {
+    // loaded only here: the emulator (and selfsigned) stays out of what run and respond load
+    const { emulateCommand } = await import('./emulate/command.js');
     process.exitCode = await emulateCommand({ ...o, logger: createLogger('info') });
   });
 

@@ -101,7 +101,7 @@ describe('check: lock per connector', () => {
   it('is exclusive while held and removed on release', async () => {
     const a = await acquireTestLock(dir, 'prod');
     assert.ok(a.ok);
-    assert.equal(readFileSync(lockFileFor(dir, 'prod'), 'utf8'), `${process.pid}`);
+    assert.equal(JSON.parse(readFileSync(lockFileFor(dir, 'prod'), 'utf8')).pid, process.pid);
     const b = await acquireTestLock(dir, 'prod');
     assert.deepEqual(b, { ok: false, file: lockFileFor(dir, 'prod'), pid: process.pid, message: `another test of connector prod is running (pid ${process.pid})` });
     const other = await acquireTestLock(dir, 'other');
@@ -119,7 +119,7 @@ describe('check: lock per connector', () => {
     for (const n of ['a', 'b']) {
       const l = await acquireTestLock(dir, n);
       assert.ok(l.ok, n);
-      assert.equal(readFileSync(lockFileFor(dir, n), 'utf8'), `${process.pid}`);
+      assert.equal(JSON.parse(readFileSync(lockFileFor(dir, n), 'utf8')).pid, process.pid);
     }
   });
 

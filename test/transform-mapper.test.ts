@@ -270,7 +270,7 @@ describe('docs command', () => {
   it('docs/fields.md is in sync with the transform files (run `defender-fluent docs`)', () => {
     const loaded = loadTransformDir(transformsDir);
     assert.deepEqual(loaded.problems, []);
-    assert.equal(readFileSync(defaultFieldsDoc, 'utf8'), renderFieldsDoc(loaded.transforms, loaded.lookups));
+    assert.equal(readFileSync(join(packageRoot, defaultFieldsDoc), 'utf8'), renderFieldsDoc(loaded.transforms, loaded.lookups));
   });
 
   it('lists every output field of every transform and writes the file', async () => {

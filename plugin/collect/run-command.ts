@@ -1,4 +1,4 @@
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ContentType } from '../config/load.js';
 import { contentTypes } from '../config/load.js';
 import { loadConfigOrReport, reportProblems } from '../config/report.js';
@@ -56,7 +56,17 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   let lock;
   try {
-    lock = await acquireLock(config.stateDir, 'collector.lock');
+    // A lock of another host or container is watched until its heartbeat moves or goes stale (at
+    // most 30 s), so a pod rescheduled onto a shared volume starts without a crash loop.
+    lock = await acquireLock(config.stateDir, 'collector.lock', {
+      wait: true,
+      onWatch: (h) => logger.warn(`${join(config.stateDir, 'collector.lock')} is held by pid ${h.pid}${h.host ? ` on ${h.host}` : ''}, whose pid cannot be checked here: watching its heartbeat for up to ${h.staleMs / 1000} s`),
+      // another instance judged us dead and runs now: stop as on SIGTERM, never run side by side
+      onLost: (reason) => {
+        logger.error(`${reason}: stopping`);
+        process.kill(process.pid, 'SIGTERM');
+      },
+    });
   } catch (e) {
     if (e instanceof LockedError) {
       // two collectors on one stateDir is a deployment mistake, not a failed poll

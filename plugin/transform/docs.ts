@@ -1,8 +1,7 @@
 // `defender-fluent docs`: docs/fields.md, every output field of every transform with its type,
 // source and rule, generated from the transform files (a test keeps the committed file in sync).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { packageRoot } from '../paths.js';
+import { dirname, relative, resolve } from 'node:path';
 import { formatProblem, loadSchema } from '../schema-check.js';
 import { loadTransformDir, type AltIR, type CondIR, type CondsIR, type LoadedTransform, type PathRef, type RuleIR, type ValueOps } from './load.js';
 import { child, itemsOf, typesOf, type JsonSchema } from './schema-nav.js';
@@ -10,7 +9,8 @@ import type { LookupRuntime } from './lookups.js';
 import type { LookupTable } from '../generated/transform.js';
 import { transformsDir } from './transforms.js';
 
-export const defaultFieldsDoc = join(packageRoot, 'docs', 'fields.md');
+/** Relative to the current folder: an installed package's own folder (node_modules) is never written. */
+export const defaultFieldsDoc = 'docs/fields.md';
 
 const code = (s: string) => '`' + s.replace(/`/g, "'") + '`';
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -151,7 +151,7 @@ export function renderFieldsDoc(transforms: LoadedTransform[], lookups?: Map<str
 export interface DocsOptions {
   /** transforms directory (default: the package's transforms/) */
   transforms?: string;
-  /** output file (default: docs/fields.md in the package) */
+  /** output file (default: docs/fields.md in the current folder) */
   out?: string;
   /** do not write: exit 1 when the file differs from what would be generated */
   check?: boolean;
@@ -167,7 +167,7 @@ export async function docsCommand(opts: DocsOptions = {}): Promise<number> {
     for (const p of loaded.problems) err.write(`${formatProblem(p)}\n`);
     return 2;
   }
-  const file = opts.out ?? defaultFieldsDoc;
+  const file = resolve(opts.out ?? defaultFieldsDoc);
   const text = renderFieldsDoc(loaded.transforms, loaded.lookups);
   if (opts.check) {
     let current = '';
