@@ -1,5 +1,5 @@
 // All benchmarks, one table: `npm run bench` (node --import tsx bench/run.ts).
-//   --only transforms,e2e,vuln,api   run some (each is bounded to about 2 minutes)
+//   --only transforms,e2e,vuln,api,tenants   run some (each is bounded to about 2 minutes; tenants about 5)
 //   --write                          also write bench/results.md after an --only run (a full run always does)
 //   --profile                        e2e: also profile the collector (--cpu-prof) and list its hot spots
 //   --seconds S                      transforms: seconds per measurement (default 2)
@@ -7,12 +7,14 @@
 //   --vulns N                        vuln export size (default 1 000 000)
 //   --polls N --poll-rate-scale F    api: steady-polling run (default 400 polls, windows × 0.05)
 //   --catchup-alerts N --rate-scale F  api: 730 h catch-up (default 200 000 alerts, windows × 0.01)
+//   --tenants N                      tenants: connectors in one `run` process (default 1 000; about 5 minutes)
 // Every figure is printed with its target; the same report goes to bench/results.md.
 import { writeFileSync } from 'node:fs';
 import { apiBench } from './api.js';
 import { e2eBench } from './e2e.js';
 import { machine } from './lib/machine.js';
 import { fmt, table, type BenchOutput, type Row } from './lib/report.js';
+import { tenantsBench } from './tenants.js';
 import { transformBench } from './transform.js';
 import { vulnBench } from './vuln.js';
 import { join } from 'node:path';
@@ -44,6 +46,7 @@ const benches: Record<string, () => Promise<BenchOutput>> = {
   e2e: () => e2eBench({ alerts: num('alerts'), machines: num('machines'), profile: argv.includes('--profile') }),
   vuln: () => vulnBench({ vulns: num('vulns') }),
   api: () => apiBench({ polls: num('polls'), pollRateScale: num('poll-rate-scale'), catchupAlerts: num('catchup-alerts'), rateScale: num('rate-scale') }),
+  tenants: () => tenantsBench({ tenants: num('tenants') }),
 };
 
 const only = arg('only')?.split(',').map((s) => s.trim()).filter(Boolean);
