@@ -1,5 +1,5 @@
 // All benchmarks, one table: `npm run bench` (node --import tsx bench/run.ts).
-//   --only transforms,e2e,vuln,api   run some (each is bounded to about 2 minutes)
+//   --only transforms,e2e,vuln,api,tenants   run some (each is bounded to about 2 minutes; tenants about 5)
 //   --write                          also write bench/results.md after an --only run (a full run always does)
 //   --profile                        e2e: also profile the collector (--cpu-prof) and list its hot spots
 //   --seconds S                      transforms: seconds per measurement (default 2)
@@ -7,6 +7,7 @@
 //   --vulns N                        vuln export size (default 1 000 000)
 //   --polls N --poll-rate-scale F    api: steady-polling run (default 400 polls, windows × 0.05)
 //   --catchup-alerts N --rate-scale F  api: 730 h catch-up (default 200 000 alerts, windows × 0.01)
+//   --tenants N                      tenants: connectors in one `run` process (default 1 000; about 5 minutes)
 //   --replica-connectors N --replica-alerts N --lease-seconds S  replicas: 3 `run` processes on one PostgreSQL, one SIGKILLed (default 6 tenants × 6 000 alerts, lease 10 s)
 // Every figure is printed with its target; the same report goes to bench/results.md.
 import { writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { e2eBench } from './e2e.js';
 import { machine } from './lib/machine.js';
 import { replicasBench } from './replicas.js';
 import { fmt, table, type BenchOutput, type Row } from './lib/report.js';
+import { tenantsBench } from './tenants.js';
 import { transformBench } from './transform.js';
 import { vulnBench } from './vuln.js';
 import { join } from 'node:path';
@@ -46,6 +48,7 @@ const benches: Record<string, () => Promise<BenchOutput>> = {
   e2e: () => e2eBench({ alerts: num('alerts'), machines: num('machines'), profile: argv.includes('--profile') }),
   vuln: () => vulnBench({ vulns: num('vulns') }),
   api: () => apiBench({ polls: num('polls'), pollRateScale: num('poll-rate-scale'), catchupAlerts: num('catchup-alerts'), rateScale: num('rate-scale') }),
+  tenants: () => tenantsBench({ tenants: num('tenants') }),
   replicas: () => replicasBench({ connectors: num('replica-connectors'), alerts: num('replica-alerts'), leaseSeconds: num('lease-seconds') }),
 };
 

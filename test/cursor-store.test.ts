@@ -56,7 +56,7 @@ const subjects: Record<string, () => Promise<Subject>> = {
   },
   PostgreSQL: async () => {
     const pool = await openPool(await freshDatabase());
-    return { store: new PgStateStore(pool, 'suite-owner'), hold: (connector, content) => holdLease(pool, 'suite-owner', connector, content), close: () => pool.end() };
+    return { store: new PgStateStore(pool, 'suite-owner', tmpdir()), hold: (connector, content) => holdLease(pool, 'suite-owner', connector, content), close: () => pool.end() };
   },
 };
 
@@ -160,8 +160,8 @@ describe('state store: PostgreSQL writes are fenced by the lease', function () {
   afterEach(() => pool.end());
 
   it('a stale writer (its lease taken over, or expired) cannot move the cursor, journal or digests; the holder can', async () => {
-    const stale = new PgStateStore(pool, 'replica-a');
-    const holder = new PgStateStore(pool, 'replica-b');
+    const stale = new PgStateStore(pool, 'replica-a', tmpdir());
+    const holder = new PgStateStore(pool, 'replica-b', tmpdir());
     await holdLease(pool, 'replica-a', 'acme', 'alerts');
     await stale.save('acme', 'alerts', { watermark: 'w1', seen: [] });
     await stale.journal('acme', 'alerts').start(['a|1']);

@@ -63,7 +63,9 @@ describe('proxy', function () {
       assert.equal(res.body.value.length, 2);
       client.close();
       const target = new URL(emu.url).host;
-      assert.ok(proxy.tunnels.length >= 2, `token and API tunnels: ${proxy.tunnels.join(', ')}`);
+      // the emulator is both the authority and the API: one origin, so one shared agent whose
+      // keep-alive tunnel may carry the token call and the API call; the agent has no other route
+      assert.ok(proxy.tunnels.length >= 1, `token and API tunnels: ${proxy.tunnels.join(', ')}`);
       assert.ok(proxy.tunnels.every((t) => t === target));
     } finally {
       await proxy.close();

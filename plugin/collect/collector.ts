@@ -1,6 +1,8 @@
-import type { Config, Connector, ContentType } from '../config/load.js';
+import { setMaxListeners } from 'node:events';
+import { type Config, type Connector, type ContentType, defaultMaxConcurrentPolls } from '../config/load.js';
 import { type Clock, systemClock, WaitInterruptedError } from '../defender/budget.js';
 import { DefenderClient } from '../defender/client.js';
+import { withWaitHook } from '../defender/idle-waits.js';
 import { errorClassOf } from '../defender/errors.js';
 import type { Logger } from '../log.js';
 import { SinkClosedError, type Sink } from '../output/sink.js';
@@ -13,6 +15,7 @@ import { HostCollector } from './host.js';
 import { HuntingCollector } from './hunting.js';
 import { MachineActionsCollector } from './machine-actions.js';
 import { makeEmitter, newCounters, type RecordFilter, type TaskCounters } from './pipeline.js';
+import { jitter, nextDue, PollSlots } from './scheduler.js';
 import { type CollectorTask, type PollResult, StoppedError } from './task.js';
 import { VulnerabilitiesCollector } from './vulnerabilities.js';
 
@@ -20,6 +23,12 @@ export interface TaskState {
   connector: string;
   content: ContentType;
   running: boolean;
+  /** when the next poll is due (the current one's, while it waits for a slot or runs) */
+  due?: number;
+  /** waiting for a poll slot (maxConcurrentPolls are busy) */
+  waiting?: boolean;
+  /** how late the last poll started, ms after it was due */
+  startLagMs?: number;
   lastStart?: number;
   lastSuccess?: number;
   lastError?: { class: string; message: string; at: number };
@@ -42,8 +51,8 @@ export interface CollectorOptions {
   logger: Logger;
   clock?: Clock;
   hooks?: CollectorHooks;
-  /** where cursors live (default: files under config.stateDir) */
-  state?: StateStore;
+  /** where cursors live (default: files in stateDir; PostgreSQL for replicas) */
+  cursors?: StateStore;
   /** replicas sharing one database: a task is polled only under its lease */
   leases?: TaskLeases;
   /** overrides for tests: a client per connector, tasks per content type */
@@ -62,6 +71,8 @@ const defaultTask = (content: ContentType): CollectorTask => tasks[content]();
 
 interface Runner {
   state: TaskState;
+  /** jitter(): phase in the interval, order among tasks due together */
+  jitter: number;
   task: CollectorTask;
   connector: Connector;
   client: DefenderClient;
@@ -71,17 +82,24 @@ interface Runner {
 
 /**
  * Runs every connector × content type: each task polls on its own interval (the first at once),
- * never overlapping itself; a failing connector only reddens its own tasks.
+ * never overlapping itself; a failing connector only reddens its own tasks. At most
+ * maxConcurrentPolls polls run at once (PollSlots): a task that is due waits for a slot, oldest due
+ * first, and is late (startLagMs, lagMs()) until it gets one; it is never skipped. One poll of one
+ * task is the unit of work.
  */
 export class Collector {
   readonly runners: Runner[] = [];
+  readonly slots: PollSlots;
   private readonly stopper = new AbortController();
   private readonly clock: Clock;
   private readonly cursors: StateStore;
 
   constructor(private readonly opts: CollectorOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.cursors = opts.state ?? new CursorStore(opts.config.stateDir);
+    this.cursors = opts.cursors ?? new CursorStore(opts.config.stateDir);
+    this.slots = new PollSlots(opts.config.maxConcurrentPolls ?? defaultMaxConcurrentPolls());
+    // every waiting task listens for the stop: hundreds of tenants are not a listener leak
+    setMaxListeners(0, this.stopper.signal);
     const tagPrefix = opts.config.output.tagPrefix;
     for (const connector of opts.config.connectors) {
       if (!connector.functions.includes('collect')) continue;
@@ -90,7 +108,8 @@ export class Collector {
       for (const content of connector.contentTypes) {
         const counters = newCounters();
         this.runners.push({
-          state: { connector: connector.name, content, running: false, counters },
+          state: { connector: connector.name, content, running: false, waiting: false, counters },
+          jitter: jitter(connector.name, content),
           task: (opts.taskFor ?? defaultTask)(content),
           connector,
           client,
@@ -104,10 +123,17 @@ export class Collector {
     return this.stopper.signal.aborted;
   }
 
-  /** One poll of every task (with leases: of every task this replica holds), concurrently; resolves with the number of tasks that failed. */
+  /** One poll of every task (with leases: of every task this replica holds), maxConcurrentPolls at a time; resolves with the number of tasks that failed. */
   async runOnce(): Promise<number> {
-    const results = await Promise.all(this.runners.map((r) => this.pollOnce(r)));
-    return results.filter((ok) => ok === false).length;
+    const due = this.clock.now();
+    const results = await Promise.all(this.runners.map((r) => this.pollInSlot(r, due)));
+    return results.filter((ok) => !ok).length;
+  }
+
+  /** How late each task is, ms: while it waits for a slot, since it was due; otherwise how late its last poll started. */
+  lags(): { connector: string; content: ContentType; lagMs: number }[] {
+    const now = this.clock.now();
+    return this.runners.map(({ state: s }) => ({ connector: s.connector, content: s.content, lagMs: s.waiting && s.due !== undefined ? Math.max(0, now - s.due) : (s.startLagMs ?? 0) }));
   }
 
   start(): void {
@@ -117,6 +143,7 @@ export class Collector {
   /** Stops polling; in-flight polls end at their next delivery or request, or at once when waiting on the API's budget or a retry. */
   async stop(): Promise<void> {
     this.stopper.abort();
+    this.slots.open();
     for (const client of new Set(this.runners.map((r) => r.client))) client.interruptWaits();
     await Promise.all(this.runners.map((r) => r.loop));
     this.close();
@@ -127,15 +154,45 @@ export class Collector {
     for (const client of new Set(this.runners.map((r) => r.client))) client.close();
   }
 
+  /**
+   * The first poll is due at once (a catch-up), the second at the task's phase within the first
+   * interval, so that tasks started together spread out; then one interval after the other (nextDue).
+   */
   private async loop(r: Runner): Promise<void> {
     const intervalMs = r.connector.intervalMinutes * 60_000;
+    const first = this.clock.now();
+    await this.pollInSlot(r, first);
+    let due = first + Math.max(1, Math.round(r.jitter * intervalMs));
     while (!this.stopped) {
-      const started = this.clock.now();
-      await this.pollOnce(r);
-      // a task another replica holds (or that this one just handed on) is asked for again soon: its holder may die
+      // a task another replica holds (or that this one handed on) is asked for again soon, its holder
+      // may die; once it is held here it is polled at once (a dead replica's task is overdue)
       const leases = this.opts.leases;
-      const wait = leases && !leases.holds(r.connector.name, r.task.content) ? leases.retryMs : started + intervalMs - this.clock.now();
+      if (leases && !leases.holds(r.connector.name, r.task.content)) {
+        await this.sleep(leases.retryMs);
+        due = this.clock.now();
+        continue;
+      }
+      const wait = due - this.clock.now();
       if (wait > 0) await this.sleep(wait);
+      await this.pollInSlot(r, due);
+      due = nextDue(due, r.state.lastStart ?? due, intervalMs);
+    }
+  }
+
+  /** Waits for a slot (oldest due first), polls, gives the slot back; the slot is free while the poll sleeps on the API. */
+  private async pollInSlot(r: Runner, due: number): Promise<boolean> {
+    // with leases, a task held elsewhere takes no slot
+    if (this.opts.leases && !this.opts.leases.holds(r.connector.name, r.task.content)) return true;
+    const claim = { due, tie: r.jitter };
+    r.state.due = due;
+    r.state.waiting = true;
+    await this.slots.take(claim);
+    r.state.waiting = false;
+    r.state.startLagMs = Math.max(0, this.clock.now() - due);
+    try {
+      return (await withWaitHook(this.slots.hook(claim), () => this.pollOnce(r))) !== false;
+    } finally {
+      this.slots.give();
     }
   }
 

@@ -35,8 +35,12 @@ export class CursorStore implements StateStore {
     return join(this.dir, `${encodeURIComponent(connector)}.${content}.json`);
   }
 
-  /** Side file of a cursor (`window`: the alerts' window journal, `digests`: the host digests); reset() removes it with the cursor. */
-  sideFile(connector: string, content: ContentType, kind: SideKind): string {
+  /**
+   * Side file of a cursor: `window` (the alerts' window journal) and `digests` (the host digests) go
+   * with the cursor on reset(); `budget` (hunting's share of Graph's quotas) stays, since a reset
+   * does not give the quota back.
+   */
+  sideFile(connector: string, content: ContentType, kind: SideKind | 'budget'): string {
     return join(this.dir, `${encodeURIComponent(connector)}.${content}.${kind}`);
   }
 

@@ -31,18 +31,21 @@ export function statusHooks(status: StatusStore): CollectorHooks {
     return d;
   };
   return {
-    onPollStart: (s) => before.set(s, structuredClone(s.counters)),
+    onPollStart: (s) => {
+      before.set(s, structuredClone(s.counters));
+      status.recordLate(s.connector, s.content, undefined);
+    },
     onPollDone(s) {
       status.recordSuccess(s.connector, s.content, { ...delta(s), cursor: s.cursor });
       metrics.polls.inc({ connector: s.connector, content: s.content, outcome: 'success' });
-      status.save();
+      status.saveSoon();
     },
     onPollFailed(s, e) {
       delta(s);
       status.recordFailure(s.connector, s.content, e);
       metrics.polls.inc({ connector: s.connector, content: s.content, outcome: 'failure' });
       metrics.errors.inc({ connector: s.connector, class: errorClassOf(e) });
-      status.save();
+      status.saveSoon();
     },
   };
 }
@@ -64,7 +67,8 @@ export function timedSink(sink: Sink, label: string): Sink {
 /**
  * Every statusIntervalMinutes: one status record per connector into the pipeline. Every 15 s: while
  * the sink cannot deliver, the polls waiting on it are marked red with the sink's reason (they
- * resume by themselves once it recovers; their next success turns them green).
+ * resume by themselves once it recovers; their next success turns them green); tasks past their due
+ * time still waiting for a poll slot are marked late.
  */
 export function startStatusLoop(opts: { config: Config; status: StatusStore; sink: Sink; runners: () => TaskState[]; logger: Logger }): () => void {
   const { config, status, sink, logger } = opts;
@@ -78,11 +82,14 @@ export function startStatusLoop(opts: { config: Config; status: StatusStore; sin
       .finally(() => (sending = false));
   };
   const watch = () => {
+    const now = Date.now();
+    const late = opts.runners().filter((r) => r.waiting && r.due !== undefined && r.due < now);
+    const reason = `every poll slot is busy (maxConcurrentPolls: ${config.maxConcurrentPolls}); the poll runs as soon as one frees`;
+    for (const r of late) status.recordLate(r.connector, r.content, r.due, reason);
     const state = sink.state();
-    if (state.ok) return;
-    const blocked = opts.runners().filter((r) => r.running);
+    const blocked = state.ok ? [] : opts.runners().filter((r) => r.running);
     for (const r of blocked) status.recordFailure(r.connector, r.content, new PipelineError(`pipeline not acknowledging: ${state.reason ?? 'unknown'}; collection paused`));
-    if (blocked.length) status.save();
+    if (blocked.length || late.length) status.saveSoon();
   };
   const statusTimer = setInterval(emit, config.statusIntervalMinutes * 60_000);
   const watchTimer = setInterval(watch, 15_000);

@@ -1,8 +1,8 @@
 import { dirname, join, resolve } from 'node:path';
-import type { ContentType } from '../config/load.js';
+import type { Config, ContentType } from '../config/load.js';
 import { contentTypes } from '../config/load.js';
 import { loadConfigOrReport, reportProblems } from '../config/report.js';
-import { createLogger, redact } from '../log.js';
+import { createLogger, redact, type Logger } from '../log.js';
 import { formatProblem } from '../schema-check.js';
 import { createSink } from '../output/create.js';
 import { DefenderClient } from '../defender/client.js';
@@ -16,6 +16,7 @@ import { combineHooks, startStatusLoop, statusHooks, timedSink } from './observe
 import { progressHooks } from './progress.js';
 import { openState } from '../state/open.js';
 import { acquireLock, LockedError } from './lock.js';
+import { reportToParent, superviseWorkers, workerConfig, workerShare } from './workers.js';
 
 export interface RunOptions {
   config: string;
@@ -43,9 +44,11 @@ function parseReset(spec: string, names: string[]): { connector: string; content
 export async function runCommand(opts: RunOptions): Promise<number> {
   const loaded = loadConfigOrReport(opts.config);
   if (!loaded) return 2;
-  const { config } = loaded;
-  const logger = createLogger(config.logLevel);
-  for (const w of loaded.warnings) logger.warn(formatProblem(w));
+  // a worker process (workers: N) runs its share of the connectors; its parent did the rest
+  const share = workerShare();
+  const config = share ? workerConfig(loaded.config, share) : loaded.config;
+  const logger = share ? createLogger(config.logLevel).child({ worker: share.index }) : createLogger(config.logLevel);
+  if (!share) for (const w of loaded.warnings) logger.warn(formatProblem(w));
 
   const opened = TransformReloader.open(opts.transforms ?? transformsDir, { logger });
   if (!opened.ok) {
@@ -56,10 +59,12 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   // One collector per stateDir with files; with PostgreSQL any number of replicas share the tasks through leases.
   let lock;
+  let disposeSignals = () => undefined as void;
   try {
-    // A lock of another host or container is watched until its heartbeat moves or goes stale (at
-    // most 30 s), so a pod rescheduled onto a shared volume starts without a crash loop.
-    if (config.state.type === 'file')
+    // A worker runs under its parent's lock. A lock of another host or container is watched until
+    // its heartbeat moves or goes stale (at most 30 s), so a pod rescheduled onto a shared volume
+    // starts without a crash loop.
+    if (!share && config.state.type === 'file') {
       lock = await acquireLock(config.stateDir, 'collector.lock', {
         wait: true,
         onWatch: (h) => logger.warn(`${join(config.stateDir, 'collector.lock')} is held by pid ${h.pid}${h.host ? ` on ${h.host}` : ''}, whose pid cannot be checked here: watching its heartbeat for up to ${h.staleMs / 1000} s`),
@@ -69,6 +74,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
           process.kill(process.pid, 'SIGTERM');
         },
       });
+    }
   } catch (e) {
     if (e instanceof LockedError) {
       // two collectors on one stateDir is a deployment mistake, not a failed poll
@@ -96,16 +102,34 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       const removed = await cursors.reset(parsed.connector, parsed.content);
       logger.warn({ removed }, `cursor reset for ${spec}: the next poll starts from the lookback`);
     }
+    const signals = stopSignals(config, logger);
+    const { stopRequested } = signals;
+    disposeSignals = signals.dispose;
+    if (!share && config.workers > 1) {
+      const args = [...(opts.once ? ['--once'] : []), ...(opts.output ? ['--output', opts.output] : []), ...(opts.progress ? ['--progress'] : []), ...(opts.transforms ? ['--transforms', opts.transforms] : [])];
+      const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
+      // the health listener is the parent's: readiness from the workers' reports, /metrics summed over them
+      const probes = await startCollectorProbes(config, status, logger).catch((e: Error) => e);
+      if (probes instanceof Error) {
+        process.stderr.write(`error: ${probes.message}\n`);
+        return 2;
+      }
+      try {
+        return await superviseWorkers({ configFile: opts.config, config, args, once: !!opts.once, status, logger, stopRequested });
+      } finally {
+        await probes?.close();
+      }
+    }
 
     const output = opts.output === 'stdout' ? { type: 'stdout' as const, tagPrefix: config.output.tagPrefix } : config.output;
     const sink = timedSink(createSink(output, logger, dirname(resolve(opts.config))), output.type);
-    const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
+    const status = new StatusStore(config.stateDir, share ? { publish: (data) => void reportToParent(config, data) } : { metricsSnapshot: true });
     const mirror = state.statusMirror?.(status);
     const stopMirror = mirror?.start(15_000);
     const hooks = combineHooks(statusHooks(status), ...(mirror ? [mirror.hooks()] : []), ...(opts.progress ? [progressHooks()] : []));
     const collector = new Collector({
       config: { ...config, output },
-      state: state.store,
+      cursors: state.store,
       leases: state.leases,
       sink,
       mapper: transforms.mapperFn,
@@ -120,27 +144,17 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     });
     let probes: { close(): Promise<void> } | undefined;
     try {
-      probes = await startCollectorProbes(config, status, logger);
+      // a worker's parent serves the listener for all of them
+      if (!share) probes = await startCollectorProbes(config, status, logger);
     } catch (e) {
       process.stderr.write(`error: ${(e as Error).message}\n`);
       await sink.close(0);
       return 2;
     }
     const stopStatus = startStatusLoop({ config: { ...config, output }, status, sink, runners: () => collector.runners.map((r) => r.state), logger });
+    const stopLag = metrics.trackPollLag(() => collector.lags());
     const shutdownMs = config.shutdownTimeoutSeconds * 1000;
 
-    let signals = 0;
-    let requestStop!: () => void;
-    const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
-    const onSignal = (sig: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        logger.warn(`${sig} again: exiting now; unacknowledged work is not committed`);
-        process.exit(130);
-      }
-      logger.info(`${sig}: stopping; waiting up to ${config.shutdownTimeoutSeconds}s for acknowledgements`);
-      requestStop();
-    };
     // Stop polling, let in-flight batches be acknowledged (and their cursors committed) until the
     // deadline, then close the sink, which fails what is still unacknowledged: its cursor stays put.
     // `work` is what must finish besides the polling loops: the polls of a --once run.
@@ -154,8 +168,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const onHup = () => void transforms.reload();
     const stopWatch = opts.once ? () => undefined : transforms.watch();
     process.on('SIGHUP', onHup);
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    let code = 1;
     try {
       await state.leases?.start();
       if (opts.once) {
@@ -164,23 +177,60 @@ export async function runCommand(opts: RunOptions): Promise<number> {
         const failed = await work;
         collector.close();
         await sink.close(shutdownMs);
-        return failed ? 1 : 0;
+        return (code = failed ? 1 : 0);
       }
       collector.start();
       await stopRequested;
       await shutdown();
-      return 0;
+      return (code = 0);
     } finally {
       stopStatus();
       stopMirror?.();
+      stopLag();
       stopWatch();
       await probes?.close();
       process.off('SIGHUP', onHup);
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
+      // the last polls' results, coalesced by saveSoon(); a worker hands them over with its exit code
+      if (share) await reportToParent(config, status.read(), code);
+      else status.save();
     }
   } finally {
     await state.close();
+    disposeSignals();
     await lock?.release();
   }
+}
+
+/**
+ * SIGTERM/SIGINT ask for a stop (stopRequested); a second one exits at once. A worker also stops
+ * when its parent is gone (its IPC channel closes).
+ */
+function stopSignals(config: Config, logger: Logger): { stopRequested: Promise<void>; dispose: () => void } {
+  let signals = 0;
+  let requestStop!: () => void;
+  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn(`${sig} again: exiting now; unacknowledged work is not committed`);
+      process.exit(130);
+    }
+    logger.info(`${sig}: stopping; waiting up to ${config.shutdownTimeoutSeconds}s for acknowledgements`);
+    requestStop();
+  };
+  const onDisconnect = () => {
+    logger.warn('the parent process is gone: stopping');
+    requestStop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  if (workerShare()) process.on('disconnect', onDisconnect);
+  return {
+    stopRequested,
+    dispose() {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      process.off('disconnect', onDisconnect);
+    },
+  };
 }

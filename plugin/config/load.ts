@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ConnectorConfig, DefenderFluentConfig, FileStateConfig, ForwardOutputConfig, PostgresStateConfig, RespondConfig, StdoutOutputConfig } from '../generated/config.js';
@@ -56,6 +57,8 @@ export interface Config extends Omit<DefenderFluentConfig, 'connectors' | 'outpu
   logLevel: NonNullable<DefenderFluentConfig['logLevel']>;
   shutdownTimeoutSeconds: number;
   statusIntervalMinutes: number;
+  maxConcurrentPolls: number;
+  workers: number;
   output: Output;
   connectors: Connector[];
   respond?: RespondConfig;
@@ -255,11 +258,18 @@ export function checkConfigText(
     ...(raw as Omit<Config, 'connectors'>),
     stateDir,
     state,
+    maxConcurrentPolls: raw.maxConcurrentPolls ?? defaultMaxConcurrentPolls(),
     output,
     connectors,
   };
   return { config, problems, warnings: inFileOrder(warnings) };
 }
+
+/**
+ * Polls mostly wait on the API, so a few per core keep the cores busy; the bound keeps memory (each
+ * running poll holds up to a page in flight) and the burst on Entra and Defender bounded.
+ */
+export const defaultMaxConcurrentPolls = (): number => Math.max(4, 4 * availableParallelism());
 
 /** Problems sorted by line (stable; those without a line last), so a report reads top to bottom. */
 function inFileOrder(problems: Problem[]): Problem[] {

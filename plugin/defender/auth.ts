@@ -4,7 +4,7 @@ import type { Connector } from '../config/load.js';
 import { registerSecret, type Logger } from '../log.js';
 import { type Clock, sleepUnless } from './budget.js';
 import { TokenError } from './errors.js';
-import { createAgent, send, transportError, transportErrorClass } from './http.js';
+import { type AgentLease, send, shareAgent, transportError, transportErrorClass } from './http.js';
 import { backoffMs, parseRetryAfter, retryPolicy } from './retry.js';
 
 export const defenderScope = 'https://api.securitycenter.microsoft.com/.default';
@@ -110,7 +110,8 @@ function findTransportCause(e: unknown): unknown {
 export class TokenProvider {
   private readonly app: ConfidentialClientApplication;
   private readonly network: FetchNetworkClient;
-  private readonly ownsAgent: boolean;
+  /** the shared agent this provider took (none when the caller passed its own) */
+  private readonly lease?: AgentLease;
   private readonly authority: string;
   private readonly scope: string;
   private inflight?: Promise<string>;
@@ -138,8 +139,8 @@ export class TokenProvider {
     registerSecret(connector.clientSecret);
     this.scope = opts.scope ?? defenderScope;
     this.authority = `${connector.authorityUrl}/${connector.directoryId}`;
-    this.ownsAgent = !opts.agent;
-    const agent = opts.agent ?? createAgent(connector.authorityUrl, connector);
+    this.lease = opts.agent ? undefined : shareAgent(connector.authorityUrl, connector);
+    const agent = opts.agent ?? this.lease!.agent;
     const host = new URL(connector.authorityUrl).host;
     const documented = host === 'login.microsoftonline.com' || host === 'login.microsoftonline.us';
     const log = opts.logger;
@@ -167,9 +168,9 @@ export class TokenProvider {
     });
   }
 
-  /** Closes idle keep-alive connections to the authority (an agent passed in is the caller's to close). */
+  /** Closes idle keep-alive connections to the authority, once no other connector shares them (an agent passed in is the caller's to close). */
   close(): void {
-    if (this.ownsAgent) this.network.agent.destroy();
+    this.lease?.release();
   }
 
   /** Number of tokens fetched from the authority (not served from cache). */

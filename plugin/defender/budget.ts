@@ -1,3 +1,5 @@
+import { idleWait } from './idle-waits.js';
+
 /** Clock seam: tests drive it with @sinonjs/fake-timers through the globals. */
 export interface Clock {
   now(): number;
@@ -31,11 +33,15 @@ export class WaitInterruptedError extends Error {
 /**
  * clock.sleep(ms) that rejects with WaitInterruptedError as soon as `signal` aborts: a shutdown
  * must not sit out an hourly budget or a long Retry-After. The clock gets the signal too, so that
- * the system clock clears its timer.
+ * the system clock clears its timer. A poll sleeping here gives up its scheduler slot (idleWait).
  */
 export function sleepUnless(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return clock.sleep(ms);
+  if (!signal) return idleWait(() => clock.sleep(ms));
   if (signal.aborted) return Promise.reject(new WaitInterruptedError());
+  return idleWait(() => sleepOrAbort(clock, ms, signal));
+}
+
+function sleepOrAbort(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onAbort = () => reject(new WaitInterruptedError());
     signal.addEventListener('abort', onAbort, { once: true });
@@ -71,6 +77,8 @@ const hour = 3_600_000;
 export class RateBudget {
   private readonly sent: number[] = [];
   private queue: Promise<void> = Promise.resolve();
+  /** callers in acquire(), the one being served included */
+  private queued = 0;
 
   constructor(
     readonly perMinute: number,
@@ -83,7 +91,9 @@ export class RateBudget {
    * WaitInterruptedError when `signal` aborts first (the callers behind it keep their turn).
    */
   acquire(signal?: AbortSignal): Promise<void> {
-    const next = this.queue.then(() => this.waitForSlot(signal));
+    // A caller queued behind another one's wait waits too: like a sleep, that gives up its poll slot.
+    const ahead = this.queued++ ? idleWait(() => this.queue) : this.queue;
+    const next = ahead.then(() => this.waitForSlot(signal)).finally(() => this.queued--);
     this.queue = next.catch(() => undefined);
     return next;
   }

@@ -1,11 +1,10 @@
-import type https from 'node:https';
 import type { Response } from 'node-fetch';
 import type { Connector } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { TokenProvider } from './auth.js';
 import { type ApiFamily, type Clock, familyLimits, RateBudget, sleepUnless, systemClock } from './budget.js';
 import { DefenderApiError, type DefenderErrorBody, type ErrorClass } from './errors.js';
-import { createAgent, send, transportError } from './http.js';
+import { type AgentLease, send, shareAgent, transportError } from './http.js';
 import { itemDefect, MalformedPageError, PageSplitter } from './page-stream.js';
 import { backoffMs, parseRetryAfter, retryPolicy } from './retry.js';
 
@@ -81,7 +80,7 @@ export class DefenderClient {
   readonly tokens: TokenProvider;
   /** https://host[:port] every path and link must stay on */
   readonly baseUrl: string;
-  private readonly agent: https.Agent;
+  private readonly agent: AgentLease;
   private readonly budgets: Record<ApiFamily, RateBudget>;
   private readonly timeoutMs: number;
   private readonly pageTimeoutMs: number;
@@ -98,7 +97,7 @@ export class DefenderClient {
   ) {
     // Microsoft Graph (hunting) is the same kind of API on another origin, with its own token
     this.baseUrl = opts.baseUrl ?? connector.apiBaseUrl;
-    this.agent = createAgent(this.baseUrl, connector);
+    this.agent = shareAgent(this.baseUrl, connector);
     this.clock = opts.clock ?? systemClock;
     this.tokens = opts.tokens ?? new TokenProvider(connector, { logger: opts.logger, retry: { clock: this.clock, signal: this.waits.signal, random: opts.random } });
     this.budgets = {
@@ -123,7 +122,7 @@ export class DefenderClient {
 
   /** Closes idle keep-alive connections (API and authority) so the process can exit. */
   close(): void {
-    this.agent.destroy();
+    this.agent.release();
     this.tokens.close();
   }
 
@@ -294,7 +293,7 @@ export class DefenderClient {
       try {
         res = await send(url.toString(), {
           method,
-          agent: this.agent,
+          agent: this.agent.agent,
           timeoutMs: abort ? 24 * 3600_000 : timeoutMs,
           ...(abort && headers ? { signal: AbortSignal.any([abort.signal, headers.signal]) } : {}),
           headers: { Authorization: `Bearer ${token}`, ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}) },

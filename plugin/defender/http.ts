@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
-import { rootCertificates } from 'node:tls';
+import tls, { rootCertificates } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import fetch, { type RequestInit, type Response } from 'node-fetch';
 import { userAgent } from '../paths.js';
@@ -26,14 +26,57 @@ export function proxyFor(target: URL, explicit: string | undefined, env: NodeJS.
 }
 
 /**
- * One keep-alive agent per connector and origin: TLS sessions and sockets are reused across polls
- * (the API allows 100 calls/min; a new TLS handshake for each would waste most of the time).
+ * A keep-alive agent for one origin: TLS sessions and sockets are reused across polls (the API
+ * allows 100 calls/min; a new TLS handshake for each would waste most of the time). With an extra
+ * CA, every connection shares one TLS context: built per connection from the ~140 system roots plus
+ * the CA, each would cost about 1 MB of native memory.
  */
 export function createAgent(origin: string, opts: Pick<HttpOptions, 'caFile' | 'proxy'>, env = process.env): https.Agent {
-  const ca = opts.caFile ? [...rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined;
+  const secureContext = opts.caFile ? contextWithCa(opts.caFile) : undefined;
   const proxy = proxyFor(new URL(origin), opts.proxy, env);
-  if (proxy) return new TrustingProxyAgent(proxy, ca) as unknown as https.Agent;
-  return new https.Agent({ keepAlive: true, maxSockets: 8, ca });
+  if (proxy) return new TrustingProxyAgent(proxy, secureContext) as unknown as https.Agent;
+  return new https.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, secureContext });
+}
+
+/** A shared agent (shareAgent()); the last release() destroys it, closing its idle connections. */
+export interface AgentLease {
+  readonly agent: https.Agent;
+  release(): void;
+}
+
+const sharedAgents = new Map<string, { agent: https.Agent; users: number }>();
+
+/**
+ * One agent per origin, CA file and proxy for every connector that uses them: hundreds of tenants
+ * reach the same two hosts (the API and Entra), and each agent keeps its own idle sockets and TLS
+ * sessions. The requests carry each tenant's own token, so sharing the connections is safe.
+ */
+export function shareAgent(origin: string, opts: Pick<HttpOptions, 'caFile' | 'proxy'>, env = process.env): AgentLease {
+  const key = JSON.stringify([origin, opts.caFile ?? '', proxyFor(new URL(origin), opts.proxy, env) ?? '']);
+  let entry = sharedAgents.get(key);
+  if (!entry) sharedAgents.set(key, (entry = { agent: createAgent(origin, opts, env), users: 0 }));
+  const shared = entry;
+  shared.users++;
+  let released = false;
+  return {
+    agent: shared.agent,
+    release() {
+      if (released) return;
+      released = true;
+      if (--shared.users > 0) return;
+      sharedAgents.delete(key);
+      shared.agent.destroy();
+    },
+  };
+}
+
+const contexts = new Map<string, tls.SecureContext>();
+
+/** The system roots plus the PEM file's CA, built once per file. */
+function contextWithCa(caFile: string): tls.SecureContext {
+  let context = contexts.get(caFile);
+  if (!context) contexts.set(caFile, (context = tls.createSecureContext({ ca: [...rootCertificates, readFileSync(caFile, 'utf8')] })));
+  return context;
 }
 
 /**
@@ -43,14 +86,14 @@ export function createAgent(origin: string, opts: Pick<HttpOptions, 'caFile' | '
 class TrustingProxyAgent extends HttpsProxyAgent<string> {
   constructor(
     proxy: string,
-    private readonly endpointCa: string[] | undefined,
+    private readonly endpointContext: tls.SecureContext | undefined,
   ) {
-    super(proxy, { keepAlive: true, ca: endpointCa });
+    super(proxy, { keepAlive: true, secureContext: endpointContext });
   }
 
   override connect(req: Parameters<HttpsProxyAgent<string>['connect']>[0], opts: Parameters<HttpsProxyAgent<string>['connect']>[1]) {
     // the tunnel's TLS options (secureEndpoint: true) are Node's tls.connect options
-    return super.connect(req, this.endpointCa && opts.secureEndpoint ? { ...opts, ca: this.endpointCa } : opts);
+    return super.connect(req, this.endpointContext && opts.secureEndpoint ? { ...opts, secureContext: this.endpointContext } : opts);
   }
 }
 

@@ -22,6 +22,14 @@ logLevel?: ("trace" | "debug" | "info" | "warn" | "error")
  */
 shutdownTimeoutSeconds?: number
 /**
+ * At most this many polls (connector × content type) run at once; the others wait their turn, oldest due first. Default: 4 × the CPU cores (at least 4).
+ */
+maxConcurrentPolls?: number
+/**
+ * Collector processes: above 1, `run` starts this many worker processes, each running a disjoint share of the connectors, and keeps the lock, status.json and the metrics snapshot for all of them; a worker that dies is restarted.
+ */
+workers?: number
+/**
  * How often the collector emits a connector status record.
  */
 statusIntervalMinutes?: number

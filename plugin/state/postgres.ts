@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { ContentType } from '../config/load.js';
 import { contentTypes } from '../config/load.js';
-import { assertCursorNotAhead, parseCursor } from '../collect/cursor-store.js';
+import { assertCursorNotAhead, CursorStore, parseCursor } from '../collect/cursor-store.js';
 import { LeaseLostError, type StateStore, type WindowJournalStore } from './store.js';
 
 /**
@@ -84,11 +84,21 @@ const where = (connector: string, content: ContentType) => `${connector}:${conte
  * task over committed. A refused write is a LeaseLostError.
  */
 export class PgStateStore implements StateStore {
+  /** what is not shared stays in files (sideFile) */
+  private readonly files: CursorStore;
+
   constructor(
     private readonly pool: pg.Pool,
     /** this replica's lease owner id (LeaseManager.owner) */
     readonly owner: string,
-  ) {}
+    stateDir: string,
+  ) {
+    this.files = new CursorStore(stateDir);
+  }
+
+  sideFile(connector: string, content: ContentType, kind: 'budget'): string {
+    return this.files.sideFile(connector, content, kind);
+  }
 
   async load<T>(connector: string, content: ContentType, check: (v: unknown) => v is T): Promise<T | undefined> {
     // the JSON text as stored: parsing it here gives the same errors as the file store

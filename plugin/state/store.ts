@@ -18,7 +18,10 @@ export interface StateStore {
   /** The host digests (a DigestTable's bytes) as last saved; undefined when none. */
   loadDigests(connector: string): Promise<Buffer | undefined>;
   saveDigests(connector: string, table: Buffer): Promise<void>;
+  /** A file of this process beside the state, for what replicas do not share (hunting's quota budget). */
+  sideFile(connector: string, content: ContentType, kind: 'budget'): string;
   /** Deletes the cursor(s) with their journal and digests; returns what was removed, for the log. */
+
   reset(connector: string, content?: ContentType): Promise<string[]>;
 }
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AggregatorRegistry, Counter, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ApiFamily, ClientEvents } from '../defender/client.js';
 import { writeFileAtomic } from '../atomic-file.js';
 
@@ -56,6 +56,28 @@ export const tokenRenewals = new Counter({
   },
 });
 
+/** What trackPollLag() reads at each scrape: every task's lag (Collector.lags()). */
+export type PollLagSource = () => Iterable<{ connector: string; content: string; lagMs: number }>;
+
+const pollLagSources = new Set<PollLagSource>();
+
+export const pollLag = new Gauge({
+  name: 'defender_fluent_poll_lag_seconds',
+  help: 'How late a task is: while it waits for a poll slot (maxConcurrentPolls busy), seconds since its poll was due; otherwise how late its last poll started',
+  labelNames: ['connector', 'content'] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const source of pollLagSources) for (const t of source()) this.set({ connector: t.connector, content: t.content }, t.lagMs / 1000);
+  },
+});
+
+/** Reports a collector's lags as defender_fluent_poll_lag_seconds: trackPollLag(() => collector.lags()); returns the undo. */
+export function trackPollLag(source: PollLagSource): () => void {
+  pollLagSources.add(source);
+  return () => pollLagSources.delete(source);
+}
+
 export const batchAckSeconds = new Histogram({
   name: 'defender_fluent_batch_ack_seconds',
   help: 'Time from handing a batch to the sink until the pipeline acknowledged it',
@@ -92,9 +114,37 @@ export function trackTokenRenewals(connector: string, provider: { readonly renew
 
 export const metricsSnapshotFile = 'metrics.json';
 
-/** The collector's counters as prom-client JSON, written atomically for the sidecar. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** The last report of each live worker process, and the counters of the workers that died. */
+const workerMetrics = new Map<number, MetricsJson>();
+const retiredMetrics: MetricsJson[] = [];
+
+/** A worker process's metrics (its latest report), summed with this process's from now on. */
+export function setWorkerMetrics(worker: number, json: MetricsJson): void {
+  workerMetrics.set(worker, json);
+}
+
+/**
+ * A worker died: its counters and histograms stay in the sums (its restart counts from zero, and a
+ * sum going down would read as a reset); its gauges go.
+ */
+export function retireWorkerMetrics(worker: number): void {
+  const last = workerMetrics.get(worker);
+  workerMetrics.delete(worker);
+  if (last) retiredMetrics.push(last.filter((m) => String(m.type) !== 'gauge'));
+}
+
+/** This process's metrics summed with its workers': one view of the whole collector. */
+export async function collectorMetricsJson(): Promise<MetricsJson> {
+  const own = await registry.getMetricsAsJSON();
+  if (!workerMetrics.size && !retiredMetrics.length) return own;
+  return AggregatorRegistry.aggregate([own, ...retiredMetrics, ...workerMetrics.values()]).getMetricsAsJSON();
+}
+
+/** The collector's counters (its workers' included) as prom-client JSON, written atomically for the sidecar. */
 export async function writeMetricsSnapshot(stateDir: string): Promise<void> {
-  const json = await registry.getMetricsAsJSON();
+  const json = await collectorMetricsJson();
   writeFileAtomic(join(stateDir, metricsSnapshotFile), JSON.stringify(json));
 }
 
@@ -103,8 +153,8 @@ export async function writeMetricsSnapshot(stateDir: string): Promise<void> {
  * (when stateDir has one). A missing or unreadable snapshot just leaves the collector's part out.
  */
 export async function exposition(stateDir?: string): Promise<{ contentType: string; body: string }> {
-  const own = await registry.getMetricsAsJSON();
-  type Snapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+  const own = await collectorMetricsJson();
+  type Snapshot = MetricsJson;
   let other: Snapshot | undefined;
   if (stateDir) {
     try {
@@ -114,6 +164,6 @@ export async function exposition(stateDir?: string): Promise<{ contentType: stri
       other = undefined;
     }
   }
-  const merged = other ? AggregatorRegistry.aggregate([own, other]) : registry;
+  const merged = AggregatorRegistry.aggregate(other ? [own, other] : [own]);
   return { contentType: registry.contentType, body: await merged.metrics() };
 }
