@@ -2,7 +2,7 @@ import type { Connector, ContentType } from '../config/load.js';
 import type { DefenderClient } from '../defender/client.js';
 import type { Clock } from '../defender/budget.js';
 import type { Logger } from '../log.js';
-import type { CursorStore } from './cursor-store.js';
+import type { StateStore } from '../state/store.js';
 import type { MachineInventory } from './inventory.js';
 
 /** What one poll did; `cursor` is a short human-readable position for status and progress lines. */
@@ -17,7 +17,7 @@ export interface PollResult {
 export interface TaskContext {
   connector: Connector;
   client: DefenderClient;
-  cursors: CursorStore;
+  cursors: StateStore;
   /** machines by id, written by the host task, read by the alerts task (absent: no enrichment) */
   inventory?: MachineInventory;
   /** maps, filters and delivers entities; resolves once the pipeline acknowledged them */

@@ -122,6 +122,10 @@ export interface Emulator {
   /** the advanced hunting table's rows with from ≤ Timestamp < to */
   huntingRows(fromMs: number, toMs: number): Record<string, unknown>[];
   isIsolated(machineId: string): boolean;
+  /** a machine action someone else took (the portal, another tool) now; it runs through the usual statuses. Its id */
+  addMachineAction(type: ActionType, machineId: string, requestor: string): string;
+  /** an indicator submitted by another tool (the portal, another app); its id */
+  addForeignIndicator(fields: { indicatorValue: string; indicatorType: string; action: string; application?: string | null; createdBy: string }): string;
   setFaults(faults: string | FaultSpec[]): void;
   faultsFired(): Record<string, number>;
   setRateLimits(opts: { enabled?: boolean; scale?: number }): void;
@@ -401,6 +405,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       await sendError(x, 401, 'Unauthorized', `Unauthorized: ${auth.reason}`, { 'www-authenticate': 'Bearer' });
       return;
     }
+    x.token = auth.claims.jti;
     // Graph takes Graph tokens only (Graph answers another audience with 401 InvalidAuthenticationToken)
     if (r.graph && !graphResources.includes(auth.claims.aud)) {
       await sendError(x, 401, 'InvalidAuthenticationToken', `Access token validation failure. Invalid audience (${auth.claims.aud}): request a token for https://graph.microsoft.com/.default`, { 'www-authenticate': 'Bearer' });
@@ -437,13 +442,14 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       return;
     }
     const x: Exchange = { req, res, url, cutAfterBytes: null, api: 'unknown' };
+    const arrived = Date.now();
     // Logged when the body is handed to the socket (res.end), or cut/closed without that, so the
     // log never lags behind what a client has already read.
     let logged = false;
     const log = (complete: boolean) => {
       if (logged) return;
       logged = true;
-      served.log({ method: req.method ?? 'GET', path: x.url.pathname, query: x.url.search, api: x.api, status: res.headersSent || complete ? res.statusCode : 0, fault: x.fault, complete });
+      served.log({ method: req.method ?? 'GET', path: x.url.pathname, query: x.url.search, api: x.api, status: res.headersSent || complete ? res.statusCode : 0, fault: x.fault, complete, token: x.token, at: arrived });
     };
     const end = res.end.bind(res) as (...args: unknown[]) => typeof res;
     res.end = ((...args: unknown[]) => {
@@ -516,6 +522,12 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     machineIds: () => world.machines.map((m: MachineState) => m.base.id),
     huntingRows: (from, to) => hunting.rows(from, to),
     isIsolated: (id) => actions.isIsolated(id.toLowerCase(), now()),
+    addMachineAction: (type, machineId, requestor) => {
+      const m = world.machines.find((x: MachineState) => x.base.id === machineId.toLowerCase());
+      if (!m) throw new Error(`addMachineAction: no machine ${machineId}`);
+      return actions.create({ type, scope: type === 'Isolate' ? 'Full' : null, requestor, requestorComment: `${type} by ${requestor}`, machineId: m.base.id, computerDnsName: m.base.computerDnsName, createdMs: now() }).id;
+    },
+    addForeignIndicator: (fields) => indicators.addForeign(fields, now()),
     setFaults: (f) => faults.set(typeof f === 'string' ? parseFaults(f) : f),
     faultsFired: () => Object.fromEntries(faults.fired),
     setRateLimits: (o) => {
