@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { packageRoot, transformsDir } from '../plugin/paths.js';
-import { clean, epochMs, ip, mac } from '../plugin/transform/convert.js';
+import { clean, epochMs, ip, mac, urlHost } from '../plugin/transform/convert.js';
 import { addedByCollector, compileCleaner } from '../plugin/transform/compile.js';
 import { readEntities } from '../plugin/transform/input.js';
 import { loadSchema } from '../plugin/schema-check.js';
@@ -144,6 +144,28 @@ describe('transform mapper', () => {
     assert.equal(mac('00-15-5D-0A-1B-2C'), '00:15:5d:0a:1b:2c');
     assert.equal(mac('000000000000'), undefined);
     assert.equal(mac('00155D0A1B'), undefined);
+  });
+
+  it('urlHost: the host the WHATWG URL parser reads (plain DNS names take a shortcut), lower case', () => {
+    const parsed = (s: string) => {
+      try {
+        const t = s.trim();
+        return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(t) ? t : `http://${t}`).hostname.replace(/^\[|\]$/g, '').toLowerCase() || undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    assert.equal(urlHost('HTTP://C2-7.Example.TEST/stage2.ps1'), 'c2-7.example.test');
+    assert.equal(urlHost('evil.example.test/x?y'), 'evil.example.test');
+    // the shortcut must give the parser's answer on its edges: numbers as IPv4, punycode, ports, userinfo, other schemes, empty labels
+    const parts = ['http://', 'HTTPS://', 'hTtP:', 'http:/', 'ftp://', 'ws://', 'http', '', 'a', 'Z', '0', '9', '0x', '-', '.', 'xn--', 'xn--abc', 'com', 'c2-7', '/', '?', '#', '\\', ':', ':80', '@', '%41', '\t', ' ', 'é', '[::1]', '1.2.3', '255', 'localhost', '_'];
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % parts.length;
+    for (let k = 0; k < 20_000; k++) {
+      let s = '';
+      for (let j = 0, len = 1 + (k % 6); j < len; j++) s += parts[next()];
+      if (s.trim()) assert.equal(urlHost(s), parsed(s), JSON.stringify(s));
+    }
   });
 });
 

@@ -257,12 +257,46 @@ export function slug(v: unknown): string | undefined {
 export function urlHost(v: unknown): string | undefined {
   if (typeof v !== 'string' || !v.trim()) return undefined;
   const s = v.trim();
+  const plain = plainHttpHost(s);
+  if (plain !== undefined) return plain;
   try {
     const host = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(s) ? s : `http://${s}`).hostname;
     return host ? host.replace(/^\[|\]$/g, '').toLowerCase() : undefined;
   } catch {
     return undefined;
   }
+}
+
+// new URL() was a fifth of the alert transform: the common case, an http(s) URL (or a bare
+// "host/path") whose host is a plain DNS name, is read here with the URL parser's result. Anything
+// else (userinfo, port, IP address, punycode, percent-encoding, other schemes) goes to the parser.
+/** The lower-case host of `http(s)://host…` or a scheme-less `host…` when host is letters, digits, hyphens and non-empty dot-separated labels, the last one starting with a letter; otherwise undefined. */
+function plainHttpHost(s: string): string | undefined {
+  const n = s.length;
+  let i = 0;
+  if (n > 7 && (s.charCodeAt(0) | 32) === 104 && (s.charCodeAt(1) | 32) === 116 && (s.charCodeAt(2) | 32) === 116 && (s.charCodeAt(3) | 32) === 112) {
+    i = (s.charCodeAt(4) | 32) === 115 ? 5 : 4; // https / http
+    if (s.charCodeAt(i) !== 58 || s.charCodeAt(i + 1) !== 47 || s.charCodeAt(i + 2) !== 47) return undefined;
+    i += 3;
+  }
+  const start = i;
+  let label = i;
+  let upper = false;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 47 || c === 63 || c === 35 || c === 92) break; // / ? # \ end the host
+    if (c === 46) {
+      if (i === label) return undefined; // empty label
+      label = i + 1;
+    } else if (c >= 65 && c <= 90) upper = true;
+    else if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45)) return undefined;
+  }
+  // a last label starting with a digit may be an IPv4 number; a host without a scheme may be "scheme:…" (":" already sent it back)
+  const first = s.charCodeAt(label) | 32;
+  if (label >= i || first < 97 || first > 122) return undefined;
+  const host = s.slice(start, i);
+  const lowerHost = upper ? host.toLowerCase() : host;
+  return lowerHost.includes('xn--') ? undefined : lowerHost;
 }
 
 /** First label of a host name, lower case (TESTSERVER4.contoso.local → testserver4). */
