@@ -72,6 +72,9 @@ describe('transform language: coherent records', () => {
       const rec = map(t, { evidence: [Process({ fileName: 'p.exe', sha1: 'AA' }), File({ fileName: 'a.dll' })] });
       assert.equal(rec.file_hash, undefined, 'the File has no hash: the Process hash is not borrowed');
       assert.equal(map(t, { evidence: [Process({ fileName: 'p.exe', sha1: 'AA' })] }).file_hash, 'aa');
+      // of several elements matching the same (later) preference, the first is taken
+      assert.equal(map(t, { evidence: [Process({ fileName: 'p.exe' }), File({ fileName: 'a.dll' }), Process({ fileName: 'q.exe' }), File({ fileName: 'c.dll' })] }).file_name, 'a.dll');
+      assert.equal(map(t, { evidence: [Process({ fileName: 'p.exe' }), Process({ fileName: 'q.exe' })] }).file_name, 'p.exe');
       const none = map(t, { evidence: [{ entityType: 'User', accountName: 'x' }, null, 'junk'] });
       assert.equal(none.file_name, undefined);
       assert.equal(map(t, {}).file_name, undefined);

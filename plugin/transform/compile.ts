@@ -86,17 +86,24 @@ class Gen {
     return this.walkSegs(path.segs, base, body);
   }
 
-  /** Statements that set the variable of a named item: the first element matching the earliest preference. */
+  /**
+   * Statements that set the variable of a named item: the first element matching the earliest preference.
+   * One pass over the elements (not one per preference): each element is tested against the preferences
+   * better than the best match so far; a match of the first preference ends the pass.
+   */
   item(it: ItemIR): string {
     const iv = this.id('I');
     const label = this.id('L');
-    let code = `let ${iv}; ${label}: { `;
-    for (const pref of it.prefer) {
-      code += this.walk(it.each, 'e', (el) => {
+    const rank = this.id('b');
+    let code = `let ${iv}; ${label}: { let ${rank} = ${it.prefer.length}; `;
+    code += this.walk(it.each, 'e', (el) => {
+      let body = `if (${el} !== null && typeof ${el} === "object") { `;
+      it.prefer.forEach((pref, j) => {
         const c = this.conds(pref, el);
-        return `if (${el} !== null && typeof ${el} === "object") { ${c.stmts}if (${c.expr}) { ${iv} = ${el}; break ${label}; } }`;
+        body += j === 0 ? `{ ${c.stmts}if (${c.expr}) { ${iv} = ${el}; break ${label}; } } ` : `if (${rank} > ${j}) { ${c.stmts}if (${c.expr}) { ${iv} = ${el}; ${rank} = ${j}; } } `;
       });
-    }
+      return body + '}';
+    });
     this.itemVars.set(it.name, iv);
     return code + '}\n';
   }
