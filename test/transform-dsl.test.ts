@@ -101,6 +101,19 @@ describe('transform language: coherent records', () => {
       assert.deepEqual(rec.xdr_event.ttps, [{ technique: { id: 'T1', name: 'One' } }]);
     });
 
+    it('distinct drops repeats in long lists too (first occurrence kept, order kept)', () => {
+      const entries = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`T${i}`, { id: `T${i % 50}`, name: `n${i % 50}` }]));
+      const long = transform({ lookups: { tech: { entries } } }, [{ target: 'xdr_event.ttps', objects: { each: 'mitreTechniques', distinct: true, fields: { technique: { from: '.', lookup: 'tech' } } } }]);
+      const ids = Array.from({ length: 120 }, (_, i) => `T${(i * 7) % 60}`);
+      const expected: Json[] = [];
+      for (const id of ids) {
+        const v = entries[id] as Json;
+        if (!expected.some((x) => JSON.stringify(x.technique) === JSON.stringify(v))) expected.push({ technique: v });
+      }
+      assert.equal(expected.length, 50);
+      assert.deepEqual(map(long, { mitreTechniques: ids }).xdr_event.ttps, expected);
+    });
+
     it('a rule writing into an object a lookup set changes that record only, never the table', () => {
       const tt = transform({ lookups: { tac: { entries: { Execution: { id: 'TA0002', name: 'Execution' } } } } }, [
         { target: 'xdr_event.tactic', from: 'category', lookup: 'tac' },

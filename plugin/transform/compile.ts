@@ -215,7 +215,7 @@ class Gen {
       case 'objects': {
         const a = this.id('c');
         const seen = this.id('s');
-        body = `let ${v}; const ${a} = []; ${r.distinct ? `const ${seen} = new Set(); ` : ''}`;
+        body = `let ${v}; const ${a} = []; ${r.distinct ? `let ${seen}; ` : ''}`;
         body += this.walk(r.each, 'e', (el) => {
           const o = this.id('o');
           let inner = `const ${o} = {}; let n = 0; `;
@@ -223,7 +223,15 @@ class Gen {
             const x = this.id('f');
             inner += this.first(x, f.alts, el) + this.truncate(x, f.maxLength) + `if (${x} !== undefined) { ${o}[${J(f.name)}] = ${x}; n++; } `;
           }
-          inner += r.distinct ? `if (n) { const key = H.distinctKey(${o}); if (!${seen}.has(key)) { ${seen}.add(key); ${a}.push(${o}); } }` : `if (n) ${a}.push(${o});`;
+          if (r.distinct) {
+            // Short lists (an alert's ATT&CK techniques) are compared field by field with the objects kept so
+            // far (a Set and a text key per object cost more than the rest of the rule); the fields are set in
+            // the rule's order, so equal objects have equal values field for field. A long list switches to a
+            // set of keys, so that it costs linear time.
+            const p = this.id('p');
+            const same = r.fields.map((f) => `H.same(${p}[${J(f.name)}], ${o}[${J(f.name)}])`).join(' && ');
+            inner += `if (n) { if (${a}.length < ${distinctLinear}) { let dup = false; for (let q = 0; q < ${a}.length; q++) { const ${p} = ${a}[q]; if (${same}) { dup = true; break; } } if (!dup) ${a}.push(${o}); } else { if (${seen} === undefined) { ${seen} = new Set(); for (let q = 0; q < ${a}.length; q++) ${seen}.add(H.distinctKey(${a}[q])); } const key = H.distinctKey(${o}); if (!${seen}.has(key)) { ${seen}.add(key); ${a}.push(${o}); } } }`;
+          } else inner += `if (n) ${a}.push(${o});`;
           if (!r.where) return `{ ${inner} }`;
           const c = this.conds(r.where, el);
           return `{ ${c.stmts}if (${c.expr}) { ${inner} } }`;
@@ -295,7 +303,7 @@ export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema, items: I
   for (const it of items) code += g.item(it);
   for (const r of rules) code += g.rule(r) + '\n';
   code += 'return r;\n};';
-  const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, maxOf, cut, distinctKey, own, raw: inputSchema ? compileCleaner(inputSchema) : clean });
+  const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, maxOf, cut, distinctKey, same, own, raw: inputSchema ? compileCleaner(inputSchema) : clean });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the point of this module; see the header comment
   const factory = new Function('H', 'CV', 'LK', 'K', code) as (...a: unknown[]) => CompiledFn;
   return { fn: factory(helpers, Object.freeze(g.convFns), Object.freeze(g.lookupFns), Object.freeze(g.consts)), source: code };
@@ -324,16 +332,33 @@ function own(v: unknown): unknown {
   return typeof v === 'object' && Object.isFrozen(v) ? { ...v } : v;
 }
 
+/** How many objects a distinct list compares one by one before it keeps a set of keys. */
+const distinctLinear = 32;
+
+/** Field values equal as distinctKey sees them: the same primitive, or objects of the same JSON text. */
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) return objectText(a) === objectText(b);
+  return typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b);
+}
+
+function objectText(v: object): string {
+  let t = objectKeys.get(v);
+  if (t === undefined) {
+    t = JSON.stringify(v);
+    objectKeys.set(v, t);
+  }
+  return t;
+}
+
 /** A key equal for two objects of the same fields in the same order with equal values. */
 function distinctKey(o: Record<string, unknown>): string {
   let k = '';
   for (const name in o) {
     const v = o[name];
     let t: string;
-    if (typeof v === 'object' && v !== null) {
-      t = objectKeys.get(v) ?? JSON.stringify(v);
-      objectKeys.set(v, t);
-    } else t = typeof v === 'string' ? JSON.stringify(v) : String(v);
+    if (typeof v === 'object' && v !== null) t = objectText(v);
+    else t = typeof v === 'string' ? JSON.stringify(v) : String(v);
     k += `${name}\u0000${t}\u0001`;
   }
   return k;
