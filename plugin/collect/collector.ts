@@ -73,6 +73,8 @@ interface Runner {
   connector: Connector;
   client: DefenderClient;
   emit: (entities: Record<string, unknown>[]) => Promise<void>;
+  /** stops this task only (a reconfigure that removes its connector) or with the whole collector */
+  stopper: AbortController;
   loop?: Promise<void>;
 }
 
@@ -89,30 +91,64 @@ export class Collector {
   private readonly stopper = new AbortController();
   private readonly clock: Clock;
   private readonly cursors: CursorStore;
+  private started = false;
 
   constructor(private readonly opts: CollectorOptions) {
     this.clock = opts.clock ?? systemClock;
     this.cursors = opts.cursors ?? new CursorStore(opts.config.stateDir);
     this.slots = new PollSlots(opts.config.maxConcurrentPolls ?? defaultMaxConcurrentPolls());
-    // every waiting task listens for the stop: hundreds of tenants are not a listener leak
-    setMaxListeners(0, this.stopper.signal);
-    const tagPrefix = opts.config.output.tagPrefix;
-    for (const connector of opts.config.connectors) {
-      if (!connector.functions.includes('collect')) continue;
-      const client = opts.clientFor?.(connector) ?? new DefenderClient(connector, { logger: opts.logger, clock: this.clock });
-      const filter = opts.filterFor?.(connector);
-      for (const content of connector.contentTypes) {
-        const counters = newCounters();
-        this.runners.push({
-          state: { connector: connector.name, content, running: false, waiting: false, counters },
-          jitter: jitter(connector.name, content),
-          task: (opts.taskFor ?? defaultTask)(content),
-          connector,
-          client,
-          emit: makeEmitter({ connector, content, sink: opts.sink, mapper: opts.mapper, filter, tagPrefix, clock: this.clock, counters }),
-        });
-      }
+    for (const connector of opts.config.connectors) this.add(connector);
+  }
+
+  /** The runners of one connector (none when it does not collect), its client built afresh. */
+  private add(connector: Connector): Runner[] {
+    if (!connector.functions.includes('collect')) return [];
+    const { opts } = this;
+    const client = opts.clientFor?.(connector) ?? new DefenderClient(connector, { logger: opts.logger, clock: this.clock });
+    const filter = opts.filterFor?.(connector);
+    const added = connector.contentTypes.map((content): Runner => {
+      const counters = newCounters();
+      const stopper = new AbortController();
+      // a task's poll may listen for its stop in many places at once: not a listener leak
+      setMaxListeners(0, stopper.signal);
+      return {
+        state: { connector: connector.name, content, running: false, waiting: false, counters },
+        jitter: jitter(connector.name, content),
+        task: (opts.taskFor ?? defaultTask)(content),
+        connector,
+        client,
+        emit: makeEmitter({ connector, content, sink: opts.sink, mapper: opts.mapper, filter, tagPrefix: opts.config.output.tagPrefix, clock: this.clock, counters }),
+        stopper,
+      };
+    });
+    this.runners.push(...added);
+    return added;
+  }
+
+  /**
+   * Applies a reloaded config's connectors: a removed or changed one (any field, a re-read secret
+   * included) stops as on a stop (its in-flight deliveries acknowledged, its cursor committed, its
+   * client closed); a changed one then starts afresh, as does a new one, polling at once. Unchanged
+   * connectors keep running untouched. Resolves with the names removed, added and changed.
+   */
+  async reconfigure(connectors: Connector[]): Promise<{ removed: string[]; added: string[]; changed: string[] }> {
+    const next = new Map(connectors.filter((c) => c.functions.includes('collect')).map((c) => [c.name, c]));
+    const running = new Map(this.runners.map((r) => [r.connector.name, r.connector]));
+    const changed = [...running.keys()].filter((n) => next.has(n) && JSON.stringify(next.get(n)) !== JSON.stringify(running.get(n)));
+    const removed = [...running.keys()].filter((n) => !next.has(n));
+    const added = [...next.keys()].filter((n) => !running.has(n));
+    // the old tasks of a changed connector end before its new ones start: one poll per cursor at a time
+    const retiring = this.runners.filter((r) => removed.includes(r.connector.name) || changed.includes(r.connector.name));
+    for (const r of retiring) r.stopper.abort();
+    for (const client of new Set(retiring.map((r) => r.client))) client.interruptWaits();
+    await Promise.all(retiring.map((r) => r.loop));
+    for (const client of new Set(retiring.map((r) => r.client))) client.close();
+    for (const r of retiring) this.runners.splice(this.runners.indexOf(r), 1);
+    if (this.stopped) return { removed, added: [], changed: [] };
+    for (const name of [...changed, ...added]) {
+      for (const r of this.add(next.get(name)!)) if (this.started) r.loop = this.loop(r);
     }
+    return { removed, added, changed };
   }
 
   get stopped(): boolean {
@@ -133,12 +169,14 @@ export class Collector {
   }
 
   start(): void {
+    this.started = true;
     for (const r of this.runners) r.loop = this.loop(r);
   }
 
   /** Stops polling; in-flight polls end at their next delivery or request, or at once when waiting on the API's budget or a retry. */
   async stop(): Promise<void> {
     this.stopper.abort();
+    for (const r of this.runners) r.stopper.abort();
     this.slots.open();
     for (const client of new Set(this.runners.map((r) => r.client))) client.interruptWaits();
     await Promise.all(this.runners.map((r) => r.loop));
@@ -159,9 +197,9 @@ export class Collector {
     const first = this.clock.now();
     await this.pollInSlot(r, first);
     let due = first + Math.max(1, Math.round(r.jitter * intervalMs));
-    while (!this.stopped) {
+    while (!r.stopper.signal.aborted) {
       const wait = due - this.clock.now();
-      if (wait > 0) await this.sleep(wait);
+      if (wait > 0) await this.sleep(wait, r.stopper.signal);
       await this.pollInSlot(r, due);
       due = nextDue(due, r.state.lastStart ?? due, intervalMs);
     }
@@ -182,9 +220,8 @@ export class Collector {
     }
   }
 
-  private sleep(ms: number): Promise<void> {
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
-      const signal = this.stopper.signal;
       // a stop that came while the poll was still running has already fired its event
       if (signal.aborted) return resolve();
       const t = setTimeout(done, ms);
@@ -200,7 +237,8 @@ export class Collector {
   /** Returns true when the poll succeeded (or was cut short by a stop). */
   private async pollOnce(r: Runner): Promise<boolean> {
     const { state, connector } = r;
-    if (this.stopped) return true;
+    const stopped = () => r.stopper.signal.aborted;
+    if (stopped()) return true;
     state.running = true;
     state.lastStart = this.clock.now();
     this.opts.hooks?.onPollStart?.(state);
@@ -213,7 +251,7 @@ export class Collector {
         progress: (p) => this.opts.hooks?.onProgress?.(state, p),
         logger: this.opts.logger,
         clock: this.clock,
-        signal: this.stopper.signal,
+        signal: r.stopper.signal,
       });
       state.lastSuccess = this.clock.now();
       state.lastError = undefined;
@@ -222,7 +260,7 @@ export class Collector {
       this.opts.hooks?.onPollDone?.(state, result);
       return true;
     } catch (e) {
-      if (this.stopped && (e instanceof StoppedError || e instanceof SinkClosedError || e instanceof WaitInterruptedError)) return true;
+      if (stopped() && (e instanceof StoppedError || e instanceof SinkClosedError || e instanceof WaitInterruptedError)) return true;
       const errorClass = errorClassOf(e);
       state.lastError = { class: errorClass, message: (e as Error)?.message ?? String(e), at: this.clock.now() };
       this.opts.logger.error({ connector: connector.name, content: r.task.content, err: e, errorClass }, 'poll failed; the cursor did not move');

@@ -12,6 +12,7 @@ import { startCollectorProbes } from '../status/probes.js';
 import { compileLogFilters } from '../config/log-filters.js';
 import { TransformReloader, transformsDir } from '../transform/transforms.js';
 import { Collector } from './collector.js';
+import { reloadConfig } from './config-reload.js';
 import { combineHooks, startStatusLoop, statusHooks, timedSink } from './observe.js';
 import { progressHooks } from './progress.js';
 import { CursorStore } from './cursor-store.js';
@@ -46,7 +47,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (!loaded) return 2;
   // a worker process (workers: N) runs its share of the connectors; its parent did the rest
   const share = workerShare();
-  const config = share ? workerConfig(loaded.config, share) : loaded.config;
+  let config = share ? workerConfig(loaded.config, share) : loaded.config;
   const logger = share ? createLogger(config.logLevel).child({ worker: share.index }) : createLogger(config.logLevel);
   if (!share) for (const w of loaded.warnings) logger.warn(formatProblem(w));
 
@@ -132,7 +133,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     let probes: { close(): Promise<void> } | undefined;
     try {
       // a worker's parent serves the listener for all of them
-      if (!share) probes = await startCollectorProbes(config, status, logger);
+      // readiness follows the connectors of the config running now (a reload changes them)
+      if (!share) probes = await startCollectorProbes({ health: config.health, get connectors() { return config.connectors; } }, status, logger);
     } catch (e) {
       process.stderr.write(`error: ${(e as Error).message}\n`);
       await sink.close(0);
@@ -152,7 +154,21 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       await stopped;
     };
     // SIGHUP or an edited transform file reloads the transforms; a failed reload keeps the old ones.
-    const onHup = () => void transforms.reload();
+    // SIGHUP also reloads the config's connectors (a worker's parent does that for its workers), one reload at a time.
+    let reloading = Promise.resolve();
+    const onHup = () => {
+      void transforms.reload();
+      if (share || opts.once) return;
+      reloading = reloading
+        .then(async () => {
+          const next = reloadConfig(opts.config, config, logger)?.config;
+          if (!next) return;
+          config = next;
+          const { removed, added, changed } = await collector.reconfigure(next.connectors);
+          logger.info({ removed, added, changed }, 'config reloaded');
+        })
+        .catch((e: unknown) => logger.error({ err: e }, 'config reload failed; the running connectors are kept'));
+    };
     const stopWatch = opts.once ? () => undefined : transforms.watch();
     process.on('SIGHUP', onHup);
     let code = 1;

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
+import { parseStdoutLine } from '../plugin/output/stdout.js';
+import { packageRoot } from '../plugin/paths.js';
+
+/**
+ * SIGHUP reloads defender.yaml in a running `run` (one process, then with workers): connectors
+ * added poll at once, removed ones stop with their cursor committed, an invalid file keeps the
+ * running config and the log says why, file:line: pointer: message.
+ */
+describe('SIGHUP reloads the config (run, child process)', function () {
+  this.timeout(120_000);
+  let emu: Emulator;
+  let run: ChildProcess | undefined;
+  let stdout = '';
+  let stderr = '';
+  before(async () => {
+    emu = await startEmulator({ seed: 14, alerts: 40, machines: 0, vulnerabilities: 1, rateScale: 0.01 });
+  });
+  afterEach(() => {
+    if (run?.exitCode === null) run.kill('SIGKILL');
+    run = undefined;
+  });
+  after(async () => {
+    await emu.close();
+  });
+
+  const connector = (name: string) => ({ ...emu.connectorConfig(name), clientSecret: '${env:EMU_SECRET}', contentTypes: ['alerts'], lookbackHours: 24 });
+  const write = (file: string, top: Record<string, unknown>, names: string[]) => writeFileSync(file, stringify({ stateDir: './state', logLevel: 'info', ...top, connectors: names.map(connector) }));
+  /** the alert records on stdout, by connector (engid_name names it) */
+  const recordsOf = (name: string) =>
+    stdout
+      .split('\n')
+      .filter((l) => l.includes('"microsoft_defender.syslog.alerts"'))
+      .map(parseStdoutLine)
+      .filter((l) => l.record.engid_name === `microsoft_defender_${name}`).length;
+  const pollsOf = (name: string) => stderr.split('\n').filter((l) => l.includes('"poll done"') && l.includes(`"connector":"${name}"`)).length;
+  async function until(what: string, ok: () => boolean): Promise<void> {
+    for (let i = 0; i < 1200 && !ok(); i++) {
+      if (run?.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(ok(), `${what}; stderr:\n${stderr}`);
+  }
+  function start(configFile: string): Promise<number | null> {
+    stdout = '';
+    stderr = '';
+    run = spawn(process.execPath, ['--import', 'tsx', join(packageRoot, 'plugin', 'cli.ts'), 'run', '--config', configFile], { env: { ...process.env, EMU_SECRET: emu.clientSecret }, stdio: ['ignore', 'pipe', 'pipe'] });
+    run.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    run.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    return new Promise((r) => run!.on('exit', (code) => r(code)));
+  }
+
+  it('one process: an added connector polls at once, a removed one stops with its cursor committed, an invalid edit keeps the running config', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'df-reload-'));
+    const configFile = join(dir, 'defender.yaml');
+    write(configFile, { shutdownTimeoutSeconds: 5 }, ['first']);
+    const exited = start(configFile);
+    await until('first polled', () => pollsOf('first') === 1);
+    const all = recordsOf('first');
+    assert.ok(all > 0);
+    const firstCursor = join(dir, 'state', 'cursors', 'first.alerts.json');
+    const committed = readFileSync(firstCursor, 'utf8');
+
+    // first removed, second added, and a setting that needs a restart changed
+    write(configFile, { shutdownTimeoutSeconds: 6 }, ['second']);
+    run!.kill('SIGHUP');
+    await until('the reload is logged', () => /"config reloaded"/.test(stderr));
+    assert.match(stderr, /"removed":\["first"\],"added":\["second"\],"changed":\[\]/);
+    assert.match(stderr, /config reload: \/shutdownTimeoutSeconds changed: it takes effect at the next restart/);
+    await until("second's records arrive", () => pollsOf('second') === 1 && recordsOf('second') === all);
+    assert.equal(readFileSync(firstCursor, 'utf8'), committed, "the removed connector's cursor stays committed");
+
+    // an invalid edit: the log names file, line and pointer; second keeps running (a changed second is rebuilt afterwards)
+    writeFileSync(configFile, stringify({ stateDir: './state', logLevel: 'info', connectors: [{ ...connector('second'), clientId: 'nope' }] }));
+    run!.kill('SIGHUP');
+    await until('the invalid config is reported', () => /keeping the running configuration/.test(stderr));
+    assert.match(stderr, /config reload: .*defender\.yaml:\d+: \/connectors\/0\/clientId: must be a GUID/);
+    write(configFile, { shutdownTimeoutSeconds: 5 }, ['second', 'third']);
+    run!.kill('SIGHUP');
+    await until('third polls after the invalid edit', () => pollsOf('third') === 1 && recordsOf('third') === all);
+    assert.equal(pollsOf('first'), 1, 'the removed connector never polled again');
+    run!.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+  });
+
+  it('workers: 2: a valid edit restarts the workers on the new partition; an invalid one changes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'df-reload-w-'));
+    const configFile = join(dir, 'defender.yaml');
+    write(configFile, { workers: 2 }, ['north', 'south']);
+    const exited = start(configFile);
+    await until('both polled', () => pollsOf('north') === 1 && pollsOf('south') === 1);
+    const all = recordsOf('north');
+
+    writeFileSync(configFile, 'workers: 2\nconnectors: 3\n');
+    run!.kill('SIGHUP');
+    await until('the invalid config is reported', () => /keeping the running configuration/.test(stderr));
+    assert.match(stderr, /defender\.yaml:2: \/connectors: must be array/);
+
+    write(configFile, { workers: 2 }, ['north', 'south', 'east']);
+    run!.kill('SIGHUP');
+    await until("east's records arrive", () => pollsOf('east') === 1 && recordsOf('east') === all);
+    assert.equal((stderr.match(/"worker started"/g) ?? []).length, 4, 'the two workers started once more, not on the invalid edit');
+    run!.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+  });
+});
