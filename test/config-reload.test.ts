@@ -81,9 +81,12 @@ describe('SIGHUP reloads the config (run, child process)', function () {
     run!.kill('SIGHUP');
     await until('the invalid config is reported', () => /keeping the running configuration/.test(stderr));
     assert.match(stderr, /config reload: .*defender\.yaml:\d+: \/connectors\/0\/clientId: must be a GUID/);
-    write(configFile, { shutdownTimeoutSeconds: 5 }, ['second', 'third']);
+    // third added, second changed: rebuilt, it polls again at once, resuming from its cursor
+    writeFileSync(configFile, stringify({ stateDir: './state', logLevel: 'info', shutdownTimeoutSeconds: 5, connectors: [{ ...connector('second'), intervalMinutes: 2 }, connector('third')] }));
     run!.kill('SIGHUP');
     await until('third polls after the invalid edit', () => pollsOf('third') === 1 && recordsOf('third') === all);
+    assert.match(stderr, /"removed":\[\],"added":\["third"\],"changed":\["second"\]/);
+    await until('the changed connector polls again', () => pollsOf('second') === 2);
     assert.equal(pollsOf('first'), 1, 'the removed connector never polled again');
     run!.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);

@@ -101,13 +101,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       const args = [...(opts.once ? ['--once'] : []), ...(opts.output ? ['--output', opts.output] : []), ...(opts.progress ? ['--progress'] : []), ...(opts.transforms ? ['--transforms', opts.transforms] : [])];
       const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
       // the health listener is the parent's: readiness from the workers' reports, /metrics summed over them
-      const probes = await startCollectorProbes(config, status, logger).catch((e: Error) => e);
+      const probes = await startCollectorProbes({ health: config.health, get connectors() { return config.connectors; } }, status, logger).catch((e: Error) => e);
       if (probes instanceof Error) {
         process.stderr.write(`error: ${probes.message}\n`);
         return 2;
       }
       try {
-        return await superviseWorkers({ configFile: opts.config, config, args, once: !!opts.once, status, logger, stopRequested });
+        return await superviseWorkers({ configFile: opts.config, config, args, once: !!opts.once, status, logger, stopRequested, onReload: (c) => (config = c) });
       } finally {
         await probes?.close();
       }

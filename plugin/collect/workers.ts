@@ -79,6 +79,8 @@ export interface SuperviseOptions {
   logger: Logger;
   /** resolves when a stop was asked for (SIGTERM/SIGINT) */
   stopRequested: Promise<void>;
+  /** the config the workers were restarted on after a reload */
+  onReload?(config: Config): void;
 }
 
 const cliFile = fileURLToPath(new URL(`../cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
@@ -158,6 +160,7 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
       config = restartWith;
       restartWith = undefined;
       count = Math.min(config.workers, config.connectors.length);
+      o.onReload?.(config);
     }
     for (let i = 0; i < count; i++) start(i, 0);
   };
