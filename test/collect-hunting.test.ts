@@ -124,18 +124,30 @@ describe('hunting collection (Graph runHuntingQuery on the emulator → collecto
     await run.close();
   });
 
-  it("a 429 for the tenant's CPU quota waits for the next cycle and says so; the cursor does not move", async () => {
+  it("a 429 for the tenant's CPU quota waits for the next cycle (across a restart) and says so; the cursor does not move", async () => {
     const cfg = config();
     emu.setFaults('429:on=hunting:retryAfter=900');
     const run = collector(cfg);
     assert.equal(await run.collector.runOnce(), 1);
     const error = run.collector.runners[0]!.state.lastError!;
     assert.equal(error.class, 'throttled');
-    assert.match(error.message, /CPU quota is used up \(Retry-After 900 s\): waiting for the next cycle; its cursor did not move/);
+    const until = new Date(emu.now() + 900_000).toISOString();
+    assert.match(error.message, new RegExp(`CPU quota is used up \\(Retry-After 900 s\\): waiting for the next cycle, until ${until}; its cursor did not move`));
     assert.equal(arrived().length, 0);
-    assert.equal(await run.collector.runOnce(), 0, 'the next poll runs it');
-    assert.ok(arrived().length > 5);
+    const calls = () => emu.served.requests.filter((q) => q.path === runHuntingQueryPath).length;
+    const called = calls();
+    // the next poll, and a restarted collector, wait for the cycle without calling Graph
+    assert.equal(await run.collector.runOnce(), 1);
     await run.close();
+    emu.advanceTime(899_000);
+    const restarted = collector(cfg);
+    assert.equal(await restarted.collector.runOnce(), 1);
+    assert.match(restarted.collector.runners[0]!.state.lastError!.message, new RegExp(`blocked until ${until}, the tenant's next CPU cycle \\(encoded-powershell got a CPU-quota 429\\): no query runs before then; encoded-powershell wait`));
+    assert.equal(calls(), called, 'Graph not asked while the quota blocks');
+    emu.advanceTime(2_000);
+    assert.equal(await restarted.collector.runOnce(), 0, 'after the cycle the query runs');
+    assert.ok(arrived().length > 5);
+    await restarted.close();
   });
 
   it('a result at the row limit is asked for again in halves: nothing is cut off', async () => {
@@ -158,8 +170,23 @@ describe('hunting collection (Graph runHuntingQuery on the emulator → collecto
     const error = run.collector.runners[0]!.state.lastError!;
     assert.equal(error.class, 'throttled');
     assert.match(error.message, /hunting running-time budget used up .*: second and the queries after it wait for the next poll/);
+    // status shows each query's position
+    assert.match(error.message, new RegExp(`1 of 2 queries ran: encoded-powershell ran, rows to ${cursorOf(cfg).queries['encoded-powershell']!.watermark}; second waits, rows to \\(never run\\)`));
     assert.deepEqual(Object.keys(cursorOf(cfg).queries), ['encoded-powershell']);
     await run.close();
+    // a restart does not give the hour's running time back
+    const restarted = collector(cfg, new HuntingCollector({ runningMsPerHour: 10 }));
+    assert.equal(await restarted.collector.runOnce(), 1);
+    assert.match(restarted.collector.runners[0]!.state.lastError!.message, /hunting running-time budget used up .*: second and the queries after it wait/);
+    assert.deepEqual(Object.keys(cursorOf(cfg).queries), ['encoded-powershell']);
+    await restarted.close();
+    // an hour later it is free again: a query runs
+    const before = cursorOf(cfg).queries['encoded-powershell']!.lastRun;
+    emu.advanceTime(3600_000);
+    const later = collector(cfg, new HuntingCollector({ runningMsPerHour: 10 }));
+    assert.equal(await later.collector.runOnce(), 1, 'one query runs, then the budget is used up again');
+    assert.ok(cursorOf(cfg).queries['encoded-powershell']!.lastRun > before);
+    await later.close();
   });
 
   it('Graph takes a Graph token only: a Defender-scoped token gets 401', async () => {

@@ -164,6 +164,72 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
     assert.equal(emu.served.requests.filter((q) => q.method === 'PATCH').length, 2, 'only the update and the unknown alert reached Defender');
   });
 
+  it('POST /v1/fluent/update-alert: the JSON array Fluentd out_http sends (the SOC closed these alerts); each one answered, refusals not retried, a Defender failure retried', async () => {
+    const [a, b, c] = emu.alertVersions();
+    const post = (items: unknown, token = all, query = '') => call(base, 'POST', `/v1/fluent/update-alert${query}`, { token, raw: JSON.stringify(items), contentType: 'application/json' });
+    // what out_http sends after fluent.conf.example's record_transformer added status Resolved
+    const closed = [
+      { connector: 'emu', alertId: a!.id, classification: 'TruePositive', determination: 'Malware', comment: 'case 17 closed', status: 'Resolved' },
+      // the collector's own alert record names its connector (engid_name)
+      { record: { msg_class: 'microsoft_defender_alerts', tenant_name: 'Emulated tenant', engid_name: 'microsoft_defender_emu', microsoft_defender: { id: b!.id } }, classification: 'FalsePositive', status: 'Resolved' },
+      { connector: 'emu', alertId: c!.id, classification: 'Benign', status: 'Resolved' },
+      { record: { msg_class: 'microsoft_defender_alerts', tenant_name: 'Emulated tenant', engid_name: 'microsoft_defender_other', microsoft_defender: { id: c!.id } }, status: 'Resolved' },
+    ];
+    const r = await post(closed);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.summary, { accepted: 2, rejected: 2 });
+    assert.deepEqual(r.json.results.map((x: { status: string; httpStatus: number }) => [x.status, x.httpStatus]), [['accepted', 200], ['accepted', 200], ['rejected', 400], ['rejected', 404]]);
+    assert.match(r.json.results[2].reason, /\/classification/);
+    assert.match(r.json.results[3].reason, /^unknown_connector: no connector named "other"/);
+    for (const alert of [a!, b!]) assert.equal(emu.alertVersions().find((v) => v.id === alert.id)!.status, 'Resolved');
+    assert.notEqual(emu.alertVersions().find((v) => v.id === c!.id)!.status, 'Resolved', 'a refused body changes nothing');
+    const audited = auditLines(config.stateDir).filter((l) => l.microsoft_defender.event === 'update_alert').map((l) => l.microsoft_defender.outcome);
+    assert.deepEqual(audited.sort(), ['accepted', 'accepted', 'refused', 'refused']);
+
+    // ?connector= for bodies without one; NDJSON too
+    const ndjson = await call(base, 'POST', '/v1/fluent/update-alert?connector=emu', { token: all, raw: `${JSON.stringify({ alertId: c!.id, status: 'Resolved', classification: 'TruePositive' })}\n`, contentType: 'application/x-ndjson' });
+    assert.equal(ndjson.status, 200, ndjson.text);
+    assert.equal(emu.alertVersions().find((v) => v.id === c!.id)!.status, 'Resolved');
+
+    // Defender failing: 503 so out_http sends the chunk again
+    emu.setFaults('500:count=0:on=actions');
+    const failing = await post([{ connector: 'emu', alertId: a!.id, status: 'InProgress' }]);
+    assert.equal(failing.status, 503, failing.text);
+    assert.equal(failing.json.results[0].status, 'error');
+    emu.setFaults([]);
+    // a token without update-alert: the whole payload refused
+    const forbidden = await post(closed, containOnly);
+    assert.equal(forbidden.status, 403);
+    assert.equal(forbidden.json.error.code, 'forbidden_action');
+  });
+
+  it("GET /v1/hosts/{id}/isolation: from Defender's machine actions for the machine, whoever took them (the portal, another tool), not only this sidecar's", async () => {
+    const state = async () => {
+      const r = await call(base, 'GET', `/v1/hosts/${machine}/isolation?connector=emu`, { token: all });
+      assert.equal(r.status, 200, r.text);
+      return r.json;
+    };
+    assert.equal((await state()).isolation, 'not_isolated');
+    const portal = emu.addMachineAction('Isolate', machine, 'analyst@contoso.com');
+    const pending = await state();
+    assert.equal(pending.isolation, 'pending');
+    assert.equal(pending.pending.id, portal);
+    emu.advanceTime(121_000);
+    const isolated = await state();
+    assert.equal(isolated.isolation, 'isolated');
+    assert.equal(isolated.basis.id, portal);
+    assert.equal(isolated.basis.requestor, 'analyst@contoso.com');
+    assert.equal(emu.isIsolated(machine), true);
+    // released by another tool: the sidecar's answer follows
+    const released = emu.addMachineAction('Unisolate', machine, 'other-soar@contoso.com');
+    emu.advanceTime(121_000);
+    const after = await state();
+    assert.equal(after.isolation, 'not_isolated');
+    assert.equal(after.basis.id, released);
+    assert.equal(after.lastIsolate.id, portal);
+    assert.equal(emu.isIsolated(machine), false);
+  });
+
   it('tag: add and remove a machine tag, idempotently; a tag of blanks is a 400', async () => {
     const tag = (action: string, value = 'contained-by-soc') => call(base, 'POST', '/v1/actions/tag', { token: all, body: { connector: 'emu', machineId: machine, tag: value, action } });
     const added = await tag('add');
@@ -217,5 +283,24 @@ describe('response actions: scan, quarantine, restrict, unrestrict, collect-pack
     assert.equal(kept.json.indicator.expirationTime, null);
     assert.equal((await submit({ type: 'ip', value: '203.0.113.8', expiration }, containOnly)).status, 403);
     assert.equal(emu.served.requests.filter((q) => q.method === 'POST' && q.path === '/api/indicators').length, 3, 'refused bodies never reached Defender');
+  });
+
+  it("indicators: another tool's indicator is neither listed nor deleted (pointed 403), ours still is", async () => {
+    const foreign = emu.addForeignIndicator({ indicatorValue: 'portal.example.com', indicatorType: 'DomainName', action: 'Block', createdBy: 'analyst@emulated.test' });
+    const otherApp = emu.addForeignIndicator({ indicatorValue: '198.51.100.9', indicatorType: 'IpAddress', action: 'Alert', application: 'other-soar', createdBy: 'soar@emulated.test' });
+    const expiration = new Date(emu.now() + 24 * 3600_000).toISOString();
+    const ours = await call(base, 'POST', '/v1/indicators', { token: all, body: { connector: 'emu', title: 't', action: 'Block', type: 'domain', value: 'ours.example.com', expiration } });
+    assert.equal(ours.status, 200, ours.text);
+    const listed = await call(base, 'GET', '/v1/indicators?connector=emu', { token: all });
+    assert.deepEqual(listed.json.indicators.map((i: { indicatorValue: string }) => i.indicatorValue), ['ours.example.com']);
+    for (const id of [foreign, otherApp, '99999']) {
+      const r = await call(base, 'DELETE', `/v1/indicators/${id}?connector=emu`, { token: all });
+      assert.equal(r.status, 403, r.text);
+      assert.equal(r.json.error.code, 'not_ours');
+      assert.match(r.json.error.message, new RegExp(`indicator ${id} was not submitted by defender-fluent`));
+    }
+    assert.equal(emu.served.requests.filter((q) => q.method === 'DELETE').length, 0, 'no delete reached Defender');
+    assert.ok(auditLines(config.stateDir).some((l) => l.microsoft_defender.event === 'indicator_delete' && l.microsoft_defender.outcome === 'refused' && /not_ours/.test(String(l.microsoft_defender.reason))));
+    assert.equal((await call(base, 'DELETE', `/v1/indicators/${ours.json.indicator.id}?connector=emu`, { token: all })).status, 200);
   });
 });

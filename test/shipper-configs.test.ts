@@ -12,6 +12,7 @@ import { createLogger } from '../plugin/log.js';
 import { RespondServer } from '../plugin/respond/server.js';
 import { MemorySink } from './helpers/memory-sink.js';
 import { call, loadFixture, respondConfig, tokens } from './respond-helpers.js';
+import { checkAlertUpdateRequest } from '../plugin/respond/validate.js';
 
 // Checks fluent.conf.example and fluent-bit.yaml.example against what the plugin emits: every tag
 // of plugin/output/sink.ts (prefix microsoft_defender) reaches the outputs DESIGN.md assigns it.
@@ -217,6 +218,33 @@ describe('shipper configs route every tag the plugin emits', () => {
       } finally {
         await server.close();
       }
+    });
+
+    it('the SOC close route: in_http -> status Resolved -> out_http POST /v1/fluent/update-alert (JSON array, Bearer token, 429/503 retried); the records it sends pass the update-alert check', () => {
+      const soc = parseFluentd(commentedBlock(fluentConfText, 'SOC close route'), 'fluent.conf.example (SOC close block)');
+      const source = soc.children.find((s) => s.name === 'source')!;
+      assert.equal(source.params['@type'], 'http');
+      assert.equal(source.params.bind, '127.0.0.1');
+      const label = soc.children.find((s) => s.name === 'label' && s.arg === source.params['@label'])!;
+      const filter = label.children.find((s) => s.name === 'filter')!;
+      const http = label.children.find((s) => s.name === 'match')!;
+      assert.equal(filter.arg, http.arg, 'the filter sees what the match sends');
+      assert.equal(http.params['@type'], 'http');
+      assert.equal(http.params.endpoint, 'http://127.0.0.1:8686/v1/fluent/update-alert');
+      assert.equal(http.params.http_method, 'post');
+      assert.equal(http.params.json_array, 'true');
+      assert.deepEqual(JSON.parse(http.params.retryable_response_codes!), [429, 503]);
+      const buffer = http.children.find((c) => c.name === 'buffer')!;
+      assert.ok(sizeBytes(buffer.params.chunk_limit_size!) + 2 <= defaultMaxBodyBytes, 'a chunk fits respond.maxBodyBytes');
+      const headers = JSON.parse(http.params.headers!) as Record<string, string>;
+      assert.match(headers.Authorization!, /^Bearer #\{ENV\['\w+'\]\}$/);
+      // the documented SOC record, as the record_transformer leaves it, is a valid update-alert body
+      const added = filter.children.find((s) => s.name === 'record')!.params;
+      assert.equal(added.status, 'Resolved');
+      const curl = /-d '(\{.*\})'/.exec(fluentConfText);
+      assert.ok(curl, 'an example record');
+      const example = JSON.parse(curl[1]!.replace('…', '0123456789')) as Record<string, unknown>;
+      assert.equal(checkAlertUpdateRequest({ ...example, ...added }).status, 'Resolved');
     });
 
     it('the in_exec alternative reads the stdout sink’s lines with the JSON parser: tag, millisecond time, record', async () => {

@@ -31,8 +31,11 @@ export class CursorStore {
     return join(this.dir, `${encodeURIComponent(connector)}.${content}.json`);
   }
 
-  /** Side file of a cursor (`window`: the alerts' window journal); reset() removes it with the cursor. */
-  sideFile(connector: string, content: ContentType, kind: 'window'): string {
+  /**
+   * Side file of a cursor: `window` (the alerts' window journal) goes with the cursor on reset();
+   * `budget` (hunting's share of Graph's quotas) stays, since a reset does not give the quota back.
+   */
+  sideFile(connector: string, content: ContentType, kind: 'window' | 'budget'): string {
     return join(this.dir, `${encodeURIComponent(connector)}.${content}.${kind}`);
   }
 

@@ -5,6 +5,7 @@ import type { DefenderClient } from '../defender/client.js';
 import { DefenderApiError, type ErrorClass } from '../defender/errors.js';
 import { graphClient, huntingLimits, isCpuQuota, isResultTooLarge, runHuntingQuery, type HuntingResult } from '../defender/hunting.js';
 import { formatProblem } from '../schema-check.js';
+import { HuntingBudget } from './hunting-budget.js';
 import { loadHuntingQueries, type HuntingQuery } from './hunting-queries.js';
 import { InFlightDeliveries } from './in-flight.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
@@ -65,15 +66,16 @@ class QueryFailure extends Error {
  * query on its time column: each run asks for [watermark − overlap, now), skips the rows it
  * delivered in the overlap (time + key columns), and commits once the pipeline acknowledged the
  * rows. A broken query file, or a query Graph refuses, is reported and the others still run; a 429
- * for the tenant's CPU allocation stops the poll until the next one (the allocation is the
- * tenant's: the other queries would be refused too) and says so in status.
+ * for the tenant's CPU allocation stops every query until the next CPU cycle (Retry-After, else 15
+ * minutes; the allocation is the tenant's: the other queries would be refused too) and says so in
+ * status; the running time of the last hour and that block survive a restart (HuntingBudget).
  */
 export class HuntingCollector implements CollectorTask {
   readonly content = 'hunting' as const;
   private readonly opts: HuntingOptions;
   private readonly clients = new Map<string, DefenderClient>();
-  /** [end, ms] of the query runs of the last hour, per connector */
-  private readonly running = new Map<string, Array<[number, number]>>();
+  /** per connector: running time of the last hour and a CPU-quota block, kept in stateDir */
+  private readonly budgets = new Map<string, HuntingBudget>();
 
   constructor(opts: Partial<HuntingOptions> = {}) {
     this.opts = { ...defaults, ...opts };
@@ -94,6 +96,15 @@ export class HuntingCollector implements CollectorTask {
     return client;
   }
 
+  private budget(ctx: TaskContext): HuntingBudget {
+    let budget = this.budgets.get(ctx.connector.name);
+    if (!budget) {
+      budget = new HuntingBudget(ctx.cursors.sideFile(ctx.connector.name, 'hunting', 'budget'), ctx.logger);
+      this.budgets.set(ctx.connector.name, budget);
+    }
+    return budget;
+  }
+
   async poll(ctx: TaskContext): Promise<PollResult> {
     const { connector, cursors } = ctx;
     const { queries, problems } = loadHuntingQueries(connector.huntingDir);
@@ -104,12 +115,15 @@ export class HuntingCollector implements CollectorTask {
     cursors.assertNotAhead(connector.name, 'hunting', Object.fromEntries(Object.entries(cursor.queries).map(([name, q]) => [`query ${name} watermark`, q.watermark])), now);
     const result: PollResult = { pages: 0, records: 0, cursor: '' };
     const ran: string[] = [];
-    for (const q of queries) {
+    const budget = this.budget(ctx);
+    const block = budget.blocked(now);
+    if (block) failures.push(new QueryFailure(`advanced hunting is blocked until ${new Date(block.until).toISOString()}, the tenant's next CPU cycle (${block.reason}): no query runs before then; ${queries.map((q) => q.name).join(', ')} wait`, 'throttled'));
+    for (const q of block ? [] : queries) {
       throwIfStopped(ctx.signal);
       const last = cursor.queries[q.name]?.lastRun;
       // due once its interval has passed (a poll a little early still counts: polls run every intervalMinutes)
       if (last && now - Date.parse(last) < q.intervalMs - 30_000) continue;
-      const used = this.runningLastHour(connector.name, now);
+      const used = budget.usedLastHour(now);
       if (used >= this.opts.runningMsPerHour) {
         failures.push(new QueryFailure(`hunting running-time budget used up (${Math.round(used / 1000)} s of ${this.opts.runningMsPerHour / 1000} s in the last hour): ${q.name} and the queries after it wait for the next poll`, 'throttled'));
         break;
@@ -122,26 +136,28 @@ export class HuntingCollector implements CollectorTask {
         if (e instanceof DefenderApiError && e.status === 429) {
           // the quotas are the tenant's: the queries after this one would be refused too
           const retry = e.retryAfterMs !== undefined ? ` (Retry-After ${Math.ceil(e.retryAfterMs / 1000)} s)` : '';
-          const what = isCpuQuota(e) ? "the tenant's advanced hunting CPU quota is used up" : 'advanced hunting calls are throttled';
-          failures.push(new QueryFailure(`${q.file}: ${q.name}: ${what}${retry}: waiting for the next cycle; its cursor did not move (${e.message})`, 'throttled'));
+          if (isCpuQuota(e)) {
+            // Graph blocks the tenant until its next CPU cycle: no call before then, after a restart neither
+            const until = ctx.clock.now() + (e.retryAfterMs ?? huntingLimits.cpuCycleMs);
+            budget.block(until, `${q.name} got a CPU-quota 429`);
+            failures.push(new QueryFailure(`${q.file}: ${q.name}: the tenant's advanced hunting CPU quota is used up${retry}: waiting for the next cycle, until ${new Date(until).toISOString()}; its cursor did not move (${e.message})`, 'throttled'));
+          } else {
+            failures.push(new QueryFailure(`${q.file}: ${q.name}: advanced hunting calls are throttled${retry}: waiting for the next poll; its cursor did not move (${e.message})`, 'throttled'));
+          }
           break;
         }
         const errorClass = e instanceof DefenderApiError ? e.errorClass : e.errorClass;
         failures.push(new QueryFailure(e instanceof QueryFailure ? e.message : `${q.file}: ${q.name}: ${e.message}; its cursor did not move`, errorClass));
       }
     }
-    result.cursor = `${ran.length} of ${queries.length} queries ran${Object.keys(cursor.queries).length ? `, oldest watermark ${Object.values(cursor.queries).map((c) => c.watermark).sort()[0]}` : ''}`;
+    // one position per query, so status shows where each one is (and which did not run)
+    const where = queries.map((q) => `${q.name} ${ran.includes(q.name) ? 'ran' : 'waits'}, rows to ${cursor.queries[q.name]?.watermark ?? '(never run)'}`);
+    result.cursor = `${ran.length} of ${queries.length} queries ran: ${where.join('; ')}`;
     if (failures.length) {
       // the queries that ran are committed; status shows the rest, each with its file
       throw new DefenderApiError(`${failures.length} hunting quer${failures.length === 1 ? 'y' : 'ies'} failed (${result.cursor}): ${failures.map((f) => f.message).join('; ')}`, { errorClass: failures[0]!.errorClass });
     }
     return result;
-  }
-
-  private runningLastHour(connector: string, now: number): number {
-    const runs = (this.running.get(connector) ?? []).filter(([end]) => end > now - 3600_000);
-    this.running.set(connector, runs);
-    return runs.reduce((sum, [, ms]) => sum + ms, 0);
   }
 
   /** Windows from the query's cursor (or its lookback) to now, each committed once delivered. */
@@ -203,7 +219,7 @@ export class HuntingCollector implements CollectorTask {
       if (!(err instanceof DefenderApiError && isResultTooLarge(err))) throw err;
       tooLarge = true;
     } finally {
-      this.running.set(ctx.connector.name, [...(this.running.get(ctx.connector.name) ?? []), [ctx.clock.now(), performance.now() - began]]);
+      this.budget(ctx).record(ctx.clock.now(), performance.now() - began);
     }
     const full = tooLarge || res!.rows.length >= this.opts.maxRows;
     if (full && end - start > this.opts.minWindowMs) {

@@ -70,8 +70,16 @@ export class Indicators {
     }
   }
 
+  /**
+   * Deletes one of this product's indicators. Ti.ReadWrite.All sees (and may delete) every
+   * indicator of the tenant, and Defender's list has no $filter on id, so the id is looked up among
+   * this product's own first: another tool's indicator is refused, never deleted.
+   */
   async remove(id: string): Promise<void> {
     if (!/^[0-9A-Za-z-]{1,64}$/.test(id)) throw new MachineActionError(`indicator id must be letters, digits or -, got ${JSON.stringify(id.slice(0, 64))}`, { code: 'invalid_action_id', httpStatus: 400 });
+    if (!(await this.ours()).some((i) => String(i.id) === id)) {
+      throw new MachineActionError(`indicator ${id} was not submitted by ${indicatorApplication} (no active indicator with application '${indicatorApplication}' has this id): delete another tool's indicator in the portal or with that tool`, { code: 'not_ours', httpStatus: 403 });
+    }
     try {
       await this.client.request({ method: 'DELETE', path: `/api/indicators/${id}` });
     } catch (e) {
@@ -82,9 +90,11 @@ export class Indicators {
   /** The indicators this product submitted (application eq 'defender-fluent'). */
   async ours(): Promise<Indicator[]> {
     try {
-      const res = await this.client.request<{ value?: unknown }>({ path: '/api/indicators', query: { $filter: `application eq '${indicatorApplication}'` } });
+      // $top at its documented maximum: a delete looks its id up in this list
+      const res = await this.client.request<{ value?: unknown }>({ path: '/api/indicators', query: { $filter: `application eq '${indicatorApplication}'`, $top: 10_000 } });
       if (!Array.isArray(res.body?.value)) throw new MachineActionError('Defender: GET /api/indicators: the answer has no value array', { code: 'malformed', httpStatus: 502 });
-      return res.body.value as Indicator[];
+      // the filter is Defender's; the check again here keeps another tool's indicator out even if it were ignored
+      return (res.body.value as Indicator[]).filter((i) => i?.application === indicatorApplication);
     } catch (e) {
       throw translate(e, 'Ti.ReadWrite', 'listing indicators');
     }

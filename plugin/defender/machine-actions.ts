@@ -64,7 +64,8 @@ export type MachineActionErrorCode =
   | 'conflict'
   | 'throttled'
   | 'defender_error'
-  | 'malformed';
+  | 'malformed'
+  | 'not_ours';
 
 /** A failure the sidecar turns into an HTTP answer: httpStatus for its client, a message without secrets. */
 export class MachineActionError extends Error {

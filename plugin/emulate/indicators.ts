@@ -20,6 +20,13 @@ export class IndicatorStore {
     return [...this.byId.values()];
   }
 
+  /** An indicator another tool (the portal, another app) submitted: no application of this product. */
+  addForeign(fields: { indicatorValue: string; indicatorType: string; action: string; application?: string | null; createdBy: string }, nowMs: number): string {
+    const id = String(this.next++);
+    this.byId.set(id, { id, title: 'submitted elsewhere', description: 'submitted elsewhere', severity: 'Informational', expirationTime: null, application: null, creationTimeDateTimeUtc: iso7(nowMs), ...fields });
+    return id;
+  }
+
   async post(x: Exchange, origin: string, nowMs: number, requestor: string): Promise<boolean> {
     let body: Record<string, unknown>;
     try {

@@ -122,6 +122,10 @@ export interface Emulator {
   /** the advanced hunting table's rows with from ≤ Timestamp < to */
   huntingRows(fromMs: number, toMs: number): Record<string, unknown>[];
   isIsolated(machineId: string): boolean;
+  /** a machine action someone else took (the portal, another tool) now; it runs through the usual statuses. Its id */
+  addMachineAction(type: ActionType, machineId: string, requestor: string): string;
+  /** an indicator submitted by another tool (the portal, another app); its id */
+  addForeignIndicator(fields: { indicatorValue: string; indicatorType: string; action: string; application?: string | null; createdBy: string }): string;
   setFaults(faults: string | FaultSpec[]): void;
   faultsFired(): Record<string, number>;
   setRateLimits(opts: { enabled?: boolean; scale?: number }): void;
@@ -516,6 +520,12 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     machineIds: () => world.machines.map((m: MachineState) => m.base.id),
     huntingRows: (from, to) => hunting.rows(from, to),
     isIsolated: (id) => actions.isIsolated(id.toLowerCase(), now()),
+    addMachineAction: (type, machineId, requestor) => {
+      const m = world.machines.find((x: MachineState) => x.base.id === machineId.toLowerCase());
+      if (!m) throw new Error(`addMachineAction: no machine ${machineId}`);
+      return actions.create({ type, scope: type === 'Isolate' ? 'Full' : null, requestor, requestorComment: `${type} by ${requestor}`, machineId: m.base.id, computerDnsName: m.base.computerDnsName, createdMs: now() }).id;
+    },
+    addForeignIndicator: (fields) => indicators.addForeign(fields, now()),
     setFaults: (f) => faults.set(typeof f === 'string' ? parseFaults(f) : f),
     faultsFired: () => Object.fromEntries(faults.fired),
     setRateLimits: (o) => {

@@ -38,6 +38,7 @@ const eventOf: Record<string, string> = {
   'POST /v1/actions/tag': 'tag',
   'POST /v1/indicators': 'indicator_submit',
   'POST /v1/fluent/contain': 'auto_contain',
+  'POST /v1/fluent/update-alert': 'update_alert',
   'GET /v1/status': 'status',
 };
 
@@ -163,13 +164,14 @@ export class RespondServer {
     ctx.caller = auth.caller;
     const connectorParam = url.searchParams.get('connector') ?? undefined;
 
-    if (path === '/v1/actions/contain' || path === '/v1/actions/release' || path === '/v1/fluent/contain') {
+    if (path === '/v1/actions/contain' || path === '/v1/actions/release' || path === '/v1/fluent/contain' || path === '/v1/fluent/update-alert') {
       if (method !== 'POST') {
         req.resume();
         return notAllowed('POST');
       }
       const buf = await readBody(req, this.maxBody);
       if (path === '/v1/fluent/contain') return this.service.autoContain(ctx, parseRecords(buf), connectorParam);
+      if (path === '/v1/fluent/update-alert') return this.service.fluentUpdateAlerts(ctx, parseRecords(buf), connectorParam);
       const body = parseJson(buf);
       return path === '/v1/actions/contain' ? this.service.contain(ctx, body) : this.service.release(ctx, body);
     }

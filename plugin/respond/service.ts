@@ -1,6 +1,6 @@
 import type { Config, Connector } from '../config/load.js';
 import { finalStatuses, MachineActionError, MachineActions, type ActionResult, type MachineAction, type ResponseType } from '../defender/machine-actions.js';
-import type { Logger } from '../log.js';
+import { redact, type Logger } from '../log.js';
 import { actions as actionsMetric } from '../status/metrics.js';
 import { connectorHealth, readStatusFile } from '../status/store.js';
 import { AuditLog, type AuditEntry } from './audit.js';
@@ -320,6 +320,43 @@ export class RespondService {
     return { status: 200, body: { connector: connector.name, alertId, alert: view } };
   }
 
+  /**
+   * POST /v1/fluent/update-alert: update-alert bodies from Fluentd out_http (a JSON array, what
+   * `json_array true` sends, or NDJSON), e.g. the alerts the SOC closed. Each one is checked,
+   * permitted and audited as POST /v1/actions/update-alert is; a body without `connector` takes
+   * ?connector= or its record's engid_name. A Defender failure or throttling answers 503 / 429 so
+   * out_http sends the chunk again (setting the same fields twice changes nothing); a refused body
+   * is answered, not retried.
+   */
+  async fluentUpdateAlerts(ctx: RequestContext, items: unknown[], connectorHint: string | undefined): Promise<Reply> {
+    ctx.audit.event = 'update_alert';
+    this.permit(ctx, 'update-alert');
+    if (!Array.isArray(items)) throw new RequestError(400, 'invalid_request', 'expected a JSON array or NDJSON of update-alert requests');
+    const results: { index: number; status: 'accepted' | 'rejected' | 'error'; httpStatus: number; connector?: string; alertId?: string; code?: string; reason?: string }[] = [];
+    let retryAfterMs: number | undefined;
+    for (let index = 0; index < items.length; index++) {
+      const sub: RequestContext = { ...ctx, audit: {} };
+      const raw = items[index];
+      const body = raw && typeof raw === 'object' && !Array.isArray(raw) && !('connector' in raw) ? { ...raw, connector: connectorHint ?? connectorOfRecord((raw as { record?: unknown }).record) } : raw;
+      try {
+        const r = (await this.updateAlert(sub, body)).body as { connector: string; alertId: string };
+        results.push({ index, status: 'accepted', httpStatus: 200, connector: r.connector, alertId: r.alertId });
+      } catch (e) {
+        if (!(e instanceof RequestError) && !(e instanceof MachineActionError)) throw e;
+        const failed = e.httpStatus >= 500 || e.httpStatus === 429;
+        if (e.httpStatus === 429) retryAfterMs = Math.max(retryAfterMs ?? 0, (e instanceof MachineActionError ? e.retryAfterMs : undefined) ?? 60_000);
+        const reason = `${e.code}: ${redact(e.message)}`;
+        results.push({ index, status: failed ? 'error' : 'rejected', httpStatus: e.httpStatus, connector: sub.audit.connector, alertId: sub.audit.alertId, code: e.code, reason });
+        await this.write(sub, { ...(sub.audit as AuditEntry), event: 'update_alert', outcome: e.httpStatus >= 500 ? 'error' : 'refused', httpStatus: e.httpStatus, reason });
+      }
+    }
+    const summary: Record<string, number> = {};
+    for (const r of results) summary[r.status] = (summary[r.status] ?? 0) + 1;
+    if (retryAfterMs !== undefined) return { status: 429, body: { summary, results }, headers: { 'Retry-After': String(Math.ceil(retryAfterMs / 1000)) } };
+    if (summary.error) return { status: 503, body: { summary, results }, headers: { 'Retry-After': '30' } };
+    return { status: 200, body: { summary, results } };
+  }
+
   /** GET /v1/actions/{id}/package: the investigation package's download link, once its collection succeeded. */
   async packageUri(ctx: RequestContext, actionId: string, connectorName: string | undefined): Promise<Reply> {
     ctx.audit.event = 'package_uri';
@@ -608,4 +645,10 @@ export class RespondService {
       return { ...base, status: 'error', httpStatus: err.httpStatus ?? 502, code: err.code ?? 'error', reason: err.message, retryAfterMs: err.retryAfterMs };
     }
   }
+}
+
+/** The connector that collected an alert record (engid_name microsoft_defender_<name>), if it is one. */
+function connectorOfRecord(record: unknown): string | undefined {
+  const engid = (record as { engid_name?: unknown } | undefined)?.engid_name;
+  return typeof engid === 'string' && engid.startsWith('microsoft_defender_') ? engid.slice('microsoft_defender_'.length) : undefined;
 }

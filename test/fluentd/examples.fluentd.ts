@@ -113,6 +113,7 @@ describe('fluent.conf.example in a real Fluentd', function () {
   let forwardPort: number;
   let windowsPort: number;
   let userPort: number;
+  let socPort: number;
 
   before(async function () {
     work = mkdtempSync(join(tmpdir(), 'df-real-fluentd-'));
@@ -127,7 +128,7 @@ describe('fluent.conf.example in a real Fluentd', function () {
     dir = mkdtempSync(join(tmpdir(), 'df-fluentd-example-'));
     out = join(dir, 'out');
     stateDir = join(dir, 'state');
-    [forwardPort, windowsPort, userPort] = [await freePort(), await freePort(), await freePort()];
+    [forwardPort, windowsPort, userPort, socPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
 
     emu = await startEmulator({ seed: 7, alerts: 60, machines: 5, vulnerabilities: 50, rateScale: 0.01 });
     const configFile = join(dir, 'defender.yaml');
@@ -139,7 +140,7 @@ describe('fluent.conf.example in a real Fluentd', function () {
         connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}', functions: ['collect', 'respond'], lookbackHours: 24 }],
         respond: {
           listen: '127.0.0.1:0',
-          tokens: [{ name: 'fluentd', token: '${env:DEFENDER_RESPOND_TOKEN}', connectors: ['*'] }],
+          tokens: [{ name: 'fluentd', token: '${env:DEFENDER_RESPOND_TOKEN}', connectors: ['*'], actions: ['contain', 'release', 'update-alert'] }],
           // enabled, dry run, caps of 20: most of the burst below is refused by the cap, a decision
           auto: { enabled: true, dryRun: true, minSeverity: 'Informational', detectionSources: [], maxPerHourPerConnector: 20, maxPerHour: 20 },
         },
@@ -163,13 +164,14 @@ describe('fluent.conf.example in a real Fluentd', function () {
 
     const cli = `${process.execPath} --import tsx ${join(packageRoot, 'plugin', 'cli.ts')}`;
     let conf = readFileSync(join(packageRoot, 'fluent.conf.example'), 'utf8');
-    conf = uncomment(uncomment(conf, 'in_exec alternative'), 'suppress-av');
+    conf = uncomment(uncomment(uncomment(conf, 'in_exec alternative'), 'suppress-av'), 'SOC close route');
     conf = conf
       .replaceAll('command defender-fluent ', `command ${cli} `)
       .replaceAll('/etc/defender-fluent/defender.yaml', configFile)
       .replace(/^(\s*run_interval) \S+$/m, '$1 2s')
       .replace(/^(\s*port) 24224$/m, `$1 ${forwardPort}`)
-      .replace('http://127.0.0.1:8686/', `${url}/`)
+      .replace(/^(\s*port) 9880$/m, `$1 ${socPort}`)
+      .replaceAll('http://127.0.0.1:8686/', `${url}/`)
       .replaceAll('/var/log/fluent/', `${out}/`);
     const lake = /## 3\. Data lake[\s\S]*?(?=## 5\.)/;
     assert.match(conf, lake);
@@ -261,6 +263,19 @@ describe('fluent.conf.example in a real Fluentd', function () {
     unreadable.failing = false;
     await until('the retry to be judged', () => judged().some((a) => a.microsoft_defender.outcome === 'dry_run'));
     assert.doesNotMatch(fluentdLog, /unrecoverable/i);
+  });
+
+  it('the SOC close route: a record posted to in_http closes the alert in Defender through out_http and the sidecar', async () => {
+    const alert = emu!.alertVersions().find((v) => v.status !== 'Resolved')!;
+    const res = await fetch(`http://127.0.0.1:${socPort}/soc.alert_closed`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ connector: 'emu', alertId: alert.id, classification: 'TruePositive', determination: 'Malware', comment: 'closed by the SOC (real Fluentd test)' }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    await until('the alert resolved in Defender', () => emu!.alertVersions().find((v) => v.id === alert.id)!.status === 'Resolved');
+    const audit = auditLines(stateDir).filter((l) => l.microsoft_defender.event === 'update_alert' && l.microsoft_defender.alertId === alert.id);
+    assert.deepEqual(audit.map((l) => l.microsoft_defender.outcome), ['accepted']);
   });
 
   it('forward with the shared key, and out_http: a 1.5 MB burst of critical alerts is judged whole by the sidecar (cap refusals answered 200)', async () => {
