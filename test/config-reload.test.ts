@@ -108,6 +108,8 @@ describe('SIGHUP reloads the config (run, child process)', function () {
     write(configFile, { workers: 2 }, ['north', 'south', 'east']);
     run!.kill('SIGHUP');
     await until("east's records arrive", () => pollsOf('east') === 1 && recordsOf('east') === all);
+    // the restarted workers resume the others from their cursors (and are up before the SIGTERM below)
+    await until('north and south poll again', () => pollsOf('north') === 2 && pollsOf('south') === 2);
     assert.equal((stderr.match(/"worker started"/g) ?? []).length, 4, 'the two workers started once more, not on the invalid edit');
     run!.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);

@@ -117,8 +117,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const sink = timedSink(createSink(output, logger, dirname(resolve(opts.config))), output.type);
     const status = new StatusStore(config.stateDir, share ? { publish: (data) => void reportToParent(config, data) } : { metricsSnapshot: true });
     const hooks = opts.progress ? combineHooks(statusHooks(status), progressHooks()) : statusHooks(status);
+    // readiness and the status records follow the connectors of the config running now (SIGHUP changes them)
+    const running = { ...config, output, get connectors() { return config.connectors; } };
     const collector = new Collector({
-      config: { ...config, output },
+      config: running,
       sink,
       mapper: transforms.mapperFn,
       filterFor: (c) => compileLogFilters(c.logFilters),
@@ -133,14 +135,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     let probes: { close(): Promise<void> } | undefined;
     try {
       // a worker's parent serves the listener for all of them
-      // readiness follows the connectors of the config running now (a reload changes them)
-      if (!share) probes = await startCollectorProbes({ health: config.health, get connectors() { return config.connectors; } }, status, logger);
+      if (!share) probes = await startCollectorProbes(running, status, logger);
     } catch (e) {
       process.stderr.write(`error: ${(e as Error).message}\n`);
       await sink.close(0);
       return 2;
     }
-    const stopStatus = startStatusLoop({ config: { ...config, output }, status, sink, runners: () => collector.runners.map((r) => r.state), logger });
+    const stopStatus = startStatusLoop({ config: running, status, sink, runners: () => collector.runners.map((r) => r.state), logger });
     const stopLag = metrics.trackPollLag(() => collector.lags());
     const shutdownMs = config.shutdownTimeoutSeconds * 1000;
 
