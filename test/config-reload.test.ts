@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
 import { parseStdoutLine } from '../plugin/output/stdout.js';
 import { packageRoot } from '../plugin/paths.js';
+import { freePort } from './helpers/harness.js';
 
 /**
  * SIGHUP reloads defender.yaml in a running `run` (one process, then with workers): connectors
@@ -59,7 +60,8 @@ describe('SIGHUP reloads the config (run, child process)', function () {
   it('one process: an added connector polls at once, a removed one stops with its cursor committed, an invalid edit keeps the running config', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'df-reload-'));
     const configFile = join(dir, 'defender.yaml');
-    write(configFile, { shutdownTimeoutSeconds: 5 }, ['first']);
+    const health = { listen: `127.0.0.1:${await freePort()}` };
+    write(configFile, { shutdownTimeoutSeconds: 5, health }, ['first']);
     const exited = start(configFile);
     await until('first polled', () => pollsOf('first') === 1);
     const all = recordsOf('first');
@@ -68,7 +70,7 @@ describe('SIGHUP reloads the config (run, child process)', function () {
     const committed = readFileSync(firstCursor, 'utf8');
 
     // first removed, second added, and a setting that needs a restart changed
-    write(configFile, { shutdownTimeoutSeconds: 6 }, ['second']);
+    write(configFile, { shutdownTimeoutSeconds: 6, health }, ['second']);
     run!.kill('SIGHUP');
     await until('the reload is logged', () => /"config reloaded"/.test(stderr));
     assert.match(stderr, /"removed":\["first"\],"added":\["second"\],"changed":\[\]/);
@@ -77,17 +79,22 @@ describe('SIGHUP reloads the config (run, child process)', function () {
     assert.equal(readFileSync(firstCursor, 'utf8'), committed, "the removed connector's cursor stays committed");
 
     // an invalid edit: the log names file, line and pointer; second keeps running (a changed second is rebuilt afterwards)
-    writeFileSync(configFile, stringify({ stateDir: './state', logLevel: 'info', connectors: [{ ...connector('second'), clientId: 'nope' }] }));
+    writeFileSync(configFile, stringify({ stateDir: './state', logLevel: 'info', health, connectors: [{ ...connector('second'), clientId: 'nope' }] }));
     run!.kill('SIGHUP');
     await until('the invalid config is reported', () => /keeping the running configuration/.test(stderr));
     assert.match(stderr, /config reload: .*defender\.yaml:\d+: \/connectors\/0\/clientId: must be a GUID/);
     // third added, second changed: rebuilt, it polls again at once, resuming from its cursor
-    writeFileSync(configFile, stringify({ stateDir: './state', logLevel: 'info', shutdownTimeoutSeconds: 5, connectors: [{ ...connector('second'), intervalMinutes: 2 }, connector('third')] }));
+    writeFileSync(configFile, stringify({ stateDir: './state', logLevel: 'info', shutdownTimeoutSeconds: 5, health, connectors: [{ ...connector('second'), intervalMinutes: 2 }, connector('third')] }));
     run!.kill('SIGHUP');
     await until('third polls after the invalid edit', () => pollsOf('third') === 1 && recordsOf('third') === all);
     assert.match(stderr, /"removed":\[\],"added":\["third"\],"changed":\["second"\]/);
     await until('the changed connector polls again', () => pollsOf('second') === 2);
     assert.equal(pollsOf('first'), 1, 'the removed connector never polled again');
+    const metrics = await (await fetch(`http://${health.listen}/metrics`)).text();
+    assert.match(metrics, /defender_fluent_config_reloads_total\{outcome="ok"\} 2\n/);
+    assert.match(metrics, /defender_fluent_config_reloads_total\{outcome="invalid"\} 1\n/);
+    const ready = (await (await fetch(`http://${health.listen}/readyz`)).json()) as { connectors: { connector: string }[] };
+    assert.deepEqual(ready.connectors.map((c) => c.connector), ['second', 'third'], 'readiness follows the reloaded connectors');
     run!.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);
   });

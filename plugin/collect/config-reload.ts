@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config/load.js';
 import type { Logger } from '../log.js';
+import { configReloads } from '../status/metrics.js';
 import { formatProblem } from '../schema-check.js';
 
 /**
@@ -19,8 +20,10 @@ export function reloadConfig(file: string, running: Config, logger: Logger): { c
     if (!(e instanceof ConfigError)) throw e;
     for (const p of e.problems) logger.error(`config reload: ${formatProblem(p)}`);
     logger.error(`config reload: ${e.problems.length} error${e.problems.length === 1 ? '' : 's'}: keeping the running configuration`);
+    configReloads.inc({ outcome: 'invalid' });
     return undefined;
   }
+  configReloads.inc({ outcome: 'ok' });
   for (const w of loaded.warnings) logger.warn(`config reload: ${formatProblem(w)}`);
   const next = loaded.config;
   const keys = new Set([...Object.keys(running), ...Object.keys(next)] as (keyof Config)[]);
