@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
 import { parseStdoutLine } from '../plugin/output/stdout.js';
 import { packageRoot } from '../plugin/paths.js';
+import { RawForwardServer } from './forward-helpers.js';
 import { freePort } from './helpers/harness.js';
 
 /**
@@ -97,6 +98,37 @@ describe('SIGHUP reloads the config (run, child process)', function () {
     assert.deepEqual(ready.connectors.map((c) => c.connector), ['second', 'third'], 'readiness follows the reloaded connectors');
     run!.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);
+  });
+
+  it('a connector removed while its batches await acknowledgement stops once they are acknowledged: its cursor covers them, it sends nothing more', async () => {
+    const server = await new RawForwardServer({ ackDelay: () => 1000 }).start();
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'df-reload-f-'));
+      const configFile = join(dir, 'defender.yaml');
+      const output = { type: 'forward', host: '127.0.0.1', port: server.port, maxBatchRecords: 5, ackTimeoutSeconds: 60 };
+      write(configFile, { output }, ['leaving']);
+      const exited = start(configFile);
+      const alertPackets = () => server.packets.filter((p) => p.tag.endsWith('.alerts'));
+      await until('the first batch is on the wire', () => alertPackets().length > 0);
+      writeFileSync(configFile, stringify({ stateDir: './state', logLevel: 'info', output, connectors: [{ ...connector('joining'), contentTypes: ['vulnerabilities'] }] }));
+      run!.kill('SIGHUP');
+      await until('the reload is logged', () => /"config reloaded"/.test(stderr));
+      const sent = alertPackets().length;
+      const cursorFile = join(dir, 'state', 'cursors', 'leaving.alerts.json');
+      assert.ok(existsSync(cursorFile), 'the acknowledged batches were committed');
+      const cursor = JSON.parse(readFileSync(cursorFile, 'utf8')) as { partial?: unknown };
+      if (cursor.partial) {
+        const journaled = new Set(readFileSync(cursorFile.replace(/\.json$/, '.window'), 'utf8').split('\n').filter(Boolean).map((k) => k.slice(0, k.lastIndexOf('|'))));
+        const missing = alertPackets().flatMap((p) => p.ids).filter((id) => !journaled.has(id));
+        assert.deepEqual(missing, [], 'every alert sent before the reload is in the window journal');
+      }
+      await until('the new connector polled', () => pollsOf('joining') === 1);
+      assert.equal(alertPackets().length, sent, 'the removed connector sent nothing after the reload');
+      run!.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
+    } finally {
+      await server.stop();
+    }
   });
 
   it('workers: 2: a valid edit restarts the workers on the new partition; an invalid one changes nothing', async () => {

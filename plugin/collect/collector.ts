@@ -137,17 +137,20 @@ export class Collector {
     const changed = [...running.keys()].filter((n) => next.has(n) && JSON.stringify(next.get(n)) !== JSON.stringify(running.get(n)));
     const removed = [...running.keys()].filter((n) => !next.has(n));
     const added = [...next.keys()].filter((n) => !running.has(n));
-    // the old tasks of a changed connector end before its new ones start: one poll per cursor at a time
+    const launch = (names: string[]) => {
+      if (this.stopped) return;
+      for (const name of names) for (const r of this.add(next.get(name)!)) if (this.started) r.loop = this.loop(r);
+    };
     const retiring = this.runners.filter((r) => removed.includes(r.connector.name) || changed.includes(r.connector.name));
     for (const r of retiring) r.stopper.abort();
     for (const client of new Set(retiring.map((r) => r.client))) client.interruptWaits();
+    // new connectors need not wait for the retiring ones' acknowledgements
+    launch(added);
     await Promise.all(retiring.map((r) => r.loop));
     for (const client of new Set(retiring.map((r) => r.client))) client.close();
     for (const r of retiring) this.runners.splice(this.runners.indexOf(r), 1);
-    if (this.stopped) return { removed, added: [], changed: [] };
-    for (const name of [...changed, ...added]) {
-      for (const r of this.add(next.get(name)!)) if (this.started) r.loop = this.loop(r);
-    }
+    // the old tasks of a changed connector have ended before its new ones start: one poll per cursor at a time
+    launch(changed);
     return { removed, added, changed };
   }
 
