@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { isDeepStrictEqual } from 'node:util';
 import { type Config, type Connector, type ContentType, defaultMaxConcurrentPolls } from '../config/load.js';
 import { type Clock, systemClock, WaitInterruptedError } from '../defender/budget.js';
 import { DefenderClient } from '../defender/client.js';
@@ -134,7 +135,7 @@ export class Collector {
   async reconfigure(connectors: Connector[]): Promise<{ removed: string[]; added: string[]; changed: string[] }> {
     const next = new Map(connectors.filter((c) => c.functions.includes('collect')).map((c) => [c.name, c]));
     const running = new Map(this.runners.map((r) => [r.connector.name, r.connector]));
-    const changed = [...running.keys()].filter((n) => next.has(n) && JSON.stringify(next.get(n)) !== JSON.stringify(running.get(n)));
+    const changed = [...running.keys()].filter((n) => next.has(n) && !isDeepStrictEqual(next.get(n), running.get(n)));
     const removed = [...running.keys()].filter((n) => !next.has(n));
     const added = [...next.keys()].filter((n) => !running.has(n));
     const launch = (names: string[]) => {
