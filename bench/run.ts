@@ -8,11 +8,13 @@
 //   --polls N --poll-rate-scale F    api: steady-polling run (default 400 polls, windows × 0.05)
 //   --catchup-alerts N --rate-scale F  api: 730 h catch-up (default 200 000 alerts, windows × 0.01)
 //   --tenants N                      tenants: connectors in one `run` process (default 1 000; about 5 minutes)
+//   --replica-connectors N --replica-alerts N --lease-seconds S  replicas: 3 `run` processes on one PostgreSQL, one SIGKILLed (default 6 tenants × 6 000 alerts, lease 10 s)
 // Every figure is printed with its target; the same report goes to bench/results.md.
 import { writeFileSync } from 'node:fs';
 import { apiBench } from './api.js';
 import { e2eBench } from './e2e.js';
 import { machine } from './lib/machine.js';
+import { replicasBench } from './replicas.js';
 import { fmt, table, type BenchOutput, type Row } from './lib/report.js';
 import { tenantsBench } from './tenants.js';
 import { transformBench } from './transform.js';
@@ -47,6 +49,7 @@ const benches: Record<string, () => Promise<BenchOutput>> = {
   vuln: () => vulnBench({ vulns: num('vulns') }),
   api: () => apiBench({ polls: num('polls'), pollRateScale: num('poll-rate-scale'), catchupAlerts: num('catchup-alerts'), rateScale: num('rate-scale') }),
   tenants: () => tenantsBench({ tenants: num('tenants') }),
+  replicas: () => replicasBench({ connectors: num('replica-connectors'), alerts: num('replica-alerts'), leaseSeconds: num('lease-seconds') }),
 };
 
 const only = arg('only')?.split(',').map((s) => s.trim()).filter(Boolean);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import nock from 'nock';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
@@ -63,6 +64,31 @@ describe('host collection', () => {
     nockMachines(machines);
     const third = await pollOnce(config, new HostCollector(2), { now: now + 25 * 3600_000 });
     assert.equal(third.sink.received.length, 10, 'full refresh after hostFullRefreshHours');
+  });
+
+  it('a version-1 cursor (digests inside it) is read: only the machines changed since are delivered, then the digests move beside the cursor', async () => {
+    const config = testConfig({ contentTypes: ['host'], hostFullRefreshHours: 24 });
+    const machines = [machine('a1'), machine('b2'), machine('c3')];
+    const sha1 = (m: unknown) => createHash('sha1').update(JSON.stringify(m)).digest('base64');
+    const store = new CursorStore(config.stateDir);
+    await store.save('acme-mde', 'host', { v: 1, lastFullRefresh: new Date(now - 3600_000).toISOString(), digests: Object.fromEntries(machines.map((m) => [m.id, sha1(m)])) });
+    machines[2] = { ...machines[2]!, healthStatus: 'Inactive' };
+    nockMachines(machines);
+    const run = await pollOnce(config, new HostCollector(2), { now });
+    assert.equal(run.failed, 0, run.states[0]?.lastError?.message);
+    assert.deepEqual(new Set(run.sink.records().map((r) => r.id)), new Set([machines[2]!.id]));
+    assert.deepEqual(await store.load('acme-mde', 'host', (v): v is unknown => true), { v: 2, lastFullRefresh: new Date(now - 3600_000).toISOString(), machines: 3 });
+    assert.equal((await store.loadDigests('acme-mde'))?.length, 3 * 16);
+  });
+
+  it('a version-2 cursor whose digests are missing stops the task with the reset command, rather than deliver every machine as changed', async () => {
+    const config = testConfig({ contentTypes: ['host'] });
+    await new CursorStore(config.stateDir).save('acme-mde', 'host', { v: 2, lastFullRefresh: new Date(now - 3600_000).toISOString(), machines: 3 });
+    nockMachines([machine('a1')]);
+    const run = await pollOnce(config, new HostCollector(2), { now });
+    assert.equal(run.failed, 1);
+    assert.match(run.states[0]!.lastError!.message, /host digests are missing.*--reset-cursor acme-mde:host/);
+    assert.equal(run.sink.received.length, 0);
   });
 
   it('404 on the machine list means no machines, not an error', async () => {

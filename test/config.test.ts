@@ -214,6 +214,19 @@ const bad: { name: string; text: string; env?: NodeJS.ProcessEnv; expect: Expect
     text: cfg('', 'respond:\n  tokens:\n    - name: soc\n      token: ${env:ACME_SECRET}\n      connectors: [acme-mde, contoso]\n'),
     expect: [{ pointer: '/respond/tokens/0/connectors/1', line: 5, message: 'no connector named "contoso" (known: acme-mde)' }],
   },
+  {
+    name: 'state: an unknown type names the known ones',
+    text: cfg('', 'state: { type: redis }\n'),
+    expect: [{ pointer: '/state/type', line: 1, message: 'must be one of "file", "postgres" (got "redis")' }],
+  },
+  {
+    name: 'state: a URL that is not postgres://, a lease too short',
+    text: cfg('', 'state: { type: postgres, url: "mysql://u:p@db/x", leaseSeconds: 1 }\n'),
+    expect: [
+      { pointer: '/state/url', line: 1, message: 'must be a postgres:// (or postgresql://) URL' },
+      { pointer: '/state/leaseSeconds', line: 1, message: 'must be >= 5' },
+    ],
+  },
 ];
 
 describe('config: bad configs', () => {
@@ -356,6 +369,17 @@ describe('config: good configs', () => {
       ],
     );
     assert.equal(redact('x literal-forward-password y literal-respond-token-0123'), 'x [REDACTED] y [REDACTED]');
+  });
+
+  it('state: postgres takes defaults; the URL\'s password is redacted, from ${env:} or literal (which warns)', () => {
+    const r = checkConfigText(file, cfg('', 'state: { type: postgres, url: "${env:STATE_URL}" }\n'), { ...env, STATE_URL: 'postgres://df:pg-env-password-7@db:5432/df' });
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(r.config?.state, { type: 'postgres', url: 'postgres://df:pg-env-password-7@db:5432/df', leaseSeconds: 30, poolSize: 4 });
+    assert.equal(redact('connect failed: pg-env-password-7'), 'connect failed: [REDACTED]');
+    const literal = checkConfigText(file, cfg('', 'state: { type: postgres, url: "postgres://df:pg%40literal-pw-8@db/df" }\n'), env);
+    assert.deepEqual(literal.warnings.map((w) => [w.pointer, w.message]), [['/state/url', 'literal password in the config file; prefer ${env:NAME} or ${file:/run/secrets/NAME}']]);
+    assert.equal(redact('auth failed for pg@literal-pw-8'), 'auth failed for [REDACTED]');
+    assert.deepEqual(checkConfigText(file, cfg(), env).config?.state, { type: 'file' });
   });
 
   it('${env:X} resolves, and the resolved secret is redacted from logs', () => {

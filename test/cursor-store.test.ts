@@ -4,7 +4,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { CursorError, CursorStore } from '../plugin/collect/cursor-store.js';
+import type { ContentType } from '../plugin/config/load.js';
+import { DigestTable } from '../plugin/state/digest-table.js';
+import { openPool, PgStateStore } from '../plugin/state/postgres.js';
+import { LeaseLostError, type StateStore } from '../plugin/state/store.js';
+import { freshDatabase, holdLease } from './helpers/postgres.js';
 
 const atomicModule = fileURLToPath(new URL('../plugin/atomic-file.ts', import.meta.url));
 const storeModule = fileURLToPath(new URL('../plugin/collect/cursor-store.ts', import.meta.url));
@@ -35,7 +41,148 @@ function child(code: string, opts: { killAfterLine?: number; killDelayMs?: numbe
   });
 }
 
-describe('CursorStore', function () {
+
+/** What the shared suite needs of a store: the store, and a way to give it the task's lease (PostgreSQL fences every write by it). */
+interface Subject {
+  store: StateStore;
+  hold(connector: string, content: ContentType): Promise<void>;
+  close(): Promise<void>;
+}
+
+const subjects: Record<string, () => Promise<Subject>> = {
+  files: async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'df-cursor-'));
+    return { store: new CursorStore(dir), hold: async () => undefined, close: async () => rmSync(dir, { recursive: true, force: true }) };
+  },
+  PostgreSQL: async () => {
+    const pool = await openPool(await freshDatabase());
+    return { store: new PgStateStore(pool, 'suite-owner', tmpdir()), hold: (connector, content) => holdLease(pool, 'suite-owner', connector, content), close: () => pool.end() };
+  },
+};
+
+for (const [kind, open] of Object.entries(subjects)) {
+  describe(`state store: ${kind} (one suite for every store)`, function () {
+    this.timeout(30_000);
+    let s: Subject;
+    let store: StateStore;
+    beforeEach(async () => {
+      s = await open();
+      store = s.store;
+      for (const connector of ['acme-mde', 'acme-mde-2', 'acme', 'acme.eu', 'acme.alerts']) for (const content of ['alerts', 'host', 'vulnerabilities'] as const) await s.hold(connector, content);
+    });
+    afterEach(() => s.close());
+
+    it('save then load round-trips the cursor; no cursor yet is undefined', async () => {
+      assert.equal(await store.load('acme-mde', 'alerts', isAlertsCursor), undefined);
+      const cursor = { watermark: '2026-11-28T05:00:00.000Z', seen: ['da1|2026-11-28T04:59:00Z', 'da2|x'] };
+      await store.save('acme-mde', 'alerts', cursor);
+      assert.deepEqual(await store.load('acme-mde', 'alerts', isAlertsCursor), cursor);
+      await store.save('acme-mde', 'alerts', { ...cursor, watermark: '2026-11-28T06:00:00.000Z' });
+      assert.equal((await store.load('acme-mde', 'alerts', isAlertsCursor))?.watermark, '2026-11-28T06:00:00.000Z');
+      assert.equal(await store.load('acme-mde', 'host', isAnything), undefined, 'one cursor per connector × content type');
+    });
+
+    it('a cursor of the wrong shape is a CursorError naming where it is and the reset command, not a silent restart', async () => {
+      await store.save('acme-mde', 'alerts', { watermark: 12, seen: 'no' });
+      await assert.rejects(
+        () => store.load('acme-mde', 'alerts', isAlertsCursor),
+        (e: unknown) => e instanceof CursorError && e.message.includes('not a cursor of this content type') && e.message.includes(e.where) && e.message.includes('--reset-cursor acme-mde:alerts'),
+      );
+    });
+
+    it('a cursor time ahead of the clock is a CursorError; minutes of skew pass', () => {
+      const now = Date.parse('2026-11-28T05:00:00Z');
+      assert.doesNotThrow(() => store.assertNotAhead('acme-mde', 'alerts', { watermark: '2026-11-28T05:04:00Z', none: undefined }, now));
+      assert.throws(() => store.assertNotAhead('acme-mde', 'alerts', { watermark: '2026-11-28T06:00:00Z' }, now), (e: unknown) => e instanceof CursorError && /watermark .* 60 min ahead/.test(e.message));
+    });
+
+    it('window journal: started, appended, loaded in order, removed; none is empty', async () => {
+      const journal = store.journal('acme-mde', 'alerts');
+      assert.deepEqual(await journal.load(), []);
+      await journal.start(['a|1', 'b|1']);
+      await journal.append(['c|1']);
+      await journal.append([]);
+      assert.deepEqual(await store.journal('acme-mde', 'alerts').load(), ['a|1', 'b|1', 'c|1']);
+      await journal.start(['d|2']);
+      assert.deepEqual(await journal.load(), ['d|2'], 'start replaces a finished window’s keys');
+      assert.deepEqual(await store.journal('acme-mde-2', 'alerts').load(), [], 'one journal per cursor');
+      await journal.remove();
+      assert.deepEqual(await journal.load(), []);
+    });
+
+    it('host digests: saved bytes come back as they were; none is undefined', async () => {
+      assert.equal(await store.loadDigests('acme-mde'), undefined);
+      const table = new DigestTable();
+      for (let i = 0; i < 3000; i++) table.put(`m${i}`, DigestTable.digest({ i }));
+      await store.saveDigests('acme-mde', table.entries());
+      const back = DigestTable.fromEntries((await store.loadDigests('acme-mde'))!);
+      assert.equal(back.size, 3000);
+      assert.ok(back.matches('m42', DigestTable.digest({ i: 42 })));
+      assert.ok(!back.matches('m42', DigestTable.digest({ i: 43 })));
+      assert.ok(back.has('m2999') && !back.has('m3000'));
+      assert.equal(await store.loadDigests('acme-mde-2'), undefined);
+    });
+
+    it('reset of one content type removes only that cursor, with its journal or digests', async () => {
+      await store.save('acme-mde', 'alerts', { watermark: 'a', seen: [] });
+      await store.journal('acme-mde', 'alerts').start(['a|1']);
+      await store.save('acme-mde', 'host', { n: 1 });
+      await store.saveDigests('acme-mde', new DigestTable().entries());
+      assert.ok((await store.reset('acme-mde', 'alerts')).length > 0, 'what was removed is told');
+      assert.equal(await store.load('acme-mde', 'alerts', isAlertsCursor), undefined);
+      assert.deepEqual(await store.journal('acme-mde', 'alerts').load(), []);
+      assert.deepEqual(await store.load('acme-mde', 'host', isAnything), { n: 1 });
+      assert.notEqual(await store.loadDigests('acme-mde'), undefined);
+      await store.reset('acme-mde', 'host');
+      assert.equal(await store.loadDigests('acme-mde'), undefined);
+    });
+
+    // Connector names may contain "." (printable ASCII): "acme" must not match "acme.eu"'s state.
+    it('reset of a whole connector removes all its cursors and no other connector’s ("acme" leaves "acme.eu" and "acme.alerts" alone)', async () => {
+      for (const c of ['alerts', 'host', 'vulnerabilities'] as const) await store.save('acme', c, { c });
+      for (const other of ['acme-mde-2', 'acme.eu', 'acme.alerts']) await store.save(other, 'alerts', { other });
+      await store.journal('acme.alerts', 'alerts').start(['c|d']);
+      assert.equal((await store.reset('acme')).length, 3);
+      for (const c of ['alerts', 'host', 'vulnerabilities'] as const) assert.equal(await store.load('acme', c, isAnything), undefined);
+      for (const other of ['acme-mde-2', 'acme.eu', 'acme.alerts']) assert.deepEqual(await store.load(other, 'alerts', isAnything), { other });
+      assert.deepEqual(await store.journal('acme.alerts', 'alerts').load(), ['c|d']);
+      assert.deepEqual(await store.reset('nobody'), []);
+    });
+  });
+}
+
+describe('state store: PostgreSQL writes are fenced by the lease', function () {
+  this.timeout(30_000);
+  let pool: pg.Pool;
+  beforeEach(async () => {
+    pool = await openPool(await freshDatabase());
+  });
+  afterEach(() => pool.end());
+
+  it('a stale writer (its lease taken over, or expired) cannot move the cursor, journal or digests; the holder can', async () => {
+    const stale = new PgStateStore(pool, 'replica-a', tmpdir());
+    const holder = new PgStateStore(pool, 'replica-b', tmpdir());
+    await holdLease(pool, 'replica-a', 'acme', 'alerts');
+    await stale.save('acme', 'alerts', { watermark: 'w1', seen: [] });
+    await stale.journal('acme', 'alerts').start(['a|1']);
+    // replica-b takes the task over (replica-a's lease ran out)
+    await holdLease(pool, 'replica-b', 'acme', 'alerts');
+    await assert.rejects(() => stale.save('acme', 'alerts', { watermark: 'w0', seen: [] }), LeaseLostError);
+    await assert.rejects(() => stale.journal('acme', 'alerts').append(['b|1']), LeaseLostError);
+    await assert.rejects(() => stale.journal('acme', 'alerts').remove(), LeaseLostError);
+    assert.deepEqual(await holder.load('acme', 'alerts', isAlertsCursor), { watermark: 'w1', seen: [] });
+    assert.deepEqual(await holder.journal('acme', 'alerts').load(), ['a|1']);
+    await holder.save('acme', 'alerts', { watermark: 'w2', seen: [] });
+    assert.equal((await stale.load('acme', 'alerts', isAlertsCursor))?.watermark, 'w2');
+    // an expired lease fences its owner too, even when nobody took the task yet
+    await holdLease(pool, 'replica-b', 'acme', 'host', -1);
+    await assert.rejects(() => holder.saveDigests('acme', new DigestTable().entries()), LeaseLostError);
+    await assert.rejects(() => holder.save('acme', 'host', { v: 2 }), LeaseLostError);
+    assert.equal(await holder.loadDigests('acme'), undefined);
+  });
+});
+
+describe('CursorStore (files under stateDir)', function () {
   // child processes start node + tsx: slow on a busy machine
   this.timeout(30_000);
   let stateDir: string;
@@ -44,15 +191,9 @@ describe('CursorStore', function () {
   });
   afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
 
-  it('save then load round-trips the cursor; no cursor yet is undefined', async () => {
+  it('one file per connector × content type, under stateDir/cursors', async () => {
     const store = new CursorStore(stateDir);
-    assert.equal(await store.load('acme-mde', 'alerts', isAlertsCursor), undefined);
-    const cursor = { watermark: '2026-11-28T05:00:00.000Z', seen: ['da1|2026-11-28T04:59:00Z', 'da2|x'] };
-    await store.save('acme-mde', 'alerts', cursor);
-    assert.deepEqual(await store.load('acme-mde', 'alerts', isAlertsCursor), cursor);
-    await store.save('acme-mde', 'alerts', { ...cursor, watermark: '2026-11-28T06:00:00.000Z' });
-    assert.equal((await store.load('acme-mde', 'alerts', isAlertsCursor))?.watermark, '2026-11-28T06:00:00.000Z');
-    // one file per connector × content type, under stateDir/cursors
+    await store.save('acme-mde', 'alerts', { watermark: '2026-11-28T05:00:00.000Z', seen: [] });
     assert.deepEqual(readdirSync(join(stateDir, 'cursors')), ['acme-mde.alerts.json']);
   });
 
@@ -65,32 +206,11 @@ describe('CursorStore', function () {
       () => store.load('acme-mde', 'host', isAnything),
       (e: unknown) =>
         e instanceof CursorError &&
-        e.file === file &&
+        e.where === `file ${file}` &&
         e.message.includes(file) &&
         e.message.includes('not JSON') &&
         e.message.includes('defender-fluent run --config <file> --reset-cursor acme-mde:host'),
     );
-  });
-
-  it('a cursor of the wrong shape is a CursorError, not a silent restart', async () => {
-    const store = new CursorStore(stateDir);
-    await store.save('acme-mde', 'alerts', { watermark: 12, seen: 'no' });
-    await assert.rejects(
-      () => store.load('acme-mde', 'alerts', isAlertsCursor),
-      (e: unknown) =>
-        e instanceof CursorError &&
-        e.message ===
-          `cursor file ${store.file('acme-mde', 'alerts')} is unreadable (not a cursor of this content type); inspect it, or start over from the lookback with: defender-fluent run --config <file> --reset-cursor acme-mde:alerts`,
-    );
-  });
-
-  it('reset of one content type removes only that cursor', async () => {
-    const store = new CursorStore(stateDir);
-    await store.save('acme-mde', 'alerts', { watermark: 'a', seen: [] });
-    await store.save('acme-mde', 'host', { n: 1 });
-    assert.deepEqual(await store.reset('acme-mde', 'alerts'), [store.file('acme-mde', 'alerts')]);
-    assert.equal(await store.load('acme-mde', 'alerts', isAlertsCursor), undefined);
-    assert.deepEqual(await store.load('acme-mde', 'host', isAnything), { n: 1 });
   });
 
   it('reset of a whole connector removes all its cursors and no other connector’s', async () => {
@@ -114,14 +234,6 @@ describe('CursorStore', function () {
     writeFileSync(store.sideFile('acme.alerts', 'alerts', 'window'), 'c|d\n');
     assert.deepEqual((await store.reset('acme', 'alerts')).sort(), [store.file('acme', 'alerts'), store.sideFile('acme', 'alerts', 'window')].sort());
     assert.ok(existsSync(store.file('acme.alerts', 'alerts')) && existsSync(store.sideFile('acme.alerts', 'alerts', 'window')));
-  });
-
-  it('reset of connector "acme" leaves connector "acme.eu" alone', async () => {
-    const store = new CursorStore(stateDir);
-    await store.save('acme', 'alerts', { a: 1 });
-    await store.save('acme.eu', 'alerts', { b: 1 });
-    assert.deepEqual(await store.reset('acme'), [store.file('acme', 'alerts')]);
-    assert.deepEqual(await store.load('acme.eu', 'alerts', isAnything), { b: 1 });
   });
 
   it('a crash between writing the temp file and the rename keeps the old cursor', async () => {

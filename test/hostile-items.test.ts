@@ -7,6 +7,7 @@ import nock from 'nock';
 import { AlertsCollector, type AlertsCursor } from '../plugin/collect/alerts.js';
 import { HostCollector } from '../plugin/collect/host.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
+import { DigestTable } from '../plugin/state/digest-table.js';
 import { loadMapper } from '../plugin/transform/transforms.js';
 import { pollOnce } from './helpers/collect.js';
 import { apiOrigin, testConfig } from './helpers/connector.js';
@@ -60,7 +61,7 @@ describe('hostile page items', () => {
     const errors = run.sink.records().map((r) => String(r.transform_error ?? ''));
     assert.ok(errors.some((e) => /item 2 of the page is not an object \(string\)/.test(e)), errors.join('\n'));
     assert.equal(run.sink.records().length, 8, 'four machines, each as Syslog and Assets records');
-    const saved = JSON.parse(readFileSync(new CursorStore(config.stateDir).file('acme-mde', 'host'), 'utf8')) as { digests: Record<string, string> };
-    assert.deepEqual(Object.keys(saved.digests).sort(), [m(1).id, m(2).id]);
+    const saved = DigestTable.fromEntries((await new CursorStore(config.stateDir).loadDigests('acme-mde'))!);
+    assert.ok(saved.size === 2 && saved.has(m(1).id) && saved.has(m(2).id), 'a digest for each machine with an id');
   });
 });

@@ -3,7 +3,6 @@ import { DefenderApiError } from '../defender/errors.js';
 import { InFlightDeliveries } from './in-flight.js';
 import { readPageRetrying } from './page-retry.js';
 import { PageAhead } from './read-ahead.js';
-import { WindowJournal } from './window-journal.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
 /** The cursor of a WindowedCollector (alerts, machine actions). */
@@ -15,7 +14,7 @@ export interface AlertsCursor {
   seen: string[];
   /**
    * A window of several pages begun and not finished (a failed poll, a kill): it is resumed with
-   * the same bounds, skipping the alerts its journal (WindowJournal) lists as delivered.
+   * the same bounds, skipping the alerts its window journal lists as delivered.
    */
   partial?: { start: string; end: string };
 }
@@ -116,7 +115,7 @@ export class WindowedCollector implements CollectorTask {
     const now = ctx.clock.now();
     cursors.assertNotAhead(connector.name, content, { watermark: cursor?.watermark, 'partial window start': cursor?.partial?.start }, now);
     const overlapMs = this.source.overlapMinutes(connector) * 60_000;
-    const journal = new WindowJournal(cursors.sideFile(connector.name, content, 'window'));
+    const journal = cursors.journal(connector.name, content);
     let windowStart = cursor?.partial ? Date.parse(cursor.partial.start) : cursor ? Date.parse(cursor.watermark) - overlapMs : now - connector.lookbackHours * 3600_000;
     let resumeEnd = cursor?.partial ? Date.parse(cursor.partial.end) : undefined;
     let carry = new Set(cursor?.seen ?? []);
@@ -127,7 +126,7 @@ export class WindowedCollector implements CollectorTask {
       throwIfStopped(ctx.signal);
       const windowEnd = resumeEnd ?? Math.min(now, windowStart + this.opts.maxWindowMs);
       // only while resuming: what the journal lists (kept out of memory otherwise)
-      const delivered = new Set(resumeEnd === undefined ? [] : journal.load());
+      const delivered = new Set(resumeEnd === undefined ? [] : await journal.load());
       let journaled = resumeEnd !== undefined;
       const start = windowStart;
       // After each page of a window that goes on: its alerts into the journal, and the window's
@@ -135,7 +134,7 @@ export class WindowedCollector implements CollectorTask {
       // cursor never points at a finished window's journal).
       const checkpoint = async (keys: string[]) => {
         if (journaled) return journal.append(keys);
-        journal.start(keys);
+        await journal.start(keys);
         const partial = { start: new Date(start).toISOString(), end: new Date(windowEnd).toISOString() };
         await cursors.save(connector.name, content, { v: 1, ...committed, partial } satisfies AlertsCursor);
         journaled = true;
@@ -144,7 +143,7 @@ export class WindowedCollector implements CollectorTask {
       resumeEnd = undefined;
       committed = { watermark: new Date(windowEnd).toISOString(), seen: [...nextCarry] };
       await cursors.save(connector.name, content, { v: 1, ...committed } satisfies AlertsCursor);
-      if (journaled) journal.remove();
+      if (journaled) await journal.remove();
       result.cursor = committed.watermark;
       carry = nextCarry;
       windowStart = windowEnd;

@@ -7,6 +7,8 @@ import { withWaitHook } from '../defender/idle-waits.js';
 import { errorClassOf } from '../defender/errors.js';
 import type { Logger } from '../log.js';
 import { SinkClosedError, type Sink } from '../output/sink.js';
+import type { TaskLeases } from '../state/leases.js';
+import { LeaseLostError, type StateStore } from '../state/store.js';
 import type { RecordMapper } from '../transform/mapper.js';
 import { AlertsCollector } from './alerts.js';
 import { CursorStore } from './cursor-store.js';
@@ -50,8 +52,10 @@ export interface CollectorOptions {
   logger: Logger;
   clock?: Clock;
   hooks?: CollectorHooks;
-  /** where cursors live (default: files in stateDir) */
-  cursors?: CursorStore;
+  /** where cursors live (default: files in stateDir; PostgreSQL for replicas) */
+  cursors?: StateStore;
+  /** replicas sharing one database: a task is polled only under its lease */
+  leases?: TaskLeases;
   /** overrides for tests: a client per connector, tasks per content type */
   clientFor?: (connector: Connector) => DefenderClient;
   taskFor?: (content: ContentType) => CollectorTask;
@@ -91,7 +95,7 @@ export class Collector {
   readonly slots: PollSlots;
   private readonly stopper = new AbortController();
   private readonly clock: Clock;
-  private readonly cursors: CursorStore;
+  private readonly cursors: StateStore;
   private started = false;
 
   constructor(private readonly opts: CollectorOptions) {
@@ -159,7 +163,7 @@ export class Collector {
     return this.stopper.signal.aborted;
   }
 
-  /** One poll of every task, maxConcurrentPolls at a time; resolves with the number of tasks that failed. */
+  /** One poll of every task (with leases: of every task this replica holds), maxConcurrentPolls at a time; resolves with the number of tasks that failed. */
   async runOnce(): Promise<number> {
     const due = this.clock.now();
     const results = await Promise.all(this.runners.map((r) => this.pollInSlot(r, due)));
@@ -202,6 +206,14 @@ export class Collector {
     await this.pollInSlot(r, first);
     let due = first + Math.max(1, Math.round(r.jitter * intervalMs));
     while (!r.stopper.signal.aborted) {
+      // a task another replica holds (or that this one handed on) is asked for again soon, its holder
+      // may die; once it is held here it is polled at once (a dead replica's task is overdue)
+      const leases = this.opts.leases;
+      if (leases && !leases.holds(r.connector.name, r.task.content)) {
+        await this.sleep(leases.retryMs, r.stopper.signal);
+        due = this.clock.now();
+        continue;
+      }
       const wait = due - this.clock.now();
       if (wait > 0) await this.sleep(wait, r.stopper.signal);
       await this.pollInSlot(r, due);
@@ -211,6 +223,8 @@ export class Collector {
 
   /** Waits for a slot (oldest due first), polls, gives the slot back; the slot is free while the poll sleeps on the API. */
   private async pollInSlot(r: Runner, due: number): Promise<boolean> {
+    // with leases, a task held elsewhere takes no slot
+    if (this.opts.leases && !this.opts.leases.holds(r.connector.name, r.task.content)) return true;
     const claim = { due, tie: r.jitter };
     r.state.due = due;
     r.state.waiting = true;
@@ -218,7 +232,7 @@ export class Collector {
     r.state.waiting = false;
     r.state.startLagMs = Math.max(0, this.clock.now() - due);
     try {
-      return await withWaitHook(this.slots.hook(claim), () => this.pollOnce(r));
+      return (await withWaitHook(this.slots.hook(claim), () => this.pollOnce(r))) !== false;
     } finally {
       this.slots.give();
     }
@@ -238,11 +252,13 @@ export class Collector {
     });
   }
 
-  /** Returns true when the poll succeeded (or was cut short by a stop). */
-  private async pollOnce(r: Runner): Promise<boolean> {
+  /** Returns true when the poll succeeded (or was cut short by a stop or a lost lease), undefined when another replica holds the task. */
+  private async pollOnce(r: Runner): Promise<boolean | undefined> {
     const { state, connector } = r;
     const stopped = () => r.stopper.signal.aborted;
     if (stopped()) return true;
+    const lease = this.opts.leases?.acquire(connector.name, r.task.content);
+    if (this.opts.leases && !lease) return undefined;
     state.running = true;
     state.lastStart = this.clock.now();
     this.opts.hooks?.onPollStart?.(state);
@@ -255,7 +271,7 @@ export class Collector {
         progress: (p) => this.opts.hooks?.onProgress?.(state, p),
         logger: this.opts.logger,
         clock: this.clock,
-        signal: r.stopper.signal,
+        signal: lease ? AbortSignal.any([r.stopper.signal, lease.signal]) : r.stopper.signal,
       });
       state.lastSuccess = this.clock.now();
       state.lastError = undefined;
@@ -265,6 +281,11 @@ export class Collector {
       return true;
     } catch (e) {
       if (stopped() && (e instanceof StoppedError || e instanceof SinkClosedError || e instanceof WaitInterruptedError)) return true;
+      if (e instanceof LeaseLostError || lease?.signal.aborted) {
+        // not a failure of the task: the replica that took it over reads on from the committed cursor
+        this.opts.logger.warn({ connector: connector.name, content: r.task.content, err: e }, 'poll stopped: lease lost; its uncommitted work is read again by the new holder');
+        return true;
+      }
       const errorClass = errorClassOf(e);
       state.lastError = { class: errorClass, message: (e as Error)?.message ?? String(e), at: this.clock.now() };
       this.opts.logger.error({ connector: connector.name, content: r.task.content, err: e, errorClass }, 'poll failed; the cursor did not move');
@@ -272,6 +293,7 @@ export class Collector {
       return false;
     } finally {
       state.running = false;
+      await lease?.done();
     }
   }
 }

@@ -2,25 +2,29 @@ import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { contentTypes, type ContentType } from '../config/load.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import type { StateStore, WindowJournalStore } from '../state/store.js';
+import { WindowJournal } from './window-journal.js';
 
 export class CursorError extends Error {
   constructor(
-    readonly file: string,
+    /** where the cursor lives: `file /path` or the PostgreSQL row */
+    readonly where: string,
     readonly resetCommand: string,
     detail: string,
     problem = 'is unreadable',
   ) {
-    super(`cursor file ${file} ${problem} (${detail}); inspect it, or start over from the lookback with: ${resetCommand}`);
+    super(`cursor ${where} ${problem} (${detail}); inspect it, or start over from the lookback with: ${resetCommand}`);
     this.name = 'CursorError';
   }
 }
 
 /**
- * One JSON file per connector × content type under stateDir/cursors. A cursor records what the
- * pipeline has acknowledged; it is written only after delivery and never guessed: a corrupt file
- * stops that task with an error rather than silently restarting from the lookback.
+ * The file state store (the default): one JSON file per connector × content type under
+ * stateDir/cursors, with side files for the alerts' window journal and the host digests. A cursor
+ * records what the pipeline has acknowledged; it is written only after delivery and never guessed:
+ * a corrupt file stops that task with an error rather than silently restarting from the lookback.
  */
-export class CursorStore {
+export class CursorStore implements StateStore {
   readonly dir: string;
 
   constructor(stateDir: string) {
@@ -32,10 +36,11 @@ export class CursorStore {
   }
 
   /**
-   * Side file of a cursor: `window` (the alerts' window journal) goes with the cursor on reset();
-   * `budget` (hunting's share of Graph's quotas) stays, since a reset does not give the quota back.
+   * Side file of a cursor: `window` (the alerts' window journal) and `digests` (the host digests) go
+   * with the cursor on reset(); `budget` (hunting's share of Graph's quotas) stays, since a reset
+   * does not give the quota back.
    */
-  sideFile(connector: string, content: ContentType, kind: 'window' | 'budget'): string {
+  sideFile(connector: string, content: ContentType, kind: SideKind | 'budget'): string {
     return join(this.dir, `${encodeURIComponent(connector)}.${content}.${kind}`);
   }
 
@@ -46,34 +51,34 @@ export class CursorStore {
       text = await readFile(file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new CursorError(file, resetCommand(connector, content), (e as NodeJS.ErrnoException).code ?? String(e));
+      throw new CursorError(`file ${file}`, resetCommand(connector, content), (e as NodeJS.ErrnoException).code ?? String(e));
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      throw new CursorError(file, resetCommand(connector, content), `not JSON: ${(e as Error).message}`);
-    }
-    if (!check(value)) throw new CursorError(file, resetCommand(connector, content), 'not a cursor of this content type');
-    return value;
+    return parseCursor(text, `file ${file}`, connector, content, check);
   }
 
-  /**
-   * A cursor time past this machine's clock (the clock was set back, or the state came from another
-   * machine) makes every poll ask for a window that has not happened yet: 0 records while looking
-   * healthy. It stops the task with the reason instead (status turns red); a few minutes of skew pass.
-   */
   assertNotAhead(connector: string, content: ContentType, times: Record<string, string | undefined>, now: number): void {
-    for (const [field, at] of Object.entries(times)) {
-      const t = at === undefined ? NaN : Date.parse(at);
-      if (!(t > now + cursorClockSkewMs)) continue;
-      const detail = `${field} ${at} is ${Math.round((t - now) / 60_000)} min ahead of this machine's clock, ${new Date(now).toISOString()}: fix the clock and the task resumes where it was`;
-      throw new CursorError(this.file(connector, content), resetCommand(connector, content), detail, "is ahead of this machine's clock");
-    }
+    assertCursorNotAhead(`file ${this.file(connector, content)}`, connector, content, times, now);
   }
 
   async save(connector: string, content: ContentType, cursor: unknown): Promise<void> {
     writeFileAtomic(this.file(connector, content), JSON.stringify(cursor));
+  }
+
+  journal(connector: string, content: ContentType): WindowJournalStore {
+    return new WindowJournal(this.sideFile(connector, content, 'window'));
+  }
+
+  async loadDigests(connector: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.sideFile(connector, 'host', 'digests'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async saveDigests(connector: string, table: Buffer): Promise<void> {
+    writeFileAtomic(this.sideFile(connector, 'host', 'digests'), table);
   }
 
   /** Deletes the cursor(s); returns the files removed. */
@@ -83,8 +88,8 @@ export class CursorStore {
     const names = await readdir(this.dir).catch(() => [] as string[]);
     for (const name of names) {
       // whole names only: connector "acme" must not take "acme.eu.alerts.json" with it; side files
-      // (the alerts' window journal) go with their cursor
-      if (!(content ? [content] : contentTypes).some((c) => sideKinds.some((kind) => name === `${prefix}${c}.${kind}`))) continue;
+      // (the alerts' window journal, the host digests) go with their cursor
+      if (!(content ? [content] : contentTypes).some((c) => ['json', ...sideKinds].some((kind) => name === `${prefix}${c}.${kind}`))) continue;
       await unlink(join(this.dir, name));
       removed.push(join(this.dir, name));
     }
@@ -92,11 +97,38 @@ export class CursorStore {
   }
 }
 
+/** Side files of a cursor (see sideFile). */
+const sideKinds = ['window', 'digests'] as const;
+type SideKind = (typeof sideKinds)[number];
+
+/** A stored cursor's text → the cursor, or a CursorError saying where it is and how to start over. */
+export function parseCursor<T>(text: string, where: string, connector: string, content: ContentType, check: (v: unknown) => v is T): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new CursorError(where, resetCommand(connector, content), `not JSON: ${(e as Error).message}`);
+  }
+  if (!check(value)) throw new CursorError(where, resetCommand(connector, content), 'not a cursor of this content type');
+  return value;
+}
+
+/**
+ * A cursor time past this machine's clock (the clock was set back, or the state came from another
+ * machine) makes every poll ask for a window that has not happened yet: 0 records while looking
+ * healthy. It stops the task with the reason instead (status turns red); a few minutes of skew pass.
+ */
+export function assertCursorNotAhead(where: string, connector: string, content: ContentType, times: Record<string, string | undefined>, now: number): void {
+  for (const [field, at] of Object.entries(times)) {
+    const t = at === undefined ? NaN : Date.parse(at);
+    if (!(t > now + cursorClockSkewMs)) continue;
+    const detail = `${field} ${at} is ${Math.round((t - now) / 60_000)} min ahead of this machine's clock, ${new Date(now).toISOString()}: fix the clock and the task resumes where it was`;
+    throw new CursorError(where, resetCommand(connector, content), detail, "is ahead of this machine's clock");
+  }
+}
+
 /** Clock skew a cursor time may have over this machine's clock before it counts as ahead. */
 export const cursorClockSkewMs = 5 * 60_000;
-
-/** The cursor itself and its side files (see sideFile). */
-const sideKinds = ['json', 'window'];
 
 export function resetCommand(connector: string, content: ContentType): string {
   return `defender-fluent run --config <file> --reset-cursor ${connector}:${content}`;

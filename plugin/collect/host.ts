@@ -1,24 +1,40 @@
-import { createHash } from 'node:crypto';
 import type { PageEnd } from '../defender/client.js';
 import { DefenderApiError } from '../defender/errors.js';
+import { DigestTable } from '../state/digest-table.js';
+import { CursorError, resetCommand } from './cursor-store.js';
 import { InFlightDeliveries } from './in-flight.js';
 import { readPageRetrying } from './page-retry.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
 
+/** The host cursor; the digests of the machines as last delivered are saved beside it (StateStore.saveDigests), out of the heap. */
 export interface HostCursor {
-  v: 1;
+  v: 2;
   /** when the last full refresh was delivered */
   lastFullRefresh: string;
-  /** machine id → digest of the machine as last delivered */
+  /** machines in the saved digests */
+  machines: number;
+}
+
+/** Before version 2 the digests were inside the cursor: machine id → base64 SHA-1 of the machine. */
+interface HostCursorV1 {
+  v: 1;
+  lastFullRefresh: string;
   digests: Record<string, string>;
 }
 
-export function isHostCursor(v: unknown): v is HostCursor {
-  const c = v as HostCursor;
-  return !!c && c.v === 1 && typeof c.lastFullRefresh === 'string' && !!c.digests && typeof c.digests === 'object' && !Array.isArray(c.digests);
+export function isHostCursor(v: unknown): v is HostCursor | HostCursorV1 {
+  const c = v as HostCursor | HostCursorV1;
+  if (!c || typeof c.lastFullRefresh !== 'string') return false;
+  if (c.v === 2) return typeof c.machines === 'number';
+  return c.v === 1 && !!c.digests && typeof c.digests === 'object' && !Array.isArray(c.digests);
 }
 
-const digest = (m: Record<string, unknown>): string => createHash('sha1').update(JSON.stringify(m)).digest('base64');
+/** The digests a version-1 cursor held, as a table (its SHA-1s cut to what the table keeps). */
+function v1Digests(c: HostCursorV1): DigestTable {
+  const table = new DigestTable(Object.keys(c.digests).length);
+  for (const [id, d] of Object.entries(c.digests)) table.put(id, Buffer.from(d, 'base64'));
+  return table;
+}
 
 /**
  * The machine list is a snapshot: read it whole every interval, deliver the machines whose content
@@ -42,13 +58,13 @@ export class HostCollector implements CollectorTask {
     const cursor = await cursors.load(connector.name, 'host', isHostCursor);
     const now = ctx.clock.now();
     const full = !cursor || now - Date.parse(cursor.lastFullRefresh) >= connector.hostFullRefreshHours * 3600_000;
-    const previous = full ? {} : cursor!.digests;
-    const digests: Record<string, string> = {};
+    const previous = full ? new DigestTable() : cursor!.v === 1 ? v1Digests(cursor!) : await this.savedDigests(ctx);
+    const digests = new DigestTable(previous.size);
     const result: PollResult = { pages: 0, records: 0, cursor: '' };
     // Every delivery is acknowledged before the digests (the cursor) are saved.
     const inFlight = new InFlightDeliveries(this.slicesInFlight);
     // Machines delivered by this poll (id → digest): a page asked for again after a cut does not deliver them twice.
-    const emitted = new Map<string, string>();
+    const emitted = new DigestTable();
     const linksSeen = new Set<string>();
     let skip = 0;
     let nextLink: string | undefined;
@@ -56,8 +72,9 @@ export class HostCollector implements CollectorTask {
       throwIfStopped(ctx.signal);
       const request = nextLink ? { path: nextLink } : { path: '/api/machines', query: { $top: this.pageSize, $skip: skip } };
       let page: PageEnd = { count: 0, status: 404 };
-      // what this page read, merged into `digests` once the page is whole (a retry starts it afresh)
-      let pageDigests: Record<string, string> = {};
+      // what this page read (ids and digests), merged into `digests` once the page is whole (a retry starts it afresh)
+      let pageIds: string[] = [];
+      let pageDigests: Buffer[] = [];
       let repeated = 0;
       try {
         // a page cut short or malformed (a 200 without a `value` array too) is asked for again, as for alerts
@@ -67,7 +84,8 @@ export class HostCollector implements CollectorTask {
           () => ctx.client.openPage(request),
           this.sliceSize,
           () => {
-            pageDigests = {};
+            pageIds = [];
+            pageDigests = [];
             repeated = 0;
           },
           async (machines) => {
@@ -80,12 +98,13 @@ export class HostCollector implements CollectorTask {
                 changed.push(m);
                 continue;
               }
-              if (digests[m.id] !== undefined) repeated++;
-              const d = digest(m);
-              pageDigests[m.id] = d;
-              if (previous[m.id] !== d && emitted.get(m.id) !== d) {
+              if (digests.has(m.id)) repeated++;
+              const d = DigestTable.digest(m);
+              pageIds.push(m.id);
+              pageDigests.push(d);
+              if (!previous.matches(m.id, d) && !emitted.matches(m.id, d)) {
                 changed.push(m);
-                emitted.set(m.id, d);
+                emitted.put(m.id, d);
               }
             }
             if (changed.length) await inFlight.add(ctx.emit(changed));
@@ -100,9 +119,9 @@ export class HostCollector implements CollectorTask {
       if (count > 0 && repeated === count) {
         throw new DefenderApiError(`GET /api/machines: page at ${nextLink ? 'its @odata.nextLink' : `$skip=${skip}`} repeats machines already read (paging loop)`, { errorClass: 'paging' });
       }
-      Object.assign(digests, pageDigests);
+      for (let i = 0; i < pageIds.length; i++) digests.put(pageIds[i]!, pageDigests[i]!);
       result.pages++;
-      ctx.progress?.({ pages: result.pages, records: result.records, cursor: `${Object.keys(digests).length} machines` });
+      ctx.progress?.({ pages: result.pages, records: result.records, cursor: `${digests.size} machines` });
       const link = page.nextLink;
       if (link) {
         if (linksSeen.has(link)) throw new DefenderApiError('GET /api/machines: @odata.nextLink repeats a link already followed (paging loop)', { errorClass: 'paging' });
@@ -122,8 +141,23 @@ export class HostCollector implements CollectorTask {
     }
     await inFlight.drain();
     const lastFullRefresh = full ? new Date(now).toISOString() : cursor!.lastFullRefresh;
-    await cursors.save(connector.name, 'host', { v: 1, lastFullRefresh, digests } satisfies HostCursor);
-    result.cursor = `${Object.keys(digests).length} machines, full refresh ${lastFullRefresh}`;
+    // digests first: a crash between the two writes leaves new digests under the old cursor, which
+    // at worst delivers machines again (a full refresh early), never skips one
+    await cursors.saveDigests(connector.name, digests.entries());
+    await cursors.save(connector.name, 'host', { v: 2, lastFullRefresh, machines: digests.size } satisfies HostCursor);
+    result.cursor = `${digests.size} machines, full refresh ${lastFullRefresh}`;
     return result;
+  }
+
+  /** The digests saved with a version-2 cursor; missing or unreadable ones stop the task rather than deliver every machine as changed. */
+  private async savedDigests(ctx: TaskContext): Promise<DigestTable> {
+    const name = ctx.connector.name;
+    const bytes = await ctx.cursors.loadDigests(name);
+    if (!bytes) throw new CursorError(`of ${name}:host`, resetCommand(name, 'host'), 'its host digests are missing', 'is incomplete');
+    try {
+      return DigestTable.fromEntries(bytes);
+    } catch (e) {
+      throw new CursorError(`of ${name}:host`, resetCommand(name, 'host'), (e as Error).message, 'is incomplete');
+    }
   }
 }

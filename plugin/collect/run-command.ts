@@ -2,7 +2,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Config, ContentType } from '../config/load.js';
 import { contentTypes } from '../config/load.js';
 import { loadConfigOrReport, reportProblems } from '../config/report.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, redact, type Logger } from '../log.js';
 import { formatProblem } from '../schema-check.js';
 import { createSink } from '../output/create.js';
 import { DefenderClient } from '../defender/client.js';
@@ -15,7 +15,7 @@ import { Collector } from './collector.js';
 import { reloadConfig } from './config-reload.js';
 import { combineHooks, startStatusLoop, statusHooks, timedSink } from './observe.js';
 import { progressHooks } from './progress.js';
-import { CursorStore } from './cursor-store.js';
+import { openState } from '../state/open.js';
 import { acquireLock, LockedError } from './lock.js';
 import { reportToParent, superviseWorkers, workerConfig, workerShare } from './workers.js';
 
@@ -58,13 +58,14 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   }
   const transforms = opened.reloader;
 
+  // One collector per stateDir with files; with PostgreSQL any number of replicas share the tasks through leases.
   let lock;
   let disposeSignals = () => undefined as void;
   try {
     // A worker runs under its parent's lock. A lock of another host or container is watched until
     // its heartbeat moves or goes stale (at most 30 s), so a pod rescheduled onto a shared volume
     // starts without a crash loop.
-    if (!share) {
+    if (!share && config.state.type === 'file') {
       lock = await acquireLock(config.stateDir, 'collector.lock', {
         wait: true,
         onWatch: (h) => logger.warn(`${join(config.stateDir, 'collector.lock')} is held by pid ${h.pid}${h.host ? ` on ${h.host}` : ''}, whose pid cannot be checked here: watching its heartbeat for up to ${h.staleMs / 1000} s`),
@@ -83,8 +84,16 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     }
     throw e;
   }
+  let state;
   try {
-    const cursors = new CursorStore(config.stateDir);
+    state = await openState(config, logger);
+  } catch (e) {
+    await lock?.release();
+    process.stderr.write(`error: cannot open the PostgreSQL state store: ${redact((e as Error).message)}\n`);
+    return 1;
+  }
+  try {
+    const cursors = state.store;
     for (const spec of opts.resetCursor ?? []) {
       const parsed = parseReset(spec, config.connectors.map((c) => c.name));
       if (typeof parsed === 'string') {
@@ -116,11 +125,15 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const output = opts.output === 'stdout' ? { type: 'stdout' as const, tagPrefix: config.output.tagPrefix } : config.output;
     const sink = timedSink(createSink(output, logger, dirname(resolve(opts.config))), output.type);
     const status = new StatusStore(config.stateDir, share ? { publish: (data) => void reportToParent(config, data) } : { metricsSnapshot: true });
-    const hooks = opts.progress ? combineHooks(statusHooks(status), progressHooks()) : statusHooks(status);
+    const mirror = state.statusMirror?.(status);
+    const stopMirror = mirror?.start(15_000);
+    const hooks = combineHooks(statusHooks(status), ...(mirror ? [mirror.hooks()] : []), ...(opts.progress ? [progressHooks()] : []));
     // readiness and the status records follow the connectors of the config running now (SIGHUP changes them)
     const running = { ...config, output, get connectors() { return config.connectors; } };
     const collector = new Collector({
       config: running,
+      cursors: state.store,
+      leases: state.leases,
       sink,
       mapper: transforms.mapperFn,
       filterFor: (c) => compileLogFilters(c.logFilters),
@@ -174,6 +187,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     process.on('SIGHUP', onHup);
     let code = 1;
     try {
+      await state.leases?.start();
       if (opts.once) {
         const work = collector.runOnce();
         void stopRequested.then(() => shutdown(work));
@@ -188,6 +202,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       return (code = 0);
     } finally {
       stopStatus();
+      stopMirror?.();
       stopLag();
       stopWatch();
       await probes?.close();
@@ -197,6 +212,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       else status.save();
     }
   } finally {
+    await state.close();
     disposeSignals();
     await lock?.release();
   }

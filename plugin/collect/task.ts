@@ -2,7 +2,7 @@ import type { Connector, ContentType } from '../config/load.js';
 import type { DefenderClient } from '../defender/client.js';
 import type { Clock } from '../defender/budget.js';
 import type { Logger } from '../log.js';
-import type { CursorStore } from './cursor-store.js';
+import type { StateStore } from '../state/store.js';
 
 /** What one poll did; `cursor` is a short human-readable position for status and progress lines. */
 export interface PollResult {
@@ -16,7 +16,7 @@ export interface PollResult {
 export interface TaskContext {
   connector: Connector;
   client: DefenderClient;
-  cursors: CursorStore;
+  cursors: StateStore;
   /** maps, filters and delivers entities; resolves once the pipeline acknowledged them */
   emit(entities: Record<string, unknown>[]): Promise<void>;
   /** called after each page is read, its last slices possibly still awaiting acknowledgement (progress lines in the demo) */

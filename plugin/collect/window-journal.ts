@@ -1,22 +1,22 @@
 import { closeSync, fsyncSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { writeFileAtomic } from '../atomic-file.js';
+import type { WindowJournalStore } from '../state/store.js';
 
 /**
- * The alerts delivered so far in a window that spans several pages, one `id|lastUpdateTime` per
- * line, added after each page is acknowledged: a restart resumes the window without delivering
- * them again. Appended, so a window of n alerts costs O(n) bytes written (the keys inside the
+ * The file store's window journal (see WindowJournalStore): one `id|lastUpdateTime` per line.
+ * Appended, so a window of n alerts costs O(n) bytes written (the keys inside the
  * cursor, rewritten per page, would cost O(n²)). A line torn by a crash is dropped on load: at
  * worst that alert is delivered again, never skipped.
  */
-export class WindowJournal {
+export class WindowJournal implements WindowJournalStore {
   constructor(readonly file: string) {}
 
   /** Replaces whatever the file held (a finished window's keys) with `keys`. */
-  start(keys: string[]): void {
+  async start(keys: string[]): Promise<void> {
     writeFileAtomic(this.file, lines(keys));
   }
 
-  append(keys: string[]): void {
+  async append(keys: string[]): Promise<void> {
     if (!keys.length) return;
     const fd = openSync(this.file, 'a', 0o600);
     try {
@@ -30,7 +30,7 @@ export class WindowJournal {
   }
 
   /** The keys recorded; none when the file is missing. A torn last line is cut off the file too, so that the next append starts on a line of its own. */
-  load(): string[] {
+  async load(): Promise<string[]> {
     let text: string;
     try {
       text = readFileSync(this.file, 'utf8');
@@ -40,11 +40,11 @@ export class WindowJournal {
     }
     const keys = text.split('\n');
     const torn = keys.pop(); // '' after the last newline, or a line torn by a crash
-    if (torn) this.start(keys);
+    if (torn) await this.start(keys);
     return keys;
   }
 
-  remove(): void {
+  async remove(): Promise<void> {
     rmSync(this.file, { force: true });
   }
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
-import type { ConnectorConfig, DefenderFluentConfig, ForwardOutputConfig, RespondConfig, StdoutOutputConfig } from '../generated/config.js';
+import type { ConnectorConfig, DefenderFluentConfig, FileStateConfig, ForwardOutputConfig, PostgresStateConfig, RespondConfig, StdoutOutputConfig } from '../generated/config.js';
 import type { ErrorObject } from 'ajv';
 import { ajvProblems, compileSchema, pointerSegments, type Problem } from '../schema-check.js';
 import { registerSecret } from '../log.js';
@@ -48,9 +48,12 @@ export type Connector = ConnectorConfig &
 
 export type Output = Required<StdoutOutputConfig> | (ForwardOutputConfig & Required<Omit<ForwardOutputConfig, 'tls' | 'sharedKey' | 'username' | 'password'>>);
 
-export interface Config extends Omit<DefenderFluentConfig, 'connectors' | 'output'> {
+export type State = FileStateConfig | Required<PostgresStateConfig>;
+
+export interface Config extends Omit<DefenderFluentConfig, 'connectors' | 'output' | 'state'> {
   /** absolute */
   stateDir: string;
+  state: State;
   logLevel: NonNullable<DefenderFluentConfig['logLevel']>;
   shutdownTimeoutSeconds: number;
   statusIntervalMinutes: number;
@@ -194,6 +197,19 @@ export function checkConfigText(
     }
   }
 
+  const state = raw.state as State;
+  if (schemaOk('/state') && state.type === 'postgres') {
+    // the URL's password is a secret even when the rest of the URL is not; a literal one is kept out of logs too
+    let password = '';
+    try {
+      password = decodeURIComponent(new URL(state.url).password);
+    } catch {
+      problems.push(at('/state/url', 'must be a URL: postgres://user:password@host:port/database'));
+    }
+    if (password) registerSecret(password);
+    if (password && !resolved.referenced.has('/state/url')) warnings.push(at('/state/url', 'literal password in the config file; prefer ${env:NAME} or ${file:/run/secrets/NAME}'));
+  }
+
   if (raw.respond && schemaOk('/respond')) {
     const tokenNames = new Set<string>();
     const tokenValues = new Map<string, number>();
@@ -241,6 +257,7 @@ export function checkConfigText(
   const config: Config = {
     ...(raw as Omit<Config, 'connectors'>),
     stateDir,
+    state,
     maxConcurrentPolls: raw.maxConcurrentPolls ?? defaultMaxConcurrentPolls(),
     output,
     connectors,
@@ -265,6 +282,7 @@ function inFileOrder(problems: Problem[]): Problem[] {
 // Schema patterns whose bare regex would not tell a user what is expected.
 const patternMessages: Record<string, string> = {
   '^[!-~]+$': 'must be printable ASCII without spaces (no multibyte characters)',
+  '^postgres(ql)?://': 'must be a postgres:// (or postgresql://) URL',
   '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$':
     'must be a GUID (8-4-4-4-12 hex digits, e.g. 00000000-0000-0000-0000-000000000000)',
 };
@@ -276,7 +294,7 @@ function schemaErrors(file: string, errors: ErrorObject[] | null | undefined): P
   for (const e of errors ?? []) {
     if (e.keyword === 'discriminator') {
       const { tag, tagValue } = e.params as { tag: string; tagValue: unknown };
-      const allowed = outputTypes.map((t) => JSON.stringify(t)).join(', ');
+      const allowed = (e.instancePath === '/state' ? stateTypes : outputTypes).map((t) => JSON.stringify(t)).join(', ');
       out.push({ file, pointer: `${e.instancePath}/${tag}`, message: `must be one of ${allowed} (got ${JSON.stringify(tagValue)})` });
     } else if (e.keyword === 'pattern' && patternMessages[(e.params as { pattern: string }).pattern]) {
       out.push({ file, pointer: e.instancePath, message: patternMessages[(e.params as { pattern: string }).pattern]! });
@@ -286,6 +304,7 @@ function schemaErrors(file: string, errors: ErrorObject[] | null | undefined): P
 }
 
 const outputTypes = ['stdout', 'forward'];
+const stateTypes = ['file', 'postgres'];
 
 /** The first line of a YAML parser message; a duplicate key is named (the parser only says "must be unique"). */
 function yamlMessage(code: string, message: string, text: string, pos: number): string {

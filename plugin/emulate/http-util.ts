@@ -16,6 +16,8 @@ export interface Exchange {
   trickle?: Trickle;
   fault?: string;
   api: string;
+  /** id (jti) of the bearer token that made the call: tells apart the clients (replicas) of one tenant */
+  token?: string;
 }
 
 /**

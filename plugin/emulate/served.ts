@@ -13,6 +13,10 @@ export interface RequestLogEntry {
   fault?: string;
   /** false when the body was cut, the socket reset or the client went away */
   complete: boolean;
+  /** id of the bearer token used (API calls): one per client, so per replica of a collector */
+  token?: string;
+  /** when the request arrived (ms since the epoch, this machine's clock) */
+  at: number;
 }
 
 export class Served {

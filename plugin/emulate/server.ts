@@ -405,6 +405,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       await sendError(x, 401, 'Unauthorized', `Unauthorized: ${auth.reason}`, { 'www-authenticate': 'Bearer' });
       return;
     }
+    x.token = auth.claims.jti;
     // Graph takes Graph tokens only (Graph answers another audience with 401 InvalidAuthenticationToken)
     if (r.graph && !graphResources.includes(auth.claims.aud)) {
       await sendError(x, 401, 'InvalidAuthenticationToken', `Access token validation failure. Invalid audience (${auth.claims.aud}): request a token for https://graph.microsoft.com/.default`, { 'www-authenticate': 'Bearer' });
@@ -441,13 +442,14 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       return;
     }
     const x: Exchange = { req, res, url, cutAfterBytes: null, api: 'unknown' };
+    const arrived = Date.now();
     // Logged when the body is handed to the socket (res.end), or cut/closed without that, so the
     // log never lags behind what a client has already read.
     let logged = false;
     const log = (complete: boolean) => {
       if (logged) return;
       logged = true;
-      served.log({ method: req.method ?? 'GET', path: x.url.pathname, query: x.url.search, api: x.api, status: res.headersSent || complete ? res.statusCode : 0, fault: x.fault, complete });
+      served.log({ method: req.method ?? 'GET', path: x.url.pathname, query: x.url.search, api: x.api, status: res.headersSent || complete ? res.statusCode : 0, fault: x.fault, complete, token: x.token, at: arrived });
     };
     const end = res.end.bind(res) as (...args: unknown[]) => typeof res;
     res.end = ((...args: unknown[]) => {

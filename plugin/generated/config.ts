@@ -1,5 +1,9 @@
 /* Generated from schemas/ by `npm run gen` (json-schema-to-typescript). Do not edit. */
 
+/**
+ * Where cursors, window journals and host digests live: files under stateDir (one collector process), or a PostgreSQL database shared by any number of `run` replicas, which then share the connector tasks through leases in that database.
+ */
+export type StateConfig = (FileStateConfig | PostgresStateConfig)
 export type OutputConfig = (StdoutOutputConfig | ForwardOutputConfig)
 export type Guid = string
 
@@ -11,6 +15,7 @@ export interface DefenderFluentConfig {
  * Folder for cursors, the collector lock, status and the audit log. Relative paths are resolved against the config file's folder.
  */
 stateDir?: string
+state?: StateConfig
 logLevel?: ("trace" | "debug" | "info" | "warn" | "error")
 /**
  * On SIGTERM/SIGINT, how long to wait for in-flight acknowledgements before exiting.
@@ -35,6 +40,27 @@ output?: OutputConfig
 connectors: [ConnectorConfig, ...(ConnectorConfig)[]]
 respond?: RespondConfig
 health?: HealthConfig
+}
+export interface FileStateConfig {
+/**
+ * Files under stateDir; one collector per stateDir (a lock file).
+ */
+type: "file"
+}
+export interface PostgresStateConfig {
+type: "postgres"
+/**
+ * postgres://user:password@host:port/database; use ${env:NAME} or ${file:path}: it holds a password (never logged).
+ */
+url: string
+/**
+ * How long a replica's lease on a task lasts without renewal (renewed every third of it): a killed replica's tasks are taken over within about this long.
+ */
+leaseSeconds?: number
+/**
+ * Connections this process keeps to the database.
+ */
+poolSize?: number
 }
 export interface StdoutOutputConfig {
 type: "stdout"

@@ -140,6 +140,18 @@ export class StatusStore {
     for (const t of types) this.entry(connector, t).clearedAt = at;
   }
 
+  /**
+   * Takes another writer's entry for a task (a replica's, from the shared PostgreSQL state) when its
+   * last attempt is newer than ours; the later clearedAt of the two is kept. Returns whether it did.
+   */
+  adopt(connector: string, content: ContentType, entry: ContentStatus): boolean {
+    const mine = this.data.connectors[connector]?.contentTypes[content];
+    if (mine && (mine.lastAttempt ?? '') >= (entry.lastAttempt ?? '')) return false;
+    const clearedAt = [mine?.clearedAt, entry.clearedAt].filter((t): t is string => !!t).sort().pop();
+    (this.data.connectors[connector] ??= { contentTypes: {} }).contentTypes[content] = { ...entry, ...(clearedAt ? { clearedAt } : {}) };
+    return true;
+  }
+
   /** Takes these connectors' status as they are (a worker's report: it owns them). */
   merge(connectors: Record<string, ConnectorStatus>): void {
     Object.assign(this.data.connectors, connectors);
