@@ -6,11 +6,13 @@
 // bench/run.ts imports transformBench(); run directly, this file prints its own report.
 import assert from 'node:assert/strict';
 import jsonata from 'jsonata';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot, transformsDir } from '../plugin/paths.js';
-import { clean, epochMs, inIpClasses, integer, ip, slug, urlHost } from '../plugin/transform/convert.js';
+import { addedByCollector } from '../plugin/transform/compile.js';
+import { clean, dnsDomain, epochMs, hostLabel, inIpClasses, integer, ip, mac, slug, urlHost } from '../plugin/transform/convert.js';
+import { readEntities } from '../plugin/transform/input.js';
 import { loadTransformDir } from '../plugin/transform/load.js';
 import { loadMapper } from '../plugin/transform/transforms.js';
 import type { CompiledTransform } from '../plugin/transform/transform-mapper.js';
@@ -35,6 +37,23 @@ function alert(i: number): Obj {
     { ...nullEvidence, entityType: 'Ip', evidenceCreationTime: a.lastUpdateTime, ipAddress: i % 2 ? `203.0.113.${i % 250}` : `20.${i % 200}.14.${i % 250}` },
     { ...nullEvidence, entityType: 'Url', evidenceCreationTime: a.lastUpdateTime, url: `http://c2-${i % 97}.example.test/stage2.ps1` },
   );
+  // the machine as the inventory attaches it (a VirtualBox host-only adapter listed first)
+  const ip4 = `10.1.${i % 200}.${i % 250}`;
+  a._machine = {
+    lastIpAddress: ip4,
+    ipAddresses: [
+      { ipAddress: '192.168.56.1', macAddress: '0A0027000011', type: 'Ethernet', operationalStatus: 'Up' },
+      { ipAddress: '127.0.0.1', type: 'SoftwareLoopback', operationalStatus: 'Up' },
+      { ipAddress: ip4, macAddress: '00155D0A1B2C', type: 'Ethernet', operationalStatus: 'Up' },
+    ],
+    osPlatform: 'Windows11',
+    osArchitecture: '64-bit',
+    deviceValue: 'High',
+    exposureLevel: 'Medium',
+    riskScore: 'Low',
+    machineTags: ['finance'],
+    rbacGroupName: 'Workstations-EU',
+  };
   return JSON.parse(JSON.stringify(a)); // fresh, JSON-shaped objects like the API parser yields
 }
 const machines = golden('host.syslog/fixture-machines.input.json').value as Obj[];
@@ -44,6 +63,14 @@ const samples: Record<string, Obj[]> = {
   host: Array.from({ length: SAMPLES }, (_, i) => JSON.parse(JSON.stringify({ ...machines[i % machines.length], id: `${i}`.padStart(40, 'a') }))),
   vulnerabilities: Array.from({ length: SAMPLES }, (_, i) => JSON.parse(JSON.stringify({ ...vulns[i % vulns.length], id: `v${i}` }))),
 };
+/** Content types without a sample of their own (machine actions, hunting rows): the entities of their golden inputs, repeated. */
+function goldenSample(transform: string): Obj[] {
+  const dir = join(packageRoot, 'test', 'golden', transform);
+  const entities = readdirSync(dir)
+    .filter((f) => f.endsWith('.input.json'))
+    .flatMap((f) => readEntities(readFileSync(join(dir, f), 'utf8'), f));
+  return Array.from({ length: SAMPLES }, (_, i) => JSON.parse(JSON.stringify(entities[i % entities.length])) as Obj);
+}
 
 // ---- the alert mapping in JSONata (helpers JSONata lacks are bound as functions) ------------
 const table = (name: string) => JSON.parse(readFileSync(join(transformsDir, 'lookups', `${name}.json`), 'utf8'));
@@ -71,6 +98,10 @@ const jsonataAlerts = jsonata(`(
   $fid := $first([$lk($classFid, classification), $lk($detFid, determination), $lk($invFid, investigationState), $lk($evFid, $file.detectionStatus), $lk($srcFid, detectionSource)]);
   $score := $gmean([$sev, $fid]);
   $hasRelated := $exists($ne(relatedUser.userName));
+  $m := \`_machine\`;
+  $nics := [$m.ipAddresses];
+  $usable := function($n){ $not($n.operationalStatus = 'Down') and $not($n.type = 'SoftwareLoopback') and $not($badIp($n.ipAddress)) };
+  $nic := $first([$nics[ipAddress = $m.lastIpAddress and $usable($)][0], $nics[operationalStatus = 'Up' and $exists($ne(macAddress)) and $usable($)][0], $nics[$usable($)][0]]);
   {
     "timestamp": $epochMs($first([alertCreationTime, firstEventTime, lastUpdateTime])),
     "write_time": $writeTime,
@@ -110,6 +141,17 @@ const jsonataAlerts = jsonata(`(
     "last_update_time": $epochMs($ne(lastUpdateTime)),
     "host_id": $ne(machineId),
     "srcip_host": $lowercase($ne(computerDnsName)),
+    "srcip_host_short": $hostLabel(computerDnsName),
+    "srcip_domain": $dnsDomain(computerDnsName),
+    "srcip": $first([$ip($nic.ipAddress), $ip($m.lastIpAddress)]),
+    "srcmac": $mac($nic.macAddress),
+    "os_platform": $ne($m.osPlatform),
+    "os_architecture": $first([$lk($arch, $m.osArchitecture), $lk($arch, $m.osProcessor)]),
+    "device_value": $ne($m.deviceValue),
+    "exposure_level": $ne($m.exposureLevel),
+    "risk_score": $ne($m.riskScore),
+    "tags": ( $l := [$m.machineTags[$ != null and $ != '']]; $count($l) > 0 ? $l ),
+    "rbac_group_name": $first([rbacGroupName, $m.rbacGroupName]),
     "user_name": $hasRelated ? relatedUser.userName : $ne($user.accountName),
     "user_domain": $hasRelated ? $ne(relatedUser.domainName) : $ne($user.domainName),
     "user_list": $list([relatedUser.userName, $ev[entityType = 'User'].accountName, $ev[entityType = 'User'].userPrincipalName]),
@@ -163,6 +205,7 @@ const jsonataAlerts = jsonata(`(
 )`);
 const scoreBands = (table('score-band').bands as { min: number; value: string }[]).sort((a, b) => b.min - a.min);
 const publicIp = new Set(['public']);
+const unusableIp = new Set(['loopback', 'linkLocal', 'multicast', 'unspecified', 'broadcast', 'reserved']);
 const frameworkVersion = (JSON.parse(readFileSync(join(transformsDir, 'alerts.syslog.json'), 'utf8')).fields as { target: string; const?: string }[]).find((f) => f.target === 'xdr_event.framework_version')?.const;
 const bindings = {
   writeTime: ctx.writeTime,
@@ -179,9 +222,14 @@ const bindings = {
   attTactic: lookup('attack-tactic'),
   attTech: lookup('attack-technique'),
   status: lookup('alert-status'),
+  arch: lookup('os-architecture'),
   epochMs: (v: unknown) => (v === undefined ? undefined : epochMs(v)),
   ip: (v: unknown) => ip(v),
   isPublic: (v: unknown) => inIpClasses(v, publicIp),
+  badIp: (v: unknown) => inIpClasses(v, unusableIp),
+  mac: (v: unknown) => mac(v),
+  hostLabel: (v: unknown) => hostLabel(v),
+  dnsDomain: (v: unknown) => dnsDomain(v),
   urlHost: (v: unknown) => urlHost(v),
   slug: (v: unknown) => slug(v),
   integer: (v: unknown) => integer(v),
@@ -192,7 +240,8 @@ const bindings = {
   },
   band: (n: unknown) => (typeof n === 'number' ? scoreBands.find((b) => n >= b.min)?.value : undefined),
   uniq: (xs: unknown[]) => [...new Map((xs ?? []).map((x) => [JSON.stringify(x), x])).values()],
-  clean: (v: unknown) => clean(v),
+  // the raw copy leaves out what the collector attached (_machine)
+  clean: (v: Obj) => clean(Object.fromEntries(Object.entries(v).filter(([k]) => !addedByCollector(k)))),
 };
 
 // ---- timing ---------------------------------------------------------------------------------
@@ -270,7 +319,7 @@ export async function transformBench(opts: { seconds?: number; print?: boolean }
   log('transform                   compiled fn/s   + schema check/s');
   const results: Record<string, number> = {};
   for (const t of mapper.transforms) {
-    const list = samples[t.content] as Obj[];
+    const list = (samples[t.content] ??= goldenSample(t.name));
     const fnRate = rate((i) => t.fn(list[i] as Obj, ctx));
     const fullRate = rate((i) => mapper.mapOne(t, list[i] as Obj, ctx));
     results[t.name] = fnRate;

@@ -1,29 +1,23 @@
 // Load-time checks of transform files and lookups: every mistake is reported with the file, a JSON
 // pointer (and line) and a suggestion where one exists, all problems at once.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { transformsDir } from '../plugin/paths.js';
-import type { Problem } from '../plugin/schema-check.js';
 import { loadMapper, validateTransforms } from '../plugin/transform/transforms.js';
+import { copyTransforms, only, readJson, writeJson, writeOverlay } from './helpers/transforms-copy.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 let dir: string;
-const read = (name: string): Json => JSON.parse(readFileSync(join(dir, name), 'utf8'));
-const write = (name: string, v: unknown) => writeFileSync(join(dir, name), JSON.stringify(v, null, 2));
+const read = (name: string): Json => readJson(dir, name);
+const write = (name: string, v: unknown) => writeJson(dir, name, v);
+const overlay = (name: string, v: unknown) => writeOverlay(dir, name, v);
 const fieldIndex = (t: Json, target: string) => (t.fields as Json[]).findIndex((f) => f.target === target);
-function only(problems: Problem[], file: string, pointer: string): Problem {
-  const hits = problems.filter((p) => p.file.endsWith(file) && p.pointer === pointer);
-  assert.equal(hits.length, 1, `expected one problem at ${file}#${pointer}, got ${JSON.stringify(problems, null, 1)}`);
-  return hits[0] as Problem;
-}
 
 describe('transform load-time checks', () => {
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'transforms-'));
-    cpSync(transformsDir, dir, { recursive: true });
+    dir = copyTransforms();
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -167,5 +161,37 @@ describe('transform load-time checks', () => {
     const problems = validateTransforms(dir);
     assert.equal(problems.length, 1);
     assert.match(problems[0]?.message ?? '', /no transform for content type "vulnerabilities"/);
+  });
+
+  it('schema overlays: every mistake in an overlay file is reported with file, pointer and line, all at once', () => {
+    overlay('a.json', { schema: 'index/syslog.schema.json', fields: { cost_center: { type: 'string' }, 'ext.acme.ok': { type: 'strin' } } });
+    overlay('b.json', { schema: 'defender/alert.schema.json', fields: { title: { type: 'string' }, 'relatedUser[].x': { type: 'string' }, 'evidence.y': { type: 'string' }, _mine: { type: 'string' }, 'evidence[].z[]': { type: 'string' } } });
+    overlay('c.json', { schema: 'defender/alrt.schema.json', fields: { x: { type: 'string' } } });
+    overlay('c2.json', { schema: 'defender/alert.schema.json', fields: { x: { type: 'string' } }, extra: 1 });
+    overlay('d.json', { schema: 'defender/machine.schema.json', fields: {} });
+    overlay('e.json', '{\n  "schema": "index/syslog.schema.json",\n  "fields": {\n');
+    const problems = validateTransforms(dir);
+    assert.match(only(problems, 'a.json', '/fields/cost_center').message, /go under "ext\."/);
+    assert.match(only(problems, 'a.json', '/fields/ext.acme.ok').message, /not a valid JSON schema/);
+    assert.match(only(problems, 'b.json', '/fields/title').message, /"title" is already in Alert: an overlay adds fields/);
+    assert.match(only(problems, 'b.json', '/fields/relatedUser[].x').message, /"relatedUser" is not a list of objects in Alert/);
+    assert.match(only(problems, 'b.json', '/fields/evidence.y').message, /"evidence" is an array in Alert: write "evidence\[\]"/);
+    assert.match(only(problems, 'b.json', '/fields/_mine').message, /reserved for what the collector attaches/);
+    assert.match(only(problems, 'b.json', '/fields/evidence[].z[]').message, /end the path without \[\]/);
+    assert.match(only(problems, 'c.json', '/schema').message, /not found under schemas\/; did you mean "defender\/alert\.schema\.json"\?/);
+    assert.match(only(problems, 'c2.json', '/extra').message, /unknown key "extra"/);
+    assert.match(only(problems, 'd.json', '/fields').message, /must NOT have fewer than 1 properties/);
+    const broken = only(problems, 'e.json', '');
+    assert.match(broken.message, /invalid JSON/);
+    const line = only(problems, 'b.json', '/fields/title').line;
+    assert.ok(line && /"title"/.test(readFileSync(join(dir, 'overlays', 'b.json'), 'utf8').split('\n')[line - 1]!), `line ${line} points at the field`);
+  });
+
+  it('schema overlays: a rule writing under ext. without an overlay is an error at its target', () => {
+    const t = read('alerts.syslog.json');
+    t.fields.push({ target: 'ext.acme.vendor_risk', from: 'severity' });
+    write('alerts.syslog.json', t);
+    const p = only(validateTransforms(dir), 'alerts.syslog.json', `/fields/${t.fields.length - 1}/target`);
+    assert.match(p.message, /acme/);
   });
 });

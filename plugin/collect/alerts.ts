@@ -1,6 +1,7 @@
 import type { Connector, ContentType } from '../config/load.js';
 import { DefenderApiError } from '../defender/errors.js';
 import { InFlightDeliveries } from './in-flight.js';
+import { attachMachines, type InventoryReader } from './inventory.js';
 import { readPageRetrying } from './page-retry.js';
 import { PageAhead } from './read-ahead.js';
 import { type CollectorTask, type PollResult, type TaskContext, throwIfStopped } from './task.js';
@@ -121,6 +122,8 @@ export class WindowedCollector implements CollectorTask {
     let carry = new Set(cursor?.seen ?? []);
     let committed = { watermark: cursor?.watermark ?? new Date(windowStart).toISOString(), seen: cursor?.seen ?? [] };
     const result: PollResult = { pages: 0, records: 0, cursor: cursor?.watermark ?? 'none' };
+    // read for this poll only (loaded on first use), so no inventory stays in memory between polls
+    const machines = ctx.inventory?.reader(connector.name);
 
     while (windowStart < now) {
       throwIfStopped(ctx.signal);
@@ -139,7 +142,7 @@ export class WindowedCollector implements CollectorTask {
         await cursors.save(connector.name, content, { v: 1, ...committed, partial } satisfies AlertsCursor);
         journaled = true;
       };
-      const nextCarry = await this.collectWindow(ctx, { start, end: windowEnd, carry, delivered, checkpoint }, overlapMs, result);
+      const nextCarry = await this.collectWindow(ctx, { start, end: windowEnd, carry, delivered, checkpoint, machines }, overlapMs, result);
       resumeEnd = undefined;
       committed = { watermark: new Date(windowEnd).toISOString(), seen: [...nextCarry] };
       await cursors.save(connector.name, content, { v: 1, ...committed } satisfies AlertsCursor);
@@ -159,7 +162,7 @@ export class WindowedCollector implements CollectorTask {
    */
   private async collectWindow(
     ctx: TaskContext,
-    w: { start: number; end: number; carry: Set<string>; delivered: Set<string>; checkpoint: (keys: string[]) => Promise<void> },
+    w: { start: number; end: number; carry: Set<string>; delivered: Set<string>; checkpoint: (keys: string[]) => Promise<void>; machines?: InventoryReader },
     overlapMs: number,
     result: PollResult,
   ): Promise<Set<string>> {
@@ -237,6 +240,7 @@ export class WindowedCollector implements CollectorTask {
               fresh.push(a);
               deliveredHere.add(k);
             }
+            if (fresh.length && w.machines) await attachMachines(w.machines, fresh, (err) => ctx.logger.warn({ connector: ctx.connector.name, err }, 'machine inventory unavailable: alerts delivered without their machine fields'));
             if (fresh.length) await inFlight.add(ctx.emit(fresh));
             result.records += fresh.length;
           },

@@ -14,6 +14,7 @@ import { AlertsCollector } from './alerts.js';
 import { CursorStore } from './cursor-store.js';
 import { HostCollector } from './host.js';
 import { HuntingCollector } from './hunting.js';
+import { FileMachineInventory, type MachineInventory } from './inventory.js';
 import { MachineActionsCollector } from './machine-actions.js';
 import { makeEmitter, newCounters, type RecordFilter, type TaskCounters } from './pipeline.js';
 import { jitter, nextDue, PollSlots } from './scheduler.js';
@@ -56,6 +57,8 @@ export interface CollectorOptions {
   cursors?: StateStore;
   /** replicas sharing one database: a task is polled only under its lease */
   leases?: TaskLeases;
+  /** where machine inventories live (default: files under stateDir) */
+  inventory?: MachineInventory;
   /** overrides for tests: a client per connector, tasks per content type */
   clientFor?: (connector: Connector) => DefenderClient;
   taskFor?: (content: ContentType) => CollectorTask;
@@ -97,10 +100,12 @@ export class Collector {
   private readonly clock: Clock;
   private readonly cursors: StateStore;
   private started = false;
+  private readonly inventory: MachineInventory;
 
   constructor(private readonly opts: CollectorOptions) {
     this.clock = opts.clock ?? systemClock;
     this.cursors = opts.cursors ?? new CursorStore(opts.config.stateDir);
+    this.inventory = opts.inventory ?? new FileMachineInventory(opts.config.stateDir, (file, err) => opts.logger.warn({ file, err }, 'machine inventory unreadable: alerts are delivered without their machine fields until the next host poll rewrites it'));
     this.slots = new PollSlots(opts.config.maxConcurrentPolls ?? defaultMaxConcurrentPolls());
     for (const connector of opts.config.connectors) this.add(connector);
   }
@@ -267,6 +272,7 @@ export class Collector {
         connector,
         client: r.client,
         cursors: this.cursors,
+        inventory: this.inventory,
         emit: r.emit,
         progress: (p) => this.opts.hooks?.onProgress?.(state, p),
         logger: this.opts.logger,

@@ -66,6 +66,8 @@ export class HostCollector implements CollectorTask {
     // Machines delivered by this poll (id → digest): a page asked for again after a cut does not deliver them twice.
     const emitted = new DigestTable();
     const linksSeen = new Set<string>();
+    // every machine of a complete read replaces the connector's inventory (alerts read it)
+    const inventory = ctx.inventory?.writer(connector.name);
     let skip = 0;
     let nextLink: string | undefined;
     for (;;) {
@@ -102,6 +104,7 @@ export class HostCollector implements CollectorTask {
               const d = DigestTable.digest(m);
               pageIds.push(m.id);
               pageDigests.push(d);
+              inventory?.add(m);
               if (!previous.matches(m.id, d) && !emitted.matches(m.id, d)) {
                 changed.push(m);
                 emitted.put(m.id, d);
@@ -140,6 +143,7 @@ export class HostCollector implements CollectorTask {
       skip += count;
     }
     await inFlight.drain();
+    await inventory?.commit();
     const lastFullRefresh = full ? new Date(now).toISOString() : cursor!.lastFullRefresh;
     // digests first: a crash between the two writes leaves new digests under the old cursor, which
     // at worst delivers machines again (a full refresh early), never skips one

@@ -3,6 +3,7 @@ import type { DefenderClient } from '../defender/client.js';
 import type { Clock } from '../defender/budget.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
+import type { MachineInventory } from './inventory.js';
 
 /** What one poll did; `cursor` is a short human-readable position for status and progress lines. */
 export interface PollResult {
@@ -17,6 +18,8 @@ export interface TaskContext {
   connector: Connector;
   client: DefenderClient;
   cursors: StateStore;
+  /** machines by id, written by the host task, read by the alerts task (absent: no enrichment) */
+  inventory?: MachineInventory;
   /** maps, filters and delivers entities; resolves once the pipeline acknowledged them */
   emit(entities: Record<string, unknown>[]): Promise<void>;
   /** called after each page is read, its last slices possibly still awaiting acknowledgement (progress lines in the demo) */

@@ -350,7 +350,10 @@ function cut(s: string, max: number): string {
 // is generated from the input entity schema, so the fields the API documents are copied with
 // named property accesses (monomorphic, fast), and only fields the schema does not know (the API
 // adds fields without notice) go through the generic path. Same result as clean(): nulls and
-// empty strings dropped, everything else kept.
+// empty strings dropped, everything else kept, except fields the collector adds (addedByCollector).
+
+/** Input fields the collector attaches (e.g. `_machine`, the alert's machine from the inventory): declared in the input schema, never in the raw copy. */
+export const addedByCollector = (key: string): boolean => key.charCodeAt(0) === 95; /* _ */
 
 export function compileCleaner(root: JsonSchema): (v: unknown) => unknown {
   let n = 0;
@@ -378,6 +381,10 @@ export function compileCleaner(root: JsonSchema): (v: unknown) => unknown {
     const known = knownSets.push(new Set(keys)) - 1;
     let body = `function ${name}(o) { if (o === null || typeof o !== "object" || Array.isArray(o)) return H.clean(o); const out = {}; let n = 0; let x; `;
     for (const k of keys) {
+      if (addedByCollector(k)) {
+        body += `if (o[${J(k)}] !== undefined) n++; `;
+        continue;
+      }
       const sub = props[k] as JsonSchema;
       const st = schemaTypes(root, sub);
       const subFn = st.has('object') || st.has('array') ? gen(sub) : 'H.clean';

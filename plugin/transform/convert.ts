@@ -19,6 +19,20 @@ function monthDays(y: number, mo: number): number {
   return mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : (days[mo - 1] as number);
 }
 
+/** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil): integer arithmetic, several times faster than Date.UTC. */
+function daysFromCivil(y: number, mo: number, d: number): number {
+  const yy = mo <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5) + d - 1;
+  return era * 146097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719468;
+}
+
+// An alert repeats its times (alertCreationTime is timestamp and alert_creation_time; evidence items
+// share one creation time): the last string converted is remembered.
+let lastIn = '';
+let lastOut: number | undefined;
+
 /**
  * ISO-8601 (`2025-06-10T08:14:22.3310452Z`, up to 7+ fractional digits, Z or ±hh:mm, none = UTC)
  * and the export API's `2025-06-10 03:02:19[.fffffff]` (UTC assumed) to epoch milliseconds.
@@ -27,6 +41,14 @@ function monthDays(y: number, mo: number): number {
 export function epochMs(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : undefined;
   if (typeof v !== 'string') return undefined;
+  if (v === lastIn) return lastOut;
+  const t = parseTime(v);
+  lastIn = v;
+  lastOut = t;
+  return t;
+}
+
+function parseTime(v: string): number | undefined {
   const s = v.length > 0 && (v.charCodeAt(0) === 32 || v.charCodeAt(v.length - 1) === 32) ? v.trim() : v;
   const n = s.length;
   if (n < 10 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return undefined;
@@ -57,16 +79,16 @@ export function epochMs(v: unknown): number | undefined {
       if (dot === 46 || dot === 44) {
         i++;
         const start = i;
-        let scale = 100;
         while (i < n) {
           const c = s.charCodeAt(i) - 48;
           if (c < 0 || c > 9) break;
-          if (scale >= 1) ms += c * scale;
-          scale /= 10;
+          // milliseconds: the first three digits, the rest truncated
+          if (i - start < 3) ms = ms * 10 + c;
           i++;
         }
         if (i === start) return undefined;
-        ms = Math.trunc(ms);
+        if (i - start === 1) ms *= 100;
+        else if (i - start === 2) ms *= 10;
       }
     }
     if (i < n) {
@@ -92,8 +114,7 @@ export function epochMs(v: unknown): number | undefined {
       } else return undefined;
     }
   }
-  const t = Date.UTC(y, mo - 1, d, h, mi, sec, ms) - off;
-  return Number.isFinite(t) ? t : undefined;
+  return ((daysFromCivil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + sec * 1000 + ms - off;
 }
 
 export function toNumber(v: unknown): number | undefined {

@@ -1,13 +1,14 @@
 // `defender-fluent docs`: docs/fields.md, every output field of every transform with its type,
 // source and rule, generated from the transform files (a test keeps the committed file in sync).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, relative, resolve } from 'node:path';
-import { formatProblem, loadSchema } from '../schema-check.js';
+import { basename, dirname, relative, resolve } from 'node:path';
+import { formatProblem } from '../schema-check.js';
 import { loadTransformDir, type AltIR, type CondIR, type CondsIR, type LoadedTransform, type PathRef, type RuleIR, type ValueOps } from './load.js';
 import { child, itemsOf, typesOf, type JsonSchema } from './schema-nav.js';
 import type { LookupRuntime } from './lookups.js';
 import type { LookupTable } from '../generated/transform.js';
 import { transformsDir } from './transforms.js';
+import type { AppliedOverlay } from './overlays.js';
 
 /** Relative to the current folder: an installed package's own folder (node_modules) is never written. */
 export const defaultFieldsDoc = 'docs/fields.md';
@@ -85,7 +86,8 @@ function describe(r: RuleIR): { source: string; rule: string } {
   return out;
 }
 
-function outputType(schema: JsonSchema, target: string[]): string {
+/** The type of an output field as docs and the README give it: "string", "array of string", … */
+export function outputType(schema: JsonSchema, target: string[]): string {
   let node: JsonSchema | undefined = schema;
   for (const seg of target) node = node ? child(schema, node, seg) : undefined;
   if (!node) return '';
@@ -121,7 +123,19 @@ function renderLookups(lookups: Map<string, LookupRuntime>): string[] {
   return lines;
 }
 
-export function renderFieldsDoc(transforms: LoadedTransform[], lookups?: Map<string, LookupRuntime>): string {
+function renderOverlays(overlays: AppliedOverlay[]): string[] {
+  const lines = ['## Schema overlays', '', 'Fields this transforms directory adds to the package\'s schemas (`overlays/*.json`).', ''];
+  for (const o of overlays) {
+    lines.push(`### ${code(o.schema)} (${code(basename(o.file))})`, '');
+    if (o.description) lines.push(o.description, '');
+    lines.push('| field | type | meaning |', '|---|---|---|');
+    for (const f of o.fields) lines.push(`| ${code(f.path)} | ${cell([...typesOf(f.schema, f.schema)].filter((t) => t !== 'null').join('/'))} | ${cell(typeof f.schema.description === 'string' ? f.schema.description : '')} |`);
+    lines.push('');
+  }
+  return lines;
+}
+
+export function renderFieldsDoc(transforms: LoadedTransform[], lookups?: Map<string, LookupRuntime>, overlays: AppliedOverlay[] = []): string {
   const lines = [
     '# Output fields',
     '',
@@ -132,7 +146,7 @@ export function renderFieldsDoc(transforms: LoadedTransform[], lookups?: Map<str
     '',
   ];
   for (const t of transforms) {
-    const schema = loadSchema(t.output) as JsonSchema;
+    const schema = t.outputSchema;
     lines.push(`## ${t.name}`, '');
     if (t.source.description) lines.push(t.source.description, '');
     lines.push(`Content ${code(t.content)}, input ${code('schemas/' + t.input)}, output ${code('schemas/' + t.output)}, tag suffix ${code(t.tag)}.`, '');
@@ -144,6 +158,7 @@ export function renderFieldsDoc(transforms: LoadedTransform[], lookups?: Map<str
     });
     lines.push('');
   }
+  if (overlays.length) lines.push(...renderOverlays(overlays));
   if (lookups?.size) lines.push(...renderLookups(lookups));
   return lines.join('\n');
 }
@@ -168,7 +183,7 @@ export async function docsCommand(opts: DocsOptions = {}): Promise<number> {
     return 2;
   }
   const file = resolve(opts.out ?? defaultFieldsDoc);
-  const text = renderFieldsDoc(loaded.transforms, loaded.lookups);
+  const text = renderFieldsDoc(loaded.transforms, loaded.lookups, loaded.overlays);
   if (opts.check) {
     let current = '';
     try {

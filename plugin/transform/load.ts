@@ -16,6 +16,8 @@ import { child, didYouMean, itemsOf, jsonType, propertiesOf, resolveRef, typesOf
 import type { ConversionName } from './convert.js';
 import { jsonErrorOffset, lineAt } from './json-position.js';
 import type { tagSuffix } from '../output/sink.js';
+import type { SchemaOverlay } from '../generated/overlay.js';
+import { loadOverlays, type AppliedOverlay } from './overlays.js';
 
 export type TagKey = Exclude<keyof typeof tagSuffix, 'status' | 'audit'>;
 export const contextVars = ['tenant', 'connector', 'writeTime'] as const;
@@ -76,6 +78,9 @@ export interface LoadedTransform {
   /** output schema, relative to schemas/ */
   output: string;
   input: string;
+  /** the input and output schemas with this directory's overlays applied */
+  inputSchema: JsonSchema;
+  outputSchema: JsonSchema;
   source: TransformFile;
   items: ItemIR[];
   rules: RuleIR[];
@@ -84,6 +89,8 @@ export interface LoadedTransform {
 export interface LoadResult {
   transforms: LoadedTransform[];
   lookups: Map<string, LookupRuntime>;
+  /** the schema overlays of the directory (overlays/*.json) */
+  overlays: AppliedOverlay[];
   problems: Problem[];
 }
 
@@ -107,15 +114,17 @@ const conversionNames = Object.keys(conversionIn) as ConversionName[];
 
 let fileValidator: ValidateFunction<TransformFile> | undefined;
 let lookupValidator: ValidateFunction<LookupTable> | undefined;
-function validators(): { file: ValidateFunction<TransformFile>; lookup: ValidateFunction<LookupTable> } {
-  if (!fileValidator || !lookupValidator) {
+let overlayValidator: ValidateFunction<SchemaOverlay> | undefined;
+function validators(): { file: ValidateFunction<TransformFile>; lookup: ValidateFunction<LookupTable>; overlay: ValidateFunction<SchemaOverlay> } {
+  if (!fileValidator || !lookupValidator || !overlayValidator) {
     const ajv = newAjv();
     const schema = loadSchema('transform.schema.json');
     ajv.addSchema(schema);
     fileValidator = ajv.getSchema<TransformFile>(schema.$id as string) as ValidateFunction<TransformFile>;
     lookupValidator = ajv.getSchema<LookupTable>(`${schema.$id as string}#/definitions/lookupTable`) as ValidateFunction<LookupTable>;
+    overlayValidator = ajv.compile<SchemaOverlay>(loadSchema('overlay.schema.json'));
   }
-  return { file: fileValidator, lookup: lookupValidator };
+  return { file: fileValidator, lookup: lookupValidator, overlay: overlayValidator };
 }
 
 /** 1-based line of the value a JSON pointer designates (JSON is YAML, so the yaml CST gives positions). */
@@ -703,7 +712,9 @@ function addLines(problems: Problem[], from: number, text: string): void {
   }
 }
 
-function loadInputOutput(rel: string, file: string, pointer: string, problems: Problem[]): JsonSchema | undefined {
+function loadInputOutput(rel: string, file: string, pointer: string, problems: Problem[], overlaid: Map<string, JsonSchema>): JsonSchema | undefined {
+  const withOverlays = overlaid.get(rel);
+  if (withOverlays) return withOverlays;
   if (!existsSync(join(schemaDir, rel))) {
     const dir = rel.split('/')[0];
     const known = dir && existsSync(join(schemaDir, dir)) ? readdirSync(join(schemaDir, dir)).map((f) => `${dir}/${f}`) : [];
@@ -716,9 +727,18 @@ function loadInputOutput(rel: string, file: string, pointer: string, problems: P
 /** Loads and checks one transforms directory. Problems are returned all at once; transforms is empty when there are any. */
 export function loadTransformDir(dir: string): LoadResult {
   const problems: Problem[] = [];
-  if (!existsSync(dir)) return { transforms: [], lookups: new Map(), problems: [{ file: dir, pointer: '', message: 'transforms directory not found' }] };
+  if (!existsSync(dir)) return { transforms: [], lookups: new Map(), overlays: [], problems: [{ file: dir, pointer: '', message: 'transforms directory not found' }] };
   const shared = loadLookupDir(dir, problems);
-  const { file: validateFile } = validators();
+  const { file: validateFile, overlay: validateOverlay } = validators();
+  const overlays = loadOverlays(dir, problems, {
+    read: (file) => readJson(file, problems),
+    check: (file, value): value is SchemaOverlay => {
+      if (validateOverlay(value)) return true;
+      problems.push(...ajvProblems(file, validateOverlay.errors));
+      return false;
+    },
+    done: (from, text) => addLines(problems, from, text),
+  });
   const root = loadSchema('transform.schema.json') as JsonSchema;
   const transforms: LoadedTransform[] = [];
   const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
@@ -727,7 +747,7 @@ export function loadTransformDir(dir: string): LoadResult {
     const before = problems.length;
     const parsed = readJson(file, problems);
     if (!parsed) continue;
-    const t = loadOne(file, name.slice(0, -5), parsed.value, shared, problems, validateFile, root);
+    const t = loadOne(file, name.slice(0, -5), parsed.value, shared, problems, validateFile, root, overlays.schemas);
     if (t) transforms.push(t);
     addLines(problems, before, parsed.text);
   }
@@ -735,18 +755,18 @@ export function loadTransformDir(dir: string): LoadResult {
     if (!transforms.some((t) => t.content === content) && !problems.some((p) => p.file.endsWith('.json') && basename(p.file).startsWith(content + '.')))
       problems.push({ file: dir, pointer: '', message: `no transform for content type "${content}" (expected a file such as ${content}.syslog.json)` });
   }
-  return problems.length ? { transforms: [], lookups: shared, problems } : { transforms, lookups: shared, problems };
+  return { transforms: problems.length ? [] : transforms, lookups: shared, overlays: overlays.applied, problems };
 }
 
-function loadOne(file: string, name: string, value: unknown, shared: Map<string, LookupRuntime>, problems: Problem[], validate: ValidateFunction<TransformFile>, root: JsonSchema): LoadedTransform | undefined {
+function loadOne(file: string, name: string, value: unknown, shared: Map<string, LookupRuntime>, problems: Problem[], validate: ValidateFunction<TransformFile>, root: JsonSchema, overlaid: Map<string, JsonSchema>): LoadedTransform | undefined {
   if (!validate(value)) {
     problems.push(...withKeySuggestions(ajvProblems(file, validate.errors), root, 'transform'));
     return undefined;
   }
   const tf = value;
   if (!tagsFor[tf.content].includes(tf.tag)) problems.push({ file, pointer: '/tag', message: `content "${tf.content}" is emitted with tag ${tagsFor[tf.content].map((t) => `"${t}"`).join(' or ')}` });
-  const input = loadInputOutput(tf.input, file, '/input', problems);
-  const output = loadInputOutput(tf.output, file, '/output', problems);
+  const input = loadInputOutput(tf.input, file, '/input', problems, overlaid);
+  const output = loadInputOutput(tf.output, file, '/output', problems, overlaid);
   if (!input || !output) return undefined;
   const lookups = new Map(shared);
   for (const [lname, table] of Object.entries(tf.lookups ?? {})) {
@@ -769,5 +789,5 @@ function loadOne(file: string, name: string, value: unknown, shared: Map<string,
   const rules = tf.fields.map((r, i) => checkRule(c, r, i));
   checkCoverage(c, tf.fields.map((r) => r.target), output, '');
   if (problems.length > before || rules.some((r) => !r)) return undefined;
-  return { name, file, content: tf.content, tag: tf.tag, output: tf.output, input: tf.input, source: tf, items, rules: rules as RuleIR[] };
+  return { name, file, content: tf.content, tag: tf.tag, output: tf.output, input: tf.input, inputSchema: input, outputSchema: output, source: tf, items, rules: rules as RuleIR[] };
 }

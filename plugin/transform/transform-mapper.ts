@@ -6,10 +6,10 @@ import type { ValidateFunction } from 'ajv';
 import type { ContentType } from '../config/load.js';
 import { itemDefect } from '../defender/page-stream.js';
 import { tagFor, tagSuffix, type OutRecord } from '../output/sink.js';
-import { ajvProblems, compileSchema, loadSchema } from '../schema-check.js';
+import { ajvProblems, loadSchema, newAjv } from '../schema-check.js';
 import type { JsonSchema } from './schema-nav.js';
 import { clean } from './convert.js';
-import { compileRules, type CompiledFn } from './compile.js';
+import { addedByCollector, compileRules, type CompiledFn } from './compile.js';
 import type { LoadedTransform } from './load.js';
 import type { MapContext, RecordMapper } from './mapper.js';
 
@@ -35,12 +35,16 @@ export class TransformStats {
   }
 }
 
+// Keyed by the schema's text: a reload recompiles only when an overlay changed the schema.
 const validators = new Map<string, ValidateFunction>();
-export function indexValidator(rel: string): ValidateFunction {
-  let v = validators.get(rel);
+/** The record check of an index schema (relative to schemas/, or the schema itself, e.g. with overlays applied). */
+export function indexValidator(schema: string | JsonSchema): ValidateFunction {
+  const s = typeof schema === 'string' ? loadSchema(schema) : schema;
+  const key = JSON.stringify(s);
+  let v = validators.get(key);
   if (!v) {
-    v = compileSchema(rel);
-    validators.set(rel, v);
+    v = newAjv().compile(s);
+    validators.set(key, v);
   }
   return v;
 }
@@ -53,8 +57,8 @@ export function describeErrors(v: ValidateFunction): string {
 }
 
 export function compileTransform(t: LoadedTransform): CompiledTransform {
-  const c = compileRules(t.rules, loadSchema(t.input) as JsonSchema, t.items);
-  return { name: t.name, content: t.content, tagSuffix: tagSuffix[t.tag], fn: c.fn, output: t.output, validate: indexValidator(t.output), source: c.source };
+  const c = compileRules(t.rules, t.inputSchema, t.items);
+  return { name: t.name, content: t.content, tagSuffix: tagSuffix[t.tag], fn: c.fn, output: t.output, validate: indexValidator(t.outputSchema), source: c.source };
 }
 
 export interface TransformMapperOptions {
@@ -141,6 +145,6 @@ function fallbackRecord(t: CompiledTransform, entity: unknown, ctx: MapContext):
     msg_origin: { source: 'microsoft_defender', vendor: 'microsoft', category: 'endpoint', processor: { name: 'microsoft_defender', type: 'log_collector' } },
     tenant_name: ctx.tenant,
     engid_name: `microsoft_defender_${ctx.connector}`,
-    microsoft_defender: entity && typeof entity === 'object' ? clean(entity) : { value: entity },
+    microsoft_defender: entity && typeof entity === 'object' ? clean(Object.fromEntries(Object.entries(entity).filter(([k]) => !addedByCollector(k)))) : { value: entity },
   };
 }

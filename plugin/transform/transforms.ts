@@ -8,8 +8,9 @@ import type { ContentType } from '../config/load.js';
 import { checkLogFilterFields } from '../config/log-filters.js';
 import type { LogFilter } from '../generated/config.js';
 import { transformsDir } from '../paths.js';
-import { formatProblem, loadSchema, type Problem } from '../schema-check.js';
+import { formatProblem, type Problem } from '../schema-check.js';
 import { loadTransformDir, type LoadedTransform } from './load.js';
+import { overlaysDir } from './overlays.js';
 import { child, itemsOf, typesOf, type JsonSchema } from './schema-nav.js';
 import { compileTransform, TransformMapper, TransformStats, type TransformMapperOptions } from './transform-mapper.js';
 
@@ -49,7 +50,7 @@ export function outputFields(transforms: LoadedTransform[]): Map<ContentType, Ma
   const out = new Map<ContentType, Map<string, Set<string>>>();
   for (const t of transforms) {
     const fields = out.get(t.content) ?? new Map<string, Set<string>>();
-    const schema = loadSchema(t.output) as JsonSchema;
+    const schema = t.outputSchema;
     for (const r of t.rules) {
       let node: JsonSchema | undefined = schema;
       for (let i = 1; i <= r.target.length; i++) {
@@ -150,7 +151,7 @@ export class TransformReloader {
     return { ok: true, problems: [] };
   }
 
-  /** Reloads when a file of dir or dir/lookups changes (debounced). Returns a function that stops watching. */
+  /** Reloads when a file of dir, dir/lookups or dir/overlays changes (debounced). Returns a function that stops watching. */
   watch(onReload?: (result: { ok: boolean; problems: Problem[] }) => void): () => void {
     const schedule = () => {
       if (this.timer) clearTimeout(this.timer);
@@ -160,7 +161,7 @@ export class TransformReloader {
         onReload?.(result);
       }, this.opts.debounceMs ?? 250);
     };
-    for (const d of [this.dir, join(this.dir, 'lookups')]) {
+    for (const d of [this.dir, join(this.dir, 'lookups'), overlaysDir(this.dir)]) {
       if (!existsSync(d)) continue;
       const w = watch(d, { persistent: false }, (_event, name) => {
         if (!name || String(name).endsWith('.json')) schedule();

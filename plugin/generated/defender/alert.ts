@@ -93,6 +93,7 @@ comments?: AlertComment[]
  * only filled with $expand=evidence; may be empty or missing
  */
 evidence?: AlertEvidence[]
+_machine?: InventoryMachine
 [k: string]: unknown | undefined
 }
 export interface AlertComment {
@@ -153,4 +154,56 @@ detectionStatus?: (string | null)
  */
 registryValueName?: (string | null)
 [k: string]: unknown | undefined
+}
+/**
+ * Not from the API: the alert's machine as the host collector last read it (GET /api/machines), attached by machineId from the connector's machine inventory (plugin/collect/inventory.ts); absent while the machine is unknown. Only the fields declared here are kept in the inventory. Fields starting with _ are never part of the raw copy (microsoft_defender).
+ */
+export interface InventoryMachine {
+lastIpAddress?: (string | null)
+ipAddresses?: InventoryIpAddress[]
+/**
+ * e.g. Windows10, Windows11, WindowsServer2019, Ubuntu
+ */
+osPlatform?: (string | null)
+/**
+ * 32-bit, 64-bit
+ */
+osArchitecture?: (string | null)
+/**
+ * deprecated: use osArchitecture
+ */
+osProcessor?: (string | null)
+/**
+ * Normal, Low, High
+ */
+deviceValue?: (string | null)
+/**
+ * None, Low, Medium, High
+ */
+exposureLevel?: (string | null)
+/**
+ * None, Informational, Low, Medium, High
+ */
+riskScore?: (string | null)
+machineTags?: string[]
+rbacGroupName?: (string | null)
+/**
+ * String in the docs, a number in the examples
+ */
+rbacGroupId?: (number | string | null)
+}
+export interface InventoryIpAddress {
+ipAddress?: (string | null)
+/**
+ * 12 hex digits without separators in the examples
+ */
+macAddress?: (string | null)
+/**
+ * observed: Ethernet, SoftwareLoopback, Other
+ */
+type?: (string | null)
+/**
+ * e.g. Up
+ */
+operationalStatus?: (string | null)
 }

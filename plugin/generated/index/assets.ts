@@ -93,6 +93,12 @@ merged_into_id?: string
 potential_duplicate?: boolean
 exclusion_reason?: string
 cloud?: AssetCloud
+/**
+ * extension fields a transforms directory declares with schema overlays (README: Overlays); not set by the packaged transforms
+ */
+ext?: {
+
+}
 }
 export interface MsgOrigin {
 source: "microsoft_defender"

@@ -365,6 +365,12 @@ action_cancel_time?: number
  * hunting: the name of the scheduled query (hunting/<file>.kql header) that found the row
  */
 hunting_query?: string
+/**
+ * extension fields a transforms directory declares with schema overlays (README: Overlays); not set by the packaged transforms
+ */
+ext?: {
+
+}
 }
 export interface MsgOrigin {
 source: "microsoft_defender"

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import nock from 'nock';
+import { stringify } from 'yaml';
+import { AlertsCollector } from '../plugin/collect/alerts.js';
+import { Collector } from '../plugin/collect/collector.js';
+import { HostCollector } from '../plugin/collect/host.js';
+import { FileMachineInventory, inventoryKey } from '../plugin/collect/inventory.js';
+import { checkConfigText, type ContentType } from '../plugin/config/load.js';
+import { startEmulator } from '../plugin/emulate/index.js';
+import { loadSchema } from '../plugin/schema-check.js';
+import { loadMapper } from '../plugin/transform/transforms.js';
+import { apiOrigin, testConfig } from './helpers/connector.js';
+import { fakeJwt, nockTokens, tokenReply, useNockedEntra } from './helpers/entra.js';
+import { alert, nockAlertsApi } from './helpers/odata-api.js';
+import { captureLogger, pollOnce } from './helpers/collect.js';
+import { MemorySink } from './helpers/memory-sink.js';
+
+const id = (c: string) => c.repeat(40);
+const machine = (c: string, extra: Record<string, unknown> = {}) => ({
+  id: id(c),
+  computerDnsName: `${c}.corp.fabrikam.test`,
+  lastSeen: '2026-03-01T05:12:44Z',
+  lastIpAddress: '10.0.0.5',
+  osPlatform: 'Windows11',
+  deviceValue: 'High',
+  machineTags: ['vip'],
+  ipAddresses: [{ ipAddress: '10.0.0.5', macAddress: '00155D0A1B2C', operationalStatus: 'Up', type: 'Ethernet', extraNicField: 'x' }],
+  ...extra,
+});
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'df-inv-'));
+/** The fields the inventory keeps: what the alert schema declares for the inventory key (read, not restated). */
+const declared = () => {
+  const s = loadSchema('defender/alert.schema.json') as { definitions: Record<string, { properties: Record<string, unknown> }> };
+  return Object.keys(s.definitions.inventoryMachine!.properties);
+};
+
+describe('machine inventory (file)', () => {
+  it('keeps only the fields the alert schema declares, replaces the whole inventory on commit, file mode 0600', async () => {
+    const inv = new FileMachineInventory(tmp());
+    const w = inv.writer('acme');
+    w.add(machine('a'));
+    w.add(machine('b', { deviceValue: null, machineTags: [] }));
+    w.add({ computerDnsName: 'no-id' });
+    await w.commit();
+    assert.equal(statSync(inv.file('acme')).mode & 0o777, 0o600);
+    const got = await inv.reader('acme').get([id('a'), id('b'), id('c')]);
+    assert.deepEqual([...got.keys()].sort(), [id('a'), id('b')]);
+    const a = got.get(id('a'))!;
+    assert.ok(Object.keys(a).every((k) => declared().includes(k)), `undeclared field kept: ${Object.keys(a).join(', ')}`);
+    assert.equal(a.computerDnsName, undefined);
+    assert.equal(a.osPlatform, 'Windows11');
+    assert.deepEqual(a.ipAddresses, [{ ipAddress: '10.0.0.5', macAddress: '00155D0A1B2C', type: 'Ethernet', operationalStatus: 'Up' }]);
+    // nulls and empty lists are dropped, as in the raw copy
+    assert.equal('deviceValue' in got.get(id('b'))!, false);
+    assert.equal('machineTags' in got.get(id('b'))!, false);
+
+    const w2 = inv.writer('acme');
+    w2.add(machine('c'));
+    await w2.commit();
+    assert.deepEqual([...(await inv.reader('acme').get([id('a'), id('c')])).keys()], [id('c')], 'a machine gone from the list leaves the inventory');
+    assert.equal((await inv.reader('other').get([id('c')])).size, 0, 'one inventory per connector');
+  });
+
+  it('a reader loads the file on first use, once per poll', async () => {
+    const inv = new FileMachineInventory(tmp());
+    const reader = inv.reader('acme');
+    const w = inv.writer('acme');
+    w.add(machine('a'));
+    await w.commit();
+    assert.equal((await reader.get([id('a')])).size, 1, 'created before the file existed, read after: loaded on first get');
+    const w2 = inv.writer('acme');
+    await w2.commit();
+    assert.equal((await reader.get([id('a')])).size, 1, 'the same reader keeps what it loaded');
+    assert.equal((await inv.reader('acme').get([id('a')])).size, 0, 'a new reader sees the new file');
+  });
+
+  it('an unreadable inventory is reported and reads as empty (alerts are never held back)', async () => {
+    const dir = tmp();
+    const reported: string[] = [];
+    const inv = new FileMachineInventory(dir, (file, err) => reported.push(`${file}: ${err.message}`));
+    const w = inv.writer('acme');
+    w.add(machine('a'));
+    await w.commit();
+    const good = readFileSync(inv.file('acme'), 'utf8');
+    writeFileSync(inv.file('acme'), good.replace(/^[^\n]*/, '{"v":1,"fields":["other"]}'));
+    assert.equal((await inv.reader('acme').get([id('a')])).size, 0, 'a file packed for other fields is not read');
+    assert.match(reported[0] ?? '', /acme\.ndjson: not an inventory file for the fields this version keeps/);
+
+    writeFileSync(inv.file('acme'), `${good}${id('b')}\t[broken\n`);
+    const got = await inv.reader('acme').get([id('a'), id('b')]);
+    assert.deepEqual([...got.keys()], [id('a')], 'the good entries are still read');
+    assert.match(reported[1] ?? '', new RegExp(`entry of machine ${id('b')}`));
+  });
+});
+
+describe('alert enrichment from the machine inventory', () => {
+  useNockedEntra({ roles: ['Alert.Read.All', 'Machine.Read.All'] });
+  const now = Date.parse('2026-03-01T12:00:00Z');
+
+  it('the host poll writes the inventory; alerts of a known machine carry its entry, others are delivered without it', async () => {
+    const config = testConfig({ contentTypes: ['host'], lookbackHours: 3 });
+    nock(apiOrigin)
+      .get('/api/machines')
+      .query(true)
+      .times(10)
+      .reply((uri) => [200, { value: new URL(uri, apiOrigin).searchParams.get('$skip') === '0' ? [machine('a')] : [] }]);
+    const host = await pollOnce(config, new HostCollector(), { now });
+    assert.equal(host.failed, 0);
+
+    nock.cleanAll();
+    nockTokens([tokenReply(fakeJwt({ roles: ['Alert.Read.All'] }))]);
+    const known = alert(new Date(now - 60_000).toISOString(), { machineId: id('a') });
+    const unknown = alert(new Date(now - 60_000).toISOString(), { machineId: id('f') });
+    const none = alert(new Date(now - 60_000).toISOString(), { machineId: null });
+    nockAlertsApi([known, unknown, none]);
+    // the same stateDir, the alerts task
+    const alertsConfig = { ...config, connectors: config.connectors.map((c) => ({ ...c, contentTypes: ['alerts'] as [ContentType] })) };
+    const run = await pollOnce(alertsConfig, new AlertsCollector({ pageSize: 10, pageMargin: 0 }), { now });
+    assert.equal(run.failed, 0);
+    const byId = new Map(run.sink.records().map((r) => [r.id, r]));
+    assert.equal(byId.size, 3, 'every alert delivered');
+    const entry = byId.get(known.id)![inventoryKey] as Record<string, unknown>;
+    assert.equal(entry.lastIpAddress, '10.0.0.5');
+    assert.deepEqual(entry.machineTags, ['vip']);
+    assert.equal(byId.get(unknown.id)![inventoryKey], undefined);
+    assert.equal(byId.get(none.id)![inventoryKey], undefined);
+  });
+
+  it('without any inventory (host not collected) alerts are delivered as they are', async () => {
+    const config = testConfig({ contentTypes: ['alerts'], lookbackHours: 3 });
+    const a = alert(new Date(now - 60_000).toISOString(), { machineId: id('a') });
+    nockAlertsApi([a]);
+    const run = await pollOnce(config, new AlertsCollector({ pageSize: 10, pageMargin: 0 }), { now });
+    assert.equal(run.failed, 0);
+    assert.equal(run.sink.records().length, 1);
+    assert.equal(run.sink.records()[0]![inventoryKey], undefined);
+  });
+});
+
+describe('alert enrichment against the emulator, mapped by the shipped transforms', function () {
+  this.timeout(60_000);
+
+  it('an alert record carries the same primary IP / MAC, platform, tags and device value as its machine\'s host record', async () => {
+    const emu = await startEmulator({ seed: 11, alerts: 120, machines: 12, vulnerabilities: 0, rateScale: 0.01 });
+    try {
+      const stateDir = mkdtempSync(join(tmpdir(), 'df-inv-emu-'));
+      const configFor = (contentTypes: ContentType[]) => {
+        const text = stringify({ stateDir, connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}', lookbackHours: 24, contentTypes }] });
+        const { config, problems } = checkConfigText(join(stateDir, 'defender.yaml'), text, { EMU_SECRET: emu.clientSecret });
+        if (!config) throw new Error(JSON.stringify(problems));
+        return config;
+      };
+      const loaded = loadMapper();
+      assert.ok(loaded.ok);
+      const run = async (contentTypes: ContentType[]) => {
+        const sink = new MemorySink();
+        const collector = new Collector({ config: configFor(contentTypes), sink, mapper: () => loaded.mapper, logger: captureLogger().logger });
+        assert.equal(await collector.runOnce(), 0);
+        return sink.received;
+      };
+      const hosts = new Map((await run(['host'])).filter((r) => r.tag.endsWith('.syslog.host')).map((r) => [r.record.host_id as string, r.record]));
+      const alerts = (await run(['alerts'])).map((r) => r.record);
+      const fields = ['srcip', 'srcmac', 'os_platform', 'os_architecture', 'device_value', 'exposure_level', 'risk_score', 'tags'];
+      let enriched = 0;
+      for (const a of alerts) {
+        assert.equal(a.transform_error, undefined);
+        assert.equal((a.microsoft_defender as Record<string, unknown>)[inventoryKey], undefined, 'not in the raw copy');
+        const host = hosts.get(a.host_id as string);
+        if (!host) {
+          for (const f of fields) assert.equal(a[f], undefined, `${f} without a known machine`);
+          continue;
+        }
+        for (const f of fields) assert.deepEqual(a[f], host[f], `alert ${String(a.alert_id)}: ${f} as in the host record`);
+        if (a.srcip !== undefined) enriched++;
+      }
+      assert.ok(enriched > 0, 'some alerts enriched');
+    } finally {
+      await emu.close();
+    }
+  });
+});
