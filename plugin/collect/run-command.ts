@@ -131,6 +131,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       config: { ...config, output },
       cursors: state.store,
       leases: state.leases,
+      inventory: state.inventory,
       sink,
       mapper: transforms.mapperFn,
       filterFor: (c) => compileLogFilters(c.logFilters),
