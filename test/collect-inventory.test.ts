@@ -5,14 +5,14 @@ import { join } from 'node:path';
 import nock from 'nock';
 import { stringify } from 'yaml';
 import { AlertsCollector } from '../plugin/collect/alerts.js';
-import { Collector } from '../plugin/collect/collector.js';
+import { Collector, type CollectorOptions } from '../plugin/collect/collector.js';
 import { HostCollector } from '../plugin/collect/host.js';
 import { FileMachineInventory, inventoryKey, type MachineInventory } from '../plugin/collect/inventory.js';
 import { checkConfigText, type ContentType } from '../plugin/config/load.js';
 import { startEmulator } from '../plugin/emulate/index.js';
 import { loadSchema } from '../plugin/schema-check.js';
 import { PgMachineInventory } from '../plugin/state/pg-inventory.js';
-import { openPool } from '../plugin/state/postgres.js';
+import { openPool, PgStateStore } from '../plugin/state/postgres.js';
 import { LeaseLostError } from '../plugin/state/store.js';
 import { loadMapper } from '../plugin/transform/transforms.js';
 import { apiOrigin, testConfig } from './helpers/connector.js';
@@ -224,45 +224,73 @@ describe('alert enrichment from the machine inventory', () => {
   });
 });
 
-describe('alert enrichment against the emulator, mapped by the shipped transforms', function () {
-  this.timeout(60_000);
+/**
+ * Two runs against one emulated tenant, the host task in one and the alerts task in the other, each
+ * with a stateDir of its own: with files, as one collector over time (the same stateDir); with
+ * PostgreSQL, as two replicas (their own lease owner and stateDir), where the inventory can only
+ * reach the alerts through the database.
+ */
+const enrichmentSetups: Record<string, () => Promise<{ stateDirs: [string, string]; stores: (n: 0 | 1) => Partial<CollectorOptions>; close(): Promise<void> }>> = {
+  'one collector, files': async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'df-inv-emu-'));
+    return { stateDirs: [stateDir, stateDir], stores: () => ({}), close: async () => undefined };
+  },
+  'two replicas on PostgreSQL': async () => {
+    const pool = await openPool(await freshDatabase());
+    const owners = ['replica-a', 'replica-b'];
+    await holdLease(pool, owners[0]!, 'emu', 'host');
+    await holdLease(pool, owners[1]!, 'emu', 'alerts');
+    const stateDirs: [string, string] = [mkdtempSync(join(tmpdir(), 'df-inv-emu-a-')), mkdtempSync(join(tmpdir(), 'df-inv-emu-b-'))];
+    return {
+      stateDirs,
+      stores: (n) => ({ cursors: new PgStateStore(pool, owners[n]!, stateDirs[n]), inventory: new PgMachineInventory(pool, owners[n]!) }),
+      close: () => pool.end(),
+    };
+  },
+};
 
-  it('an alert record carries the same primary IP / MAC, platform, tags and device value as its machine\'s host record', async () => {
-    const emu = await startEmulator({ seed: 11, alerts: 120, machines: 12, vulnerabilities: 0, rateScale: 0.01 });
-    try {
-      const stateDir = mkdtempSync(join(tmpdir(), 'df-inv-emu-'));
-      const configFor = (contentTypes: ContentType[]) => {
-        const text = stringify({ stateDir, connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}', lookbackHours: 24, contentTypes }] });
-        const { config, problems } = checkConfigText(join(stateDir, 'defender.yaml'), text, { EMU_SECRET: emu.clientSecret });
-        if (!config) throw new Error(JSON.stringify(problems));
-        return config;
-      };
-      const loaded = loadMapper();
-      assert.ok(loaded.ok);
-      const run = async (contentTypes: ContentType[]) => {
-        const sink = new MemorySink();
-        const collector = new Collector({ config: configFor(contentTypes), sink, mapper: () => loaded.mapper, logger: captureLogger().logger });
-        assert.equal(await collector.runOnce(), 0);
-        return sink.received;
-      };
-      const hosts = new Map((await run(['host'])).filter((r) => r.tag.endsWith('.syslog.host')).map((r) => [r.record.host_id as string, r.record]));
-      const alerts = (await run(['alerts'])).map((r) => r.record);
-      const fields = ['srcip', 'srcmac', 'os_platform', 'os_architecture', 'device_value', 'exposure_level', 'risk_score', 'tags'];
-      let enriched = 0;
-      for (const a of alerts) {
-        assert.equal(a.transform_error, undefined);
-        assert.equal((a.microsoft_defender as Record<string, unknown>)[inventoryKey], undefined, 'not in the raw copy');
-        const host = hosts.get(a.host_id as string);
-        if (!host) {
-          for (const f of fields) assert.equal(a[f], undefined, `${f} without a known machine`);
-          continue;
+for (const [setupName, setup] of Object.entries(enrichmentSetups)) {
+  describe(`alert enrichment against the emulator, mapped by the shipped transforms (${setupName})`, function () {
+    this.timeout(60_000);
+
+    it('an alert record carries the same primary IP / MAC, platform, tags and device value as its machine\'s host record', async () => {
+      const emu = await startEmulator({ seed: 11, alerts: 120, machines: 12, vulnerabilities: 0, rateScale: 0.01 });
+      const env = await setup();
+      try {
+        const configFor = (stateDir: string, contentTypes: ContentType[]) => {
+          const text = stringify({ stateDir, connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}', lookbackHours: 24, contentTypes }] });
+          const { config, problems } = checkConfigText(join(stateDir, 'defender.yaml'), text, { EMU_SECRET: emu.clientSecret });
+          if (!config) throw new Error(JSON.stringify(problems));
+          return config;
+        };
+        const loaded = loadMapper();
+        assert.ok(loaded.ok);
+        const run = async (n: 0 | 1, contentTypes: ContentType[]) => {
+          const sink = new MemorySink();
+          const collector = new Collector({ config: configFor(env.stateDirs[n], contentTypes), sink, mapper: () => loaded.mapper, logger: captureLogger().logger, ...env.stores(n) });
+          assert.equal(await collector.runOnce(), 0);
+          return sink.received;
+        };
+        const hosts = new Map((await run(0, ['host'])).filter((r) => r.tag.endsWith('.syslog.host')).map((r) => [r.record.host_id as string, r.record]));
+        const alerts = (await run(1, ['alerts'])).map((r) => r.record);
+        const fields = ['srcip', 'srcmac', 'os_platform', 'os_architecture', 'device_value', 'exposure_level', 'risk_score', 'tags'];
+        let enriched = 0;
+        for (const a of alerts) {
+          assert.equal(a.transform_error, undefined);
+          assert.equal((a.microsoft_defender as Record<string, unknown>)[inventoryKey], undefined, 'not in the raw copy');
+          const host = hosts.get(a.host_id as string);
+          if (!host) {
+            for (const f of fields) assert.equal(a[f], undefined, `${f} without a known machine`);
+            continue;
+          }
+          for (const f of fields) assert.deepEqual(a[f], host[f], `alert ${String(a.alert_id)}: ${f} as in the host record`);
+          if (a.srcip !== undefined) enriched++;
         }
-        for (const f of fields) assert.deepEqual(a[f], host[f], `alert ${String(a.alert_id)}: ${f} as in the host record`);
-        if (a.srcip !== undefined) enriched++;
+        assert.ok(enriched > 0, 'some alerts enriched');
+      } finally {
+        await env.close();
+        await emu.close();
       }
-      assert.ok(enriched > 0, 'some alerts enriched');
-    } finally {
-      await emu.close();
-    }
+    });
   });
-});
+}
