@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nock from 'nock';
@@ -8,8 +9,9 @@ import { AlertsCollector } from '../plugin/collect/alerts.js';
 import { Collector, type CollectorOptions } from '../plugin/collect/collector.js';
 import { HostCollector } from '../plugin/collect/host.js';
 import { FileMachineInventory, inventoryKey, type MachineInventory } from '../plugin/collect/inventory.js';
-import { checkConfigText, type ContentType } from '../plugin/config/load.js';
-import { startEmulator } from '../plugin/emulate/index.js';
+import { checkConfigText, type Config, type ContentType } from '../plugin/config/load.js';
+import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
+import { packageRoot } from '../plugin/paths.js';
 import { loadSchema } from '../plugin/schema-check.js';
 import { PgMachineInventory } from '../plugin/state/pg-inventory.js';
 import { openPool, PgStateStore } from '../plugin/state/postgres.js';
@@ -224,27 +226,82 @@ describe('alert enrichment from the machine inventory', () => {
   });
 });
 
+type Delivered = { tag: string; record: Record<string, unknown> }[];
+
+/** A config of the emulated tenant `emu` with its own stateDir (and state store settings). */
+function emuConfig(emu: Emulator, stateDir: string, contentTypes: ContentType[], extra: Record<string, unknown> = {}, env: Record<string, string> = {}): { file: string; config: Config } {
+  const file = join(stateDir, 'defender.yaml');
+  const text = stringify({ stateDir, ...extra, connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}', lookbackHours: 24, contentTypes }] });
+  writeFileSync(file, text);
+  const { config, problems } = checkConfigText(file, text, { EMU_SECRET: emu.clientSecret, ...env });
+  if (!config) throw new Error(JSON.stringify(problems));
+  return { file, config };
+}
+
+/** One collector in this process, polling every task once. */
+async function collectOnce(config: Config, stores: Partial<CollectorOptions> = {}): Promise<Delivered> {
+  const loaded = loadMapper();
+  assert.ok(loaded.ok);
+  const sink = new MemorySink();
+  const collector = new Collector({ config, sink, mapper: () => loaded.mapper, logger: captureLogger().logger, ...stores });
+  assert.equal(await collector.runOnce(), 0);
+  return sink.received;
+}
+
+/** `defender-fluent run --once --output stdout` as a process of its own; resolves with the records it printed. */
+function runOnceProcess(configFile: string, env: Record<string, string>): Promise<Delivered> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', 'run', '--once', '--output', 'stdout', '--config', configFile], { cwd: packageRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`run --once exited ${code}: ${err}`));
+      resolve(out.split('\n').filter(Boolean).map((l) => {
+        const { tag, time: _time, ...record } = JSON.parse(l) as { tag: string; time: string } & Record<string, unknown>;
+        return { tag, record };
+      }));
+    });
+  });
+}
+
 /**
- * Two runs against one emulated tenant, the host task in one and the alerts task in the other, each
- * with a stateDir of its own: with files, as one collector over time (the same stateDir); with
- * PostgreSQL, as two replicas (their own lease owner and stateDir), where the inventory can only
- * reach the alerts through the database.
+ * Two runs against one emulated tenant, the host task in the first and the alerts task in the
+ * second: with files, as one collector over time (the same stateDir); with PostgreSQL, as two
+ * replicas (their own lease owner and stateDir), where the inventory can only reach the alerts
+ * through the database: collectors in this process, then two `run --once` processes (the state
+ * store and inventory as `run` opens them).
  */
-const enrichmentSetups: Record<string, () => Promise<{ stateDirs: [string, string]; stores: (n: 0 | 1) => Partial<CollectorOptions>; close(): Promise<void> }>> = {
-  'one collector, files': async () => {
+const enrichmentSetups: Record<string, (emu: Emulator) => Promise<{ run(n: 0 | 1, contentTypes: ContentType[]): Promise<Delivered>; close(): Promise<void> }>> = {
+  'one collector, files': async (emu) => {
     const stateDir = mkdtempSync(join(tmpdir(), 'df-inv-emu-'));
-    return { stateDirs: [stateDir, stateDir], stores: () => ({}), close: async () => undefined };
+    return { run: (_n, contentTypes) => collectOnce(emuConfig(emu, stateDir, contentTypes).config), close: async () => rmSync(stateDir, { recursive: true, force: true }) };
   },
-  'two replicas on PostgreSQL': async () => {
+  'two replicas on PostgreSQL': async (emu) => {
     const pool = await openPool(await freshDatabase());
     const owners = ['replica-a', 'replica-b'];
     await holdLease(pool, owners[0]!, 'emu', 'host');
     await holdLease(pool, owners[1]!, 'emu', 'alerts');
-    const stateDirs: [string, string] = [mkdtempSync(join(tmpdir(), 'df-inv-emu-a-')), mkdtempSync(join(tmpdir(), 'df-inv-emu-b-'))];
+    const stateDirs = [mkdtempSync(join(tmpdir(), 'df-inv-emu-a-')), mkdtempSync(join(tmpdir(), 'df-inv-emu-b-'))];
     return {
-      stateDirs,
-      stores: (n) => ({ cursors: new PgStateStore(pool, owners[n]!, stateDirs[n]), inventory: new PgMachineInventory(pool, owners[n]!) }),
-      close: () => pool.end(),
+      run: (n, contentTypes) =>
+        collectOnce(emuConfig(emu, stateDirs[n]!, contentTypes).config, { cursors: new PgStateStore(pool, owners[n]!, stateDirs[n]!), inventory: new PgMachineInventory(pool, owners[n]!) }),
+      close: async () => {
+        await pool.end();
+        for (const d of stateDirs) rmSync(d, { recursive: true, force: true });
+      },
+    };
+  },
+  'two run --once processes on PostgreSQL': async (emu) => {
+    const env = { STATE_URL: await freshDatabase(), EMU_SECRET: emu.clientSecret };
+    const stateDirs = [mkdtempSync(join(tmpdir(), 'df-inv-run-a-')), mkdtempSync(join(tmpdir(), 'df-inv-run-b-'))];
+    return {
+      run: (n, contentTypes) => runOnceProcess(emuConfig(emu, stateDirs[n]!, contentTypes, { state: { type: 'postgres', url: '${env:STATE_URL}' } }, env).file, env),
+      close: async () => {
+        for (const d of stateDirs) rmSync(d, { recursive: true, force: true });
+      },
     };
   },
 };
@@ -255,40 +312,30 @@ for (const [setupName, setup] of Object.entries(enrichmentSetups)) {
 
     it('an alert record carries the same primary IP / MAC, platform, tags and device value as its machine\'s host record', async () => {
       const emu = await startEmulator({ seed: 11, alerts: 120, machines: 12, vulnerabilities: 0, rateScale: 0.01 });
-      const env = await setup();
       try {
-        const configFor = (stateDir: string, contentTypes: ContentType[]) => {
-          const text = stringify({ stateDir, connectors: [{ ...emu.connectorConfig('emu'), clientSecret: '${env:EMU_SECRET}', lookbackHours: 24, contentTypes }] });
-          const { config, problems } = checkConfigText(join(stateDir, 'defender.yaml'), text, { EMU_SECRET: emu.clientSecret });
-          if (!config) throw new Error(JSON.stringify(problems));
-          return config;
-        };
-        const loaded = loadMapper();
-        assert.ok(loaded.ok);
-        const run = async (n: 0 | 1, contentTypes: ContentType[]) => {
-          const sink = new MemorySink();
-          const collector = new Collector({ config: configFor(env.stateDirs[n], contentTypes), sink, mapper: () => loaded.mapper, logger: captureLogger().logger, ...env.stores(n) });
-          assert.equal(await collector.runOnce(), 0);
-          return sink.received;
-        };
-        const hosts = new Map((await run(0, ['host'])).filter((r) => r.tag.endsWith('.syslog.host')).map((r) => [r.record.host_id as string, r.record]));
-        const alerts = (await run(1, ['alerts'])).map((r) => r.record);
-        const fields = ['srcip', 'srcmac', 'os_platform', 'os_architecture', 'device_value', 'exposure_level', 'risk_score', 'tags'];
-        let enriched = 0;
-        for (const a of alerts) {
-          assert.equal(a.transform_error, undefined);
-          assert.equal((a.microsoft_defender as Record<string, unknown>)[inventoryKey], undefined, 'not in the raw copy');
-          const host = hosts.get(a.host_id as string);
-          if (!host) {
-            for (const f of fields) assert.equal(a[f], undefined, `${f} without a known machine`);
-            continue;
+        const env = await setup(emu);
+        try {
+          const hosts = new Map((await env.run(0, ['host'])).filter((r) => r.tag.endsWith('.syslog.host')).map((r) => [r.record.host_id as string, r.record]));
+          const alerts = (await env.run(1, ['alerts'])).map((r) => r.record);
+          assert.ok(alerts.length > 0, 'alerts delivered');
+          const fields = ['srcip', 'srcmac', 'os_platform', 'os_architecture', 'device_value', 'exposure_level', 'risk_score', 'tags'];
+          let enriched = 0;
+          for (const a of alerts) {
+            assert.equal(a.transform_error, undefined);
+            assert.equal((a.microsoft_defender as Record<string, unknown>)[inventoryKey], undefined, 'not in the raw copy');
+            const host = hosts.get(a.host_id as string);
+            if (!host) {
+              for (const f of fields) assert.equal(a[f], undefined, `${f} without a known machine`);
+              continue;
+            }
+            for (const f of fields) assert.deepEqual(a[f], host[f], `alert ${String(a.alert_id)}: ${f} as in the host record`);
+            if (a.srcip !== undefined) enriched++;
           }
-          for (const f of fields) assert.deepEqual(a[f], host[f], `alert ${String(a.alert_id)}: ${f} as in the host record`);
-          if (a.srcip !== undefined) enriched++;
+          assert.ok(enriched > 0, 'some alerts enriched');
+        } finally {
+          await env.close();
         }
-        assert.ok(enriched > 0, 'some alerts enriched');
       } finally {
-        await env.close();
         await emu.close();
       }
     });
