@@ -114,7 +114,8 @@ export const unpackEntry = (text: string): InventoryEntry => unpack(machineShape
  * `<stateDir>/inventory/<connector>.ndjson` (mode 0600, replaced atomically): a header naming the
  * packed fields, then one line per machine, `<id><TAB>[values]` (packMachine). A reader loads
  * the file on its first get (not at all when a poll has no alert with a machine id) and keeps it as
- * one text with an offset per machine; an entry is parsed the first time an alert asks for it. The reader is dropped with the poll.
+ * one text with an offset per machine; an entry is parsed the first time an alert asks for it. The
+ * reader is dropped with the poll.
  */
 export class FileMachineInventory implements MachineInventory {
   readonly dir: string;
