@@ -134,6 +134,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       config: running,
       cursors: state.store,
       leases: state.leases,
+      inventory: state.inventory,
       sink,
       mapper: transforms.mapperFn,
       filterFor: (c) => compileLogFilters(c.logFilters),
