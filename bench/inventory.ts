@@ -1,16 +1,24 @@
 // Machine inventory benchmark: what one connector's inventory costs for a large tenant. The host
 // task writes it after each machine list read; an alerts poll loads it on its first alert with a
-// machine id and holds it until the poll ends.
-//   node --expose-gc --import tsx bench/inventory.ts [--machines 100000]
+// machine id and holds it until the poll ends. With --postgres, the replicas' store (a throw-away
+// PostgreSQL as the tests start it): the writer upserts changed rows, a reader asks per slice.
+//   node --expose-gc --import tsx bench/inventory.ts [--machines 100000] [--postgres]
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileMachineInventory } from '../plugin/collect/inventory.js';
+import { FileMachineInventory, type MachineInventory } from '../plugin/collect/inventory.js';
+import { PgMachineInventory } from '../plugin/state/pg-inventory.js';
+import { openPool } from '../plugin/state/postgres.js';
+import { freshDatabase, holdLease } from '../test/helpers/postgres.js';
 
 const arg = (name: string, dflt: number) => Number(process.argv[process.argv.indexOf(name) + 1]) || dflt;
 const n = arg('--machines', 100_000);
 const dir = mkdtempSync(join(tmpdir(), 'df-inventory-bench-'));
-const inv = new FileMachineInventory(dir);
+const pool = process.argv.includes('--postgres') ? await openPool(await freshDatabase()) : undefined;
+if (pool) await holdLease(pool, 'bench', 'bench', 'host');
+const inv: MachineInventory = pool ? new PgMachineInventory(pool, 'bench') : new FileMachineInventory(dir);
+const stored = async () =>
+  pool ? `table ${(Number((await pool.query("SELECT pg_total_relation_size('defender_fluent_machines') AS b")).rows[0].b) / 1e6).toFixed(1)} MB` : `file ${(statSync((inv as FileMachineInventory).file('bench')).size / 1e6).toFixed(1)} MB`;
 const id = (i: number) => i.toString(16).padStart(40, '0');
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const heap = () => process.memoryUsage().heapUsed / 1e6;
@@ -26,11 +34,18 @@ function machine(i: number): Record<string, unknown> {
   };
 }
 
-let t = performance.now();
-const w = inv.writer('bench');
-for (let i = 0; i < n; i++) w.add(machine(i));
-await w.commit();
-console.log(`write ${n.toLocaleString('en-US')} machines: ${Math.round(performance.now() - t)} ms, file ${(statSync(inv.file('bench')).size / 1e6).toFixed(1)} MB`);
+/** One host poll's write: every machine, `changed` of them with another risk score than the last write. */
+async function write(label: string, changed: number, risk: string): Promise<void> {
+  const t = performance.now();
+  const w = inv.writer('bench');
+  for (let i = 0; i < n; i++) w.add(i < changed ? { ...machine(i), riskScore: risk } : machine(i));
+  await w.commit();
+  console.log(`write ${n.toLocaleString('en-US')} machines, ${label}: ${Math.round(performance.now() - t)} ms, ${await stored()}`);
+}
+await write('first', 0, 'Low');
+await write('none changed', 0, 'Low');
+await write('1 % changed', n / 100, 'High');
+let t: number;
 
 gc();
 const before = heap();
@@ -47,3 +62,4 @@ console.log(`${n.toLocaleString('en-US')} alerts on distinct machines, slices of
 gc();
 console.log(`held after every entry was parsed once: ${(heap() - before).toFixed(1)} MB`);
 rmSync(dir, { recursive: true, force: true });
+await pool?.end();

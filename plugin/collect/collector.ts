@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { isDeepStrictEqual } from 'node:util';
 import { type Config, type Connector, type ContentType, defaultMaxConcurrentPolls } from '../config/load.js';
 import { type Clock, systemClock, WaitInterruptedError } from '../defender/budget.js';
 import { DefenderClient } from '../defender/client.js';
@@ -80,6 +81,8 @@ interface Runner {
   connector: Connector;
   client: DefenderClient;
   emit: (entities: Record<string, unknown>[]) => Promise<void>;
+  /** stops this task only (a reconfigure that removes its connector) or with the whole collector */
+  stopper: AbortController;
   loop?: Promise<void>;
 }
 
@@ -96,6 +99,7 @@ export class Collector {
   private readonly stopper = new AbortController();
   private readonly clock: Clock;
   private readonly cursors: StateStore;
+  private started = false;
   private readonly inventory: MachineInventory;
 
   constructor(private readonly opts: CollectorOptions) {
@@ -103,25 +107,61 @@ export class Collector {
     this.cursors = opts.cursors ?? new CursorStore(opts.config.stateDir);
     this.inventory = opts.inventory ?? new FileMachineInventory(opts.config.stateDir, (file, err) => opts.logger.warn({ file, err }, 'machine inventory unreadable: alerts are delivered without their machine fields until the next host poll rewrites it'));
     this.slots = new PollSlots(opts.config.maxConcurrentPolls ?? defaultMaxConcurrentPolls());
-    // every waiting task listens for the stop: hundreds of tenants are not a listener leak
-    setMaxListeners(0, this.stopper.signal);
-    const tagPrefix = opts.config.output.tagPrefix;
-    for (const connector of opts.config.connectors) {
-      if (!connector.functions.includes('collect')) continue;
-      const client = opts.clientFor?.(connector) ?? new DefenderClient(connector, { logger: opts.logger, clock: this.clock });
-      const filter = opts.filterFor?.(connector);
-      for (const content of connector.contentTypes) {
-        const counters = newCounters();
-        this.runners.push({
-          state: { connector: connector.name, content, running: false, waiting: false, counters },
-          jitter: jitter(connector.name, content),
-          task: (opts.taskFor ?? defaultTask)(content),
-          connector,
-          client,
-          emit: makeEmitter({ connector, content, sink: opts.sink, mapper: opts.mapper, filter, tagPrefix, clock: this.clock, counters }),
-        });
-      }
-    }
+    for (const connector of opts.config.connectors) this.add(connector);
+  }
+
+  /** The runners of one connector (none when it does not collect), its client built afresh. */
+  private add(connector: Connector): Runner[] {
+    if (!connector.functions.includes('collect')) return [];
+    const { opts } = this;
+    const client = opts.clientFor?.(connector) ?? new DefenderClient(connector, { logger: opts.logger, clock: this.clock });
+    const filter = opts.filterFor?.(connector);
+    const added = connector.contentTypes.map((content): Runner => {
+      const counters = newCounters();
+      const stopper = new AbortController();
+      // a task's poll may listen for its stop in many places at once: not a listener leak
+      setMaxListeners(0, stopper.signal);
+      return {
+        state: { connector: connector.name, content, running: false, waiting: false, counters },
+        jitter: jitter(connector.name, content),
+        task: (opts.taskFor ?? defaultTask)(content),
+        connector,
+        client,
+        emit: makeEmitter({ connector, content, sink: opts.sink, mapper: opts.mapper, filter, tagPrefix: opts.config.output.tagPrefix, clock: this.clock, counters }),
+        stopper,
+      };
+    });
+    this.runners.push(...added);
+    return added;
+  }
+
+  /**
+   * Applies a reloaded config's connectors: a removed or changed one (any field, a re-read secret
+   * included) stops as on a stop (its in-flight deliveries acknowledged, its cursor committed, its
+   * client closed); a changed one then starts afresh, as does a new one, polling at once. Unchanged
+   * connectors keep running untouched. Resolves with the names removed, added and changed.
+   */
+  async reconfigure(connectors: Connector[]): Promise<{ removed: string[]; added: string[]; changed: string[] }> {
+    const next = new Map(connectors.filter((c) => c.functions.includes('collect')).map((c) => [c.name, c]));
+    const running = new Map(this.runners.map((r) => [r.connector.name, r.connector]));
+    const changed = [...running.keys()].filter((n) => next.has(n) && !isDeepStrictEqual(next.get(n), running.get(n)));
+    const removed = [...running.keys()].filter((n) => !next.has(n));
+    const added = [...next.keys()].filter((n) => !running.has(n));
+    const launch = (names: string[]) => {
+      if (this.stopped) return;
+      for (const name of names) for (const r of this.add(next.get(name)!)) if (this.started) r.loop = this.loop(r);
+    };
+    const retiring = this.runners.filter((r) => removed.includes(r.connector.name) || changed.includes(r.connector.name));
+    for (const r of retiring) r.stopper.abort();
+    for (const client of new Set(retiring.map((r) => r.client))) client.interruptWaits();
+    // new connectors need not wait for the retiring ones' acknowledgements
+    launch(added);
+    await Promise.all(retiring.map((r) => r.loop));
+    for (const client of new Set(retiring.map((r) => r.client))) client.close();
+    for (const r of retiring) this.runners.splice(this.runners.indexOf(r), 1);
+    // the old tasks of a changed connector have ended before its new ones start: one poll per cursor at a time
+    launch(changed);
+    return { removed, added, changed };
   }
 
   get stopped(): boolean {
@@ -142,12 +182,14 @@ export class Collector {
   }
 
   start(): void {
+    this.started = true;
     for (const r of this.runners) r.loop = this.loop(r);
   }
 
   /** Stops polling; in-flight polls end at their next delivery or request, or at once when waiting on the API's budget or a retry. */
   async stop(): Promise<void> {
     this.stopper.abort();
+    for (const r of this.runners) r.stopper.abort();
     this.slots.open();
     for (const client of new Set(this.runners.map((r) => r.client))) client.interruptWaits();
     await Promise.all(this.runners.map((r) => r.loop));
@@ -168,17 +210,17 @@ export class Collector {
     const first = this.clock.now();
     await this.pollInSlot(r, first);
     let due = first + Math.max(1, Math.round(r.jitter * intervalMs));
-    while (!this.stopped) {
+    while (!r.stopper.signal.aborted) {
       // a task another replica holds (or that this one handed on) is asked for again soon, its holder
       // may die; once it is held here it is polled at once (a dead replica's task is overdue)
       const leases = this.opts.leases;
       if (leases && !leases.holds(r.connector.name, r.task.content)) {
-        await this.sleep(leases.retryMs);
+        await this.sleep(leases.retryMs, r.stopper.signal);
         due = this.clock.now();
         continue;
       }
       const wait = due - this.clock.now();
-      if (wait > 0) await this.sleep(wait);
+      if (wait > 0) await this.sleep(wait, r.stopper.signal);
       await this.pollInSlot(r, due);
       due = nextDue(due, r.state.lastStart ?? due, intervalMs);
     }
@@ -201,9 +243,8 @@ export class Collector {
     }
   }
 
-  private sleep(ms: number): Promise<void> {
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
-      const signal = this.stopper.signal;
       // a stop that came while the poll was still running has already fired its event
       if (signal.aborted) return resolve();
       const t = setTimeout(done, ms);
@@ -219,7 +260,8 @@ export class Collector {
   /** Returns true when the poll succeeded (or was cut short by a stop or a lost lease), undefined when another replica holds the task. */
   private async pollOnce(r: Runner): Promise<boolean | undefined> {
     const { state, connector } = r;
-    if (this.stopped) return true;
+    const stopped = () => r.stopper.signal.aborted;
+    if (stopped()) return true;
     const lease = this.opts.leases?.acquire(connector.name, r.task.content);
     if (this.opts.leases && !lease) return undefined;
     state.running = true;
@@ -235,7 +277,7 @@ export class Collector {
         progress: (p) => this.opts.hooks?.onProgress?.(state, p),
         logger: this.opts.logger,
         clock: this.clock,
-        signal: lease ? AbortSignal.any([this.stopper.signal, lease.signal]) : this.stopper.signal,
+        signal: lease ? AbortSignal.any([r.stopper.signal, lease.signal]) : r.stopper.signal,
       });
       state.lastSuccess = this.clock.now();
       state.lastError = undefined;
@@ -244,7 +286,7 @@ export class Collector {
       this.opts.hooks?.onPollDone?.(state, result);
       return true;
     } catch (e) {
-      if (this.stopped && (e instanceof StoppedError || e instanceof SinkClosedError || e instanceof WaitInterruptedError)) return true;
+      if (stopped() && (e instanceof StoppedError || e instanceof SinkClosedError || e instanceof WaitInterruptedError)) return true;
       if (e instanceof LeaseLostError || lease?.signal.aborted) {
         // not a failure of the task: the replica that took it over reads on from the committed cursor
         this.opts.logger.warn({ connector: connector.name, content: r.task.content, err: e }, 'poll stopped: lease lost; its uncommitted work is read again by the new holder');

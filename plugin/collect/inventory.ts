@@ -30,7 +30,7 @@ export interface InventoryReader {
 }
 
 /**
- * Where inventories live (a file per connector under stateDir; issue 12 adds PostgreSQL). An
+ * Where inventories live (a file per connector under stateDir, or PostgreSQL for replicas). An
  * implementation must not keep every connector's inventory in memory between polls: a tenant may
  * have 100 000 machines and a collector 1 000 connectors.
  */
@@ -93,13 +93,29 @@ function unpack(shape: Shape | undefined, v: unknown): unknown {
   return out;
 }
 
+/** Names the packed fields: an inventory stored with another header was packed for other fields and is not read (the next host poll rewrites it). */
+export const inventoryHeader = (): string => machineShape().header;
+
+/**
+ * A machine as an inventory stores it: its id and its entry packed as JSON text (the declared
+ * fields' values in schema order, no field names: 100 000 machines take about a third of the
+ * space); undefined for a machine without a usable id (ids are 40 hex digits; one that would break
+ * the file's line format is not kept).
+ */
+export function packMachine(m: Record<string, unknown>): [id: string, entry: string] | undefined {
+  if (typeof m.id !== 'string' || !m.id || /[\t\n\r]/.test(m.id)) return undefined;
+  return [m.id, JSON.stringify(pack(machineShape().shape, m) ?? [])];
+}
+
+/** The entry packMachine stored (throws on text that is not JSON). */
+export const unpackEntry = (text: string): InventoryEntry => unpack(machineShape().shape, JSON.parse(text)) as InventoryEntry;
+
 /**
  * `<stateDir>/inventory/<connector>.ndjson` (mode 0600, replaced atomically): a header naming the
- * packed fields, then one line per machine, `<id><TAB>[values]`, each entry packed as the values of
- * the declared fields in order (no field names: 100 000 machines take about a third of the
- * space). A reader loads the file on its first get (not at all when a poll has no alert with a
- * machine id) and keeps it as one text with an offset per machine; an entry is parsed the first
- * time an alert asks for it. The reader is dropped with the poll.
+ * packed fields, then one line per machine, `<id><TAB>[values]` (packMachine). A reader loads
+ * the file on its first get (not at all when a poll has no alert with a machine id) and keeps it as
+ * one text with an offset per machine; an entry is parsed the first time an alert asks for it. The
+ * reader is dropped with the poll.
  */
 export class FileMachineInventory implements MachineInventory {
   readonly dir: string;
@@ -116,21 +132,18 @@ export class FileMachineInventory implements MachineInventory {
   }
 
   writer(connector: string): InventoryWriter {
-    const { shape, header } = machineShape();
     const lines = new Map<string, string>();
     return {
       add: (m) => {
-        // machine ids are 40 hex digits; anything that would break the line format is not kept
-        if (typeof m.id !== 'string' || !m.id || /[\t\n\r]/.test(m.id)) return;
-        lines.set(m.id, `${m.id}\t${JSON.stringify(pack(shape, m) ?? [])}`);
+        const packed = packMachine(m);
+        if (packed) lines.set(packed[0], `${packed[0]}\t${packed[1]}`);
       },
-      commit: async () => writeFileAtomic(this.file(connector), [header, ...lines.values()].join('\n') + '\n'),
+      commit: async () => writeFileAtomic(this.file(connector), [inventoryHeader(), ...lines.values()].join('\n') + '\n'),
     };
   }
 
   reader(connector: string): InventoryReader {
     const file = this.file(connector);
-    const { shape } = machineShape();
     let loaded: Promise<{ text: string; at: Map<string, number> }> | undefined;
     const parsed = new Map<string, InventoryEntry>();
     return {
@@ -144,7 +157,7 @@ export class FileMachineInventory implements MachineInventory {
             const start = at.get(id);
             if (start === undefined) continue;
             try {
-              e = unpack(shape, JSON.parse(text.slice(start, text.indexOf('\n', start)))) as InventoryEntry;
+              e = unpackEntry(text.slice(start, text.indexOf('\n', start)));
             } catch (err) {
               this.onUnreadable(file, new Error(`entry of machine ${id}: ${(err as Error).message}`));
               at.delete(id);
@@ -170,7 +183,7 @@ export class FileMachineInventory implements MachineInventory {
       return { text: '', at };
     }
     let pos = text.indexOf('\n');
-    if (pos < 0 || text.slice(0, pos) !== machineShape().header) {
+    if (pos < 0 || text.slice(0, pos) !== inventoryHeader()) {
       this.onUnreadable(file, new Error('not an inventory file for the fields this version keeps (the next host poll rewrites it)'));
       return { text: '', at };
     }

@@ -12,6 +12,7 @@ import { startCollectorProbes } from '../status/probes.js';
 import { compileLogFilters } from '../config/log-filters.js';
 import { TransformReloader, transformsDir } from '../transform/transforms.js';
 import { Collector } from './collector.js';
+import { reloadConfig } from './config-reload.js';
 import { combineHooks, startStatusLoop, statusHooks, timedSink } from './observe.js';
 import { progressHooks } from './progress.js';
 import { openState } from '../state/open.js';
@@ -46,7 +47,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (!loaded) return 2;
   // a worker process (workers: N) runs its share of the connectors; its parent did the rest
   const share = workerShare();
-  const config = share ? workerConfig(loaded.config, share) : loaded.config;
+  let config = share ? workerConfig(loaded.config, share) : loaded.config;
   const logger = share ? createLogger(config.logLevel).child({ worker: share.index }) : createLogger(config.logLevel);
   if (!share) for (const w of loaded.warnings) logger.warn(formatProblem(w));
 
@@ -109,13 +110,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       const args = [...(opts.once ? ['--once'] : []), ...(opts.output ? ['--output', opts.output] : []), ...(opts.progress ? ['--progress'] : []), ...(opts.transforms ? ['--transforms', opts.transforms] : [])];
       const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
       // the health listener is the parent's: readiness from the workers' reports, /metrics summed over them
-      const probes = await startCollectorProbes(config, status, logger).catch((e: Error) => e);
+      const probes = await startCollectorProbes({ health: config.health, get connectors() { return config.connectors; } }, status, logger).catch((e: Error) => e);
       if (probes instanceof Error) {
         process.stderr.write(`error: ${probes.message}\n`);
         return 2;
       }
       try {
-        return await superviseWorkers({ configFile: opts.config, config, args, once: !!opts.once, status, logger, stopRequested });
+        return await superviseWorkers({ configFile: opts.config, config, args, once: !!opts.once, status, logger, stopRequested, onReload: (c) => (config = c) });
       } finally {
         await probes?.close();
       }
@@ -127,10 +128,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const mirror = state.statusMirror?.(status);
     const stopMirror = mirror?.start(15_000);
     const hooks = combineHooks(statusHooks(status), ...(mirror ? [mirror.hooks()] : []), ...(opts.progress ? [progressHooks()] : []));
+    // readiness and the status records follow the connectors of the config running now (SIGHUP changes them)
+    const running = { ...config, output, get connectors() { return config.connectors; } };
     const collector = new Collector({
-      config: { ...config, output },
+      config: running,
       cursors: state.store,
       leases: state.leases,
+      inventory: state.inventory,
       sink,
       mapper: transforms.mapperFn,
       filterFor: (c) => compileLogFilters(c.logFilters),
@@ -145,13 +149,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     let probes: { close(): Promise<void> } | undefined;
     try {
       // a worker's parent serves the listener for all of them
-      if (!share) probes = await startCollectorProbes(config, status, logger);
+      if (!share) probes = await startCollectorProbes(running, status, logger);
     } catch (e) {
       process.stderr.write(`error: ${(e as Error).message}\n`);
       await sink.close(0);
       return 2;
     }
-    const stopStatus = startStatusLoop({ config: { ...config, output }, status, sink, runners: () => collector.runners.map((r) => r.state), logger });
+    const stopStatus = startStatusLoop({ config: running, status, sink, runners: () => collector.runners.map((r) => r.state), logger });
     const stopLag = metrics.trackPollLag(() => collector.lags());
     const shutdownMs = config.shutdownTimeoutSeconds * 1000;
 
@@ -165,7 +169,21 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       await stopped;
     };
     // SIGHUP or an edited transform file reloads the transforms; a failed reload keeps the old ones.
-    const onHup = () => void transforms.reload();
+    // SIGHUP also reloads the config's connectors (a worker's parent does that for its workers), one reload at a time.
+    let reloading = Promise.resolve();
+    const onHup = () => {
+      void transforms.reload();
+      if (share || opts.once) return;
+      reloading = reloading
+        .then(async () => {
+          const next = reloadConfig(opts.config, config, logger)?.config;
+          if (!next) return;
+          config = next;
+          const { removed, added, changed } = await collector.reconfigure(next.connectors);
+          logger.info({ removed, added, changed }, 'config reloaded');
+        })
+        .catch((e: unknown) => logger.error({ err: e }, 'config reload failed; the running connectors are kept'));
+    };
     const stopWatch = opts.once ? () => undefined : transforms.watch();
     process.on('SIGHUP', onHup);
     let code = 1;

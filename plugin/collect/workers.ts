@@ -2,9 +2,11 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { extname } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../log.js';
 import * as metrics from '../status/metrics.js';
+import { reloadConfig } from './config-reload.js';
 import type { ConnectorStatus, StatusFile, StatusStore } from '../status/store.js';
 
 /** In a worker's environment: "k/n", its share of the connectors (worker k of n). */
@@ -77,6 +79,8 @@ export interface SuperviseOptions {
   logger: Logger;
   /** resolves when a stop was asked for (SIGTERM/SIGINT) */
   stopRequested: Promise<void>;
+  /** the config the workers were restarted on after a reload */
+  onReload?(config: Config): void;
 }
 
 const cliFile = fileURLToPath(new URL(`../cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
@@ -87,15 +91,18 @@ const cliFile = fileURLToPath(new URL(`../cli${extname(fileURLToPath(import.meta
  * each has its own heap and native memory, and one that crashes or runs out of memory takes only its
  * share down; it is restarted and resumes from its cursors (what it had not seen acknowledged is
  * read again). This process keeps the lock, writes the one status.json and metrics snapshot from the
- * workers' reports, relays their stdout line by line, and passes SIGHUP (transforms reload) and the
- * stop signals on. Resolves with the exit code.
+ * workers' reports, relays their stdout line by line, and passes SIGHUP (transforms reload; a config
+ * reload, see onHup) and the stop signals on. Resolves with the exit code.
  */
 export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
-  const { config, logger, status } = o;
-  const count = Math.min(config.workers, config.connectors.length);
+  const { logger, status } = o;
+  let config = o.config;
+  let count = Math.min(config.workers, config.connectors.length);
   const workers: (ChildProcess | undefined)[] = [];
   const codes: (number | undefined)[] = [];
   let stopping = false;
+  /** the config a reload changed the connectors to: the workers stop, then start again on it */
+  let restartWith: Config | undefined;
   let allDone!: () => void;
   const finished = new Promise<void>((resolve) => (allDone = resolve));
   // a worker started from the TypeScript sources needs the loader its parent runs under
@@ -126,6 +133,10 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
       metrics.retireWorkerMetrics(index);
       workers[index] = undefined;
       // --once: a worker that finished says so first; anything else is a death, even an exit 0
+      if (restartWith && !stopping) {
+        if (workers.every((w) => !w)) startAll();
+        return;
+      }
       if (stopping || (o.once && done !== undefined)) {
         codes[index] = done ?? code ?? 1;
         if (workers.every((w) => !w)) allDone();
@@ -136,13 +147,41 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
       const delay = again ? Math.min(30_000, 1000 * 2 ** (again - 1)) : 0;
       logger.error({ worker: index, code, signal, restartInMs: delay }, 'worker died; restarting it: it resumes from its cursors');
       setTimeout(() => {
+        // a reload may have started every worker afresh meanwhile
+        if (restartWith || workers[index]) return;
         if (!stopping) start(index, again);
         else if (workers.every((w) => !w)) allDone();
       }, delay).unref();
     });
   };
 
-  const onHup = () => workers.forEach((w) => w?.kill('SIGHUP'));
+  const startAll = () => {
+    if (restartWith) {
+      config = restartWith;
+      restartWith = undefined;
+      count = Math.min(config.workers, config.connectors.length);
+      o.onReload?.(config);
+    }
+    for (let i = 0; i < count; i++) start(i, 0);
+  };
+  // SIGHUP: the workers reload their transforms. When the connectors changed in a valid config, every
+  // worker stops as on SIGTERM (acknowledgements awaited, cursors committed) and all start again on the
+  // new partition; all of them at once, so that no connector that moves to another worker is ever
+  // polled by two processes. An invalid config changes nothing (reloadConfig logs why); nor does one
+  // that also changes a setting that waits for a restart, since a worker reads the whole file.
+  const onHup = () => {
+    const reloaded = o.once || stopping || restartWith ? undefined : reloadConfig(o.configFile, config, logger);
+    const next = reloaded?.config;
+    if (!next || isDeepStrictEqual(next.connectors, config.connectors)) return workers.forEach((w) => w?.kill('SIGHUP'));
+    if (reloaded.kept.length) {
+      logger.error(`config reload: with workers the connectors change waits for a restart too, as ${reloaded.kept.join(', ')} changed (each worker reads the whole file when it starts)`);
+      return workers.forEach((w) => w?.kill('SIGHUP'));
+    }
+    logger.info('config reloaded: the connectors changed; restarting the workers on the new partition');
+    restartWith = next;
+    if (workers.every((w) => !w)) return startAll();
+    workers.forEach((w) => w?.kill('SIGTERM'));
+  };
   // a second stop signal exits this process at once (process.exit): the workers get theirs too
   const onExit = () => workers.forEach((w) => w?.kill('SIGTERM'));
   // a closed stdout (EPIPE) must not crash this process: the workers' writes then go unacknowledged, their cursors stay put
@@ -151,7 +190,7 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
   process.on('exit', onExit);
   process.stdout.on('error', onStdoutError);
   try {
-    for (let i = 0; i < count; i++) start(i, 0);
+    startAll();
     void o.stopRequested.then(() => {
       stopping = true;
       workers.forEach((w) => w?.kill('SIGTERM'));

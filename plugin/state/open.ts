@@ -1,7 +1,9 @@
 import type { Config } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { CursorStore } from '../collect/cursor-store.js';
+import type { MachineInventory } from '../collect/inventory.js';
 import { LeaseManager } from './leases.js';
+import { PgMachineInventory } from './pg-inventory.js';
 import { openPool, PgStateStore } from './postgres.js';
 import type { StatusStore } from '../status/store.js';
 import { PgStatusMirror } from './status-mirror.js';
@@ -11,6 +13,8 @@ export interface OpenedState {
   store: StateStore;
   /** PostgreSQL only: this replica's share of the tasks */
   leases?: LeaseManager;
+  /** PostgreSQL only: the machine inventories, shared with the other replicas (files under stateDir otherwise) */
+  inventory?: MachineInventory;
   /** PostgreSQL only: status shared with the other replicas */
   statusMirror?: (status: StatusStore) => PgStatusMirror;
   close(): Promise<void>;
@@ -26,6 +30,7 @@ export async function openState(config: Config, logger: Logger): Promise<OpenedS
   return {
     store: new PgStateStore(pool, leases.owner, config.stateDir),
     leases,
+    inventory: new PgMachineInventory(pool, leases.owner, (where, err) => logger.warn({ where, err }, 'machine inventory unreadable: alerts are delivered without their machine fields until the next host poll rewrites it')),
     statusMirror: (status) => new PgStatusMirror(pool, status, logger),
     close: async () => {
       await leases.stop();

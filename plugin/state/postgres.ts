@@ -8,7 +8,8 @@ import { LeaseLostError, type StateStore, type WindowJournalStore } from './stor
  * Tables, created on first use (under an advisory lock, so replicas starting together do not race):
  * one row per connector × content type holding its lease (owner, lease_until), cursor and host
  * digests; the alerts' window journal, one row per checkpointed page; the live replicas (for the
- * fair share of tasks); and connector status.
+ * fair share of tasks); the machine inventory (PgMachineInventory: the packed fields per connector,
+ * a row per machine); and connector status.
  */
 const schema = `
 CREATE TABLE IF NOT EXISTS defender_fluent_tasks (
@@ -30,6 +31,16 @@ CREATE TABLE IF NOT EXISTS defender_fluent_journal (
 CREATE TABLE IF NOT EXISTS defender_fluent_replicas (
   owner text PRIMARY KEY,
   seen_until timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS defender_fluent_inventory (
+  connector text PRIMARY KEY,
+  fields text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS defender_fluent_machines (
+  connector text NOT NULL,
+  id text NOT NULL,
+  entry text NOT NULL,
+  PRIMARY KEY (connector, id)
 );
 CREATE TABLE IF NOT EXISTS defender_fluent_status (
   connector text NOT NULL,
@@ -165,11 +176,16 @@ export class PgStateStore implements StateStore {
    * Writes to other tables under the task row's lock, taken only while the lease is held: a replica
    * taking the task over updates that row, so it waits for this transaction and then sees its work.
    */
-  private async fenced(connector: string, content: ContentType, write: (c: pg.PoolClient) => Promise<unknown>): Promise<void> {
-    await inTransaction(this.pool, async (c) => {
-      const held = await c.query('SELECT 1 FROM defender_fluent_tasks WHERE connector = $1 AND content = $2 AND owner = $3 AND lease_until > clock_timestamp() FOR NO KEY UPDATE', [connector, content, this.owner]);
-      if (held.rowCount !== 1) throw new LeaseLostError(connector, content);
-      await write(c);
-    });
+  private fenced(connector: string, content: ContentType, write: (c: pg.PoolClient) => Promise<unknown>): Promise<void> {
+    return fencedTransaction(this.pool, this.owner, connector, content, write);
   }
+}
+
+/** One transaction under the task row's lock, taken only while `owner` holds the task's lease (else a LeaseLostError, nothing written). */
+export async function fencedTransaction(pool: pg.Pool, owner: string, connector: string, content: ContentType, write: (c: pg.PoolClient) => Promise<unknown>): Promise<void> {
+  await inTransaction(pool, async (c) => {
+    const held = await c.query('SELECT 1 FROM defender_fluent_tasks WHERE connector = $1 AND content = $2 AND owner = $3 AND lease_until > clock_timestamp() FOR NO KEY UPDATE', [connector, content, owner]);
+    if (held.rowCount !== 1) throw new LeaseLostError(connector, content);
+    await write(c);
+  });
 }

@@ -56,6 +56,13 @@ export const tokenRenewals = new Counter({
   },
 });
 
+export const configReloads = new Counter({
+  name: 'defender_fluent_config_reloads_total',
+  help: 'Config reloads on SIGHUP, by outcome (ok | invalid: the running config was kept)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
 /** What trackPollLag() reads at each scrape: every task's lag (Collector.lags()). */
 export type PollLagSource = () => Iterable<{ connector: string; content: string; lagMs: number }>;
 

@@ -122,9 +122,9 @@ export async function startProbeServer(listen: string, opts: ProbeOptions & { lo
 export async function startCollectorProbes(config: Pick<Config, 'health' | 'connectors'>, status: { read(): StatusFile }, logger?: Logger): Promise<{ url: string; close(): Promise<void> } | undefined> {
   if (!config.health) return undefined;
   const startedAt = Date.now();
-  const collecting = config.connectors.filter((c) => c.functions.includes('collect'));
   try {
-    return await startProbeServer(config.health.listen, { logger, ready: () => readiness(collecting, status.read(), startedAt, Date.now()) });
+    const ready = () => readiness(config.connectors.filter((c) => c.functions.includes('collect')), status.read(), startedAt, Date.now());
+    return await startProbeServer(config.health.listen, { logger, ready });
   } catch (e) {
     throw new Error(`health.listen ${config.health.listen}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
