@@ -6,6 +6,7 @@ import { SinkClosedError } from '../plugin/output/sink.js';
 import { createLogger } from '../plugin/log.js';
 import type { ForwardOutputConfig } from '../plugin/generated/config.js';
 import { TestForwardServer, RawForwardServer, makeRecords, settledWithin, waitFor } from './forward-helpers.js';
+import { freePort } from './helpers/free-port.js';
 
 const sinks: ForwardSink[] = [];
 const servers: { stop(): Promise<void> }[] = [];
@@ -26,14 +27,6 @@ async function rawServer(opts: ConstructorParameters<typeof RawForwardServer>[0]
   const s = await new RawForwardServer(opts).start();
   servers.push(s);
   return s;
-}
-
-/** A port nothing listens on (bound once, then released). */
-async function freePort(): Promise<number> {
-  const s = await new TestForwardServer().start();
-  const port = s.port;
-  await s.stop();
-  return port;
 }
 
 function capturedLogger() {

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { packageRoot } from '../plugin/paths.js';
+import { freePort } from './helpers/free-port.js';
 
 const recorder = pathToFileURL(join(packageRoot, 'test', 'helpers', 'record-loads.mjs')).href;
 
@@ -22,14 +22,6 @@ function npm(args: string[], cwd: string): string {
 
 function exited(p: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve(p.exitCode) : p.once('exit', (code) => resolve(code))));
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** Every file under dir with its mtime, node_modules aside. */

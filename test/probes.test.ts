@@ -12,6 +12,7 @@ import { packageRoot } from '../plugin/paths.js';
 import { polls } from '../plugin/status/metrics.js';
 import { readiness, startProbeServer, type Readiness } from '../plugin/status/probes.js';
 import type { StatusFile } from '../plugin/status/store.js';
+import { freePort } from './helpers/free-port.js';
 
 function get(url: string, method = 'GET'): Promise<{ status: number; type?: string; text: string }> {
   return new Promise((resolve, reject) => {
@@ -113,14 +114,6 @@ describe('run: health listener (/healthz, /readyz, /metrics)', function () {
       emu = await startEmulator({ seed: 4, alerts: 20, machines: 3, vulnerabilities: 20, rateScale: 0.01 });
     });
     after(() => emu.close());
-
-    const freePort = () =>
-      new Promise<number>((resolve) => {
-        const s = createServer().listen(0, '127.0.0.1', () => {
-          const { port } = s.address() as { port: number };
-          s.close(() => resolve(port));
-        });
-      });
 
     it('serves the probes while it runs: ready once every connector is green, its poll counters on /metrics; stops on SIGTERM', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'df-probes-'));

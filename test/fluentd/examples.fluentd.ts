@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -27,6 +26,7 @@ import { RespondServer } from '../../plugin/respond/server.js';
 import { fluentdPattern, parseFluentd, type Section } from '../helpers/fluentd-config.js';
 import { MemorySink } from '../helpers/memory-sink.js';
 import { auditLines, loadFixture } from '../respond-helpers.js';
+import { freePort } from '../helpers/free-port.js';
 
 const tool = process.env.REAL_FLUENTD_TOOL ?? join(packageRoot, '..', 'shared', 'tools', 'real-fluentd', 'run.sh');
 const sharedKey = 'fluentd-test-shared-key';
@@ -34,17 +34,6 @@ const unreadable = { id: 'c'.repeat(40), failing: true };
 const respondToken = 'fluentd-test-respond-token-0123456789';
 
 type Line = Record<string, unknown> & { fluent_tag: string; fluent_time: string };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

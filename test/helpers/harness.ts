@@ -11,6 +11,9 @@ import { CursorStore } from '../../plugin/collect/cursor-store.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../plugin/emulate/index.js';
 import { Rng } from '../../plugin/emulate/prng.js';
 import { TestForwardServer } from '../forward-helpers.js';
+import { freePort } from './free-port.js';
+
+export { freePort };
 
 /** `${id}|${epoch ms}`: the emulator, the API and the records spell lastUpdateTime differently (7 vs 3 digits). */
 export function versionKey(id: unknown, lastUpdateTime: unknown): string {
@@ -195,14 +198,6 @@ export class Harness {
     await this.emu?.close();
     rmSync(this.stateDir, { recursive: true, force: true });
   }
-}
-
-/** A port nothing listens on (bound once, then released). */
-export async function freePort(): Promise<number> {
-  const s = await new TestForwardServer().start();
-  const port = s.port;
-  await s.stop();
-  return port;
 }
 
 /** Seeded choices for kill points and source changes (the emulator's own PRNG). */
