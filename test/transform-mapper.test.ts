@@ -130,12 +130,14 @@ describe('transform mapper', () => {
     for (let day = Date.UTC(1899, 0, 1), k = 0; day < Date.UTC(2101, 0, 1); day += 86_400_000, k++) {
       const dt = new Date(day);
       const [y, mo, d] = [dt.getUTCFullYear(), dt.getUTCMonth() + 1, dt.getUTCDate()];
-      const [h, mi, sec, frac] = [k % 24, (k * 7) % 60, (k * 13) % 60, String(k % 10_000_000).padStart(7, '0')];
+      const [h, mi, sec] = [k % 24, (k * 7) % 60, (k * 13) % 60];
+      const frac = String(k % 100_000_000).padStart(8, '0').slice(0, k % 9); // no fraction up to 8 digits
       const offMin = ((k % 5) - 2) * 150;
       const off = offMin === 0 ? 'Z' : `${offMin > 0 ? '+' : '-'}${pad(Math.floor(Math.abs(offMin) / 60))}:${pad(Math.abs(offMin) % 60)}`;
-      const text = `${pad(y, 4)}-${pad(mo)}-${pad(d)}T${pad(h)}:${pad(mi)}:${pad(sec)}.${frac}${off}`;
-      assert.equal(epochMs(text), Date.UTC(y, mo - 1, d, h, mi, sec, Number(frac.slice(0, 3))) - offMin * 60_000, text);
+      const text = `${pad(y, 4)}-${pad(mo)}-${pad(d)}T${pad(h)}:${pad(mi)}:${pad(sec)}${frac ? `.${frac}` : ''}${off}`;
+      assert.equal(epochMs(text), Date.UTC(y, mo - 1, d, h, mi, sec, Number(`${frac}00`.slice(0, 3))) - offMin * 60_000, text);
     }
+    for (const bad of ['2025-06-10T08:14:2x.1Z', '2025-06-10T08:14:22.1x3Z', '2025-06-1xT08:14:22Z', '2025-13-10T08:14:22Z', '2025-06-10T08:60:22Z', '2025-06-10T08:14:22.Z', '2025-06-10T08:14:22ZZ', '+025-06-10T08:14:22Z']) assert.equal(epochMs(bad), undefined, bad);
     assert.equal(ip(' 010.001.002.003 '), '10.1.2.3');
     assert.equal(ip('FE80:0000:0000:0000:1C2D:3E4F:5A6B:7C8D%12'), 'fe80::1c2d:3e4f:5a6b:7c8d');
     assert.equal(ip('::ffff:192.0.2.1'), '192.0.2.1');

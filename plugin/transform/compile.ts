@@ -23,6 +23,12 @@ const J = (v: unknown): string => {
   if (s === undefined) throw new Error('value cannot be compiled');
   return s;
 };
+/** Conditions that hold for an empty value (missing, null, "", []) exactly as for a missing one, so the value needs no emptiness check first. */
+function emptyIsNoMatch(c: CondsIR[number]): boolean {
+  if (c.op === 'equals') return c.value !== '' && c.value !== null;
+  if (c.op === 'in') return !(c.value as unknown[]).some((v) => v === '' || v === null);
+  return c.op === 'ip';
+}
 const ctxKeys = new Set(['tenant', 'connector', 'writeTime']);
 const forbiddenTargets = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -33,6 +39,14 @@ class Gen {
   readonly consts: unknown[] = [];
   private convIndex = new Map<string, number>();
   private lookupIndex = new Map<LookupRuntime, number>();
+
+  /** Constructors of objects whose fields rules set one by one (see shapeSource). */
+  readonly shapes: string[] = [];
+  shape(names: string[]): string {
+    const name = `S${this.shapes.length}`;
+    this.shapes.push(shapeSource(name, names));
+    return name;
+  }
 
   id(prefix: string): string {
     return `${prefix}${this.n++}`;
@@ -152,12 +166,20 @@ class Gen {
     return { stmts, w };
   }
 
+  /** The value at a path without arrays, as is (for conditions an empty value cannot meet); otherwise present(). */
+  private read(path: PathRef, base: string): { stmts: string; w: string } {
+    if (path.ctx || path.self || path.segs.some((s) => s.each)) return this.present(path, base);
+    const w = this.id('w');
+    const from = path.item ? (this.itemVars.get(path.item) as string) : base;
+    return { stmts: `const ${w} = ${this.access(from, path.segs.map((s) => s.name))}; `, w };
+  }
+
   /** Statements + boolean expression for conditions that must all hold. */
   conds(list: CondsIR, base = 'e'): { stmts: string; expr: string } {
     let stmts = '';
     const exprs: string[] = [];
     for (const c of list) {
-      const { stmts: s, w } = this.present(c.path, base);
+      const { stmts: s, w } = emptyIsNoMatch(c) ? this.read(c.path, base) : this.present(c.path, base);
       stmts += s;
       let expr: string;
       switch (c.op) {
@@ -218,11 +240,12 @@ class Gen {
         body = `let ${v}; const ${a} = []; ${r.distinct ? `let ${seen}; ` : ''}`;
         body += this.walk(r.each, 'e', (el) => {
           const o = this.id('o');
-          let inner = `const ${o} = {}; let n = 0; `;
+          let inner = `let ${o} = new ${this.shape(r.fields.map((f) => f.name))}(); let n = 0; `;
           for (const f of r.fields) {
             const x = this.id('f');
             inner += this.first(x, f.alts, el) + this.truncate(x, f.maxLength) + `if (${x} !== undefined) { ${o}[${J(f.name)}] = ${x}; n++; } `;
           }
+          inner += `if (!n) ${o} = undefined; `;
           if (r.distinct) {
             // Short lists (an alert's ATT&CK techniques) are compared field by field with the objects kept so
             // far (a Set and a text key per object cost more than the rest of the rule); the fields are set in
@@ -230,8 +253,8 @@ class Gen {
             // set of keys, so that it costs linear time.
             const p = this.id('p');
             const same = r.fields.map((f) => `H.same(${p}[${J(f.name)}], ${o}[${J(f.name)}])`).join(' && ');
-            inner += `if (n) { if (${a}.length < ${distinctLinear}) { let dup = false; for (let q = 0; q < ${a}.length; q++) { const ${p} = ${a}[q]; if (${same}) { dup = true; break; } } if (!dup) ${a}.push(${o}); } else { if (${seen} === undefined) { ${seen} = new Set(); for (let q = 0; q < ${a}.length; q++) ${seen}.add(H.distinctKey(${a}[q])); } const key = H.distinctKey(${o}); if (!${seen}.has(key)) { ${seen}.add(key); ${a}.push(${o}); } } }`;
-          } else inner += `if (n) ${a}.push(${o});`;
+            inner += `if (${o} !== undefined) { if (${a}.length < ${distinctLinear}) { let dup = false; for (let q = 0; q < ${a}.length; q++) { const ${p} = ${a}[q]; if (${same}) { dup = true; break; } } if (!dup) ${a}.push(${o}); } else { if (${seen} === undefined) { ${seen} = new Set(); for (let q = 0; q < ${a}.length; q++) ${seen}.add(H.distinctKey(${a}[q])); } const key = H.distinctKey(${o}); if (!${seen}.has(key)) { ${seen}.add(key); ${a}.push(${o}); } } }`;
+          } else inner += `if (${o} !== undefined) ${a}.push(${o});`;
           if (!r.where) return `{ ${inner} }`;
           const c = this.conds(r.where, el);
           return `{ ${c.stmts}if (${c.expr}) { ${inner} } }`;
@@ -259,11 +282,12 @@ class Gen {
         break;
       }
       case 'collect': {
+        // values gather in a shared buffer and leave it as an array of their exact number (see addTo)
         const a = this.id('c');
-        body = `let ${v}; const ${a} = []; `;
+        body = `let ${v}; let ${a} = 0; `;
         const push = (t: string) => {
           const x = this.id('x');
-          return `let ${x} = ${t}; if (${x} === null || ${x} === "") ${x} = undefined; ${this.ops(x, r)}if (${x} !== undefined && ${x} !== null && ${x} !== "" && !${a}.includes(${x})) ${a}.push(${x});`;
+          return `let ${x} = ${t}; if (${x} === null || ${x} === "") ${x} = undefined; ${this.ops(x, r)}if (${x} !== undefined && ${x} !== null && ${x} !== "") ${a} = H.addTo(${x}, ${a});`;
         };
         for (const src of r.sources) {
           if ('each' in src) {
@@ -275,7 +299,7 @@ class Gen {
             });
           } else body += this.walk(src.path, 'e', push);
         }
-        body += `if (${a}.length) ${v} = ${a}; `;
+        body += `if (${a}) ${v} = H.take(${a}); `;
         break;
       }
     }
@@ -299,14 +323,25 @@ class Gen {
 /** One function per transform: (entity, ctx) → record. */
 export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema, items: ItemIR[] = []): Compiled {
   const g = new Gen();
-  let code = '"use strict";\nreturn function transform(e, c) {\nconst r = {};\n';
-  for (const it of items) code += g.item(it);
-  for (const r of rules) code += g.rule(r) + '\n';
-  code += 'return r;\n};';
-  const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, maxOf, cut, distinctKey, same, own, raw: inputSchema ? compileCleaner(inputSchema) : clean });
+  const record = g.shape([...new Set(rules.map((r) => r.target[0] as string))]);
+  let body = `return function transform(e, c) {\nconst r = new ${record}();\n`;
+  for (const it of items) body += g.item(it);
+  for (const r of rules) body += g.rule(r) + '\n';
+  body += 'return r;\n};';
+  const code = `"use strict";\n${g.shapes.join('\n')}\n${body}`;
+  const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, maxOf, cut, distinctKey, same, own, addTo, take, raw: inputSchema ? compileCleaner(inputSchema) : clean });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the point of this module; see the header comment
   const factory = new Function('H', 'CV', 'LK', 'K', code) as (...a: unknown[]) => CompiledFn;
   return { fn: factory(helpers, Object.freeze(g.convFns), Object.freeze(g.lookupFns), Object.freeze(g.consts)), source: code };
+}
+
+// A record gets its fields one rule at a time: an object from `{}` then moves its fields to a new,
+// bigger backing store every few fields (an alert record has ~70). Objects made by a constructor
+// that V8 has seen assign every field are allocated with room for all of them: the constructor
+// names the fields in a branch that never runs, so each field is still set only when a rule sets it.
+// The prototype is Object.prototype: records stay plain objects.
+function shapeSource(name: string, fields: string[]): string {
+  return `function ${name}() { if (${name}.never) { ${fields.map((f) => `this[${J(f)}] = 0;`).join(' ')} } }\n${name}.prototype = Object.prototype;`;
 }
 
 /** Rounded geometric mean of the numbers among xs (undefined when there are none): a low confidence pulls a high severity down, and the other way round. */
@@ -364,6 +399,26 @@ function distinctKey(o: Record<string, unknown>): string {
   return k;
 }
 
+// A list rule's values: an array filled by push keeps room for 17 values, and a record has a dozen
+// lists of one or two values (a third of its memory). Values gather here instead and are copied out
+// at their exact number; a transform runs to its end before another starts, so one buffer serves all.
+const gathered: unknown[] = [];
+
+/** Adds x after the first n gathered values unless it is one of them (SameValueZero, as includes); returns the new count. */
+function addTo(x: unknown, n: number): number {
+  for (let i = 0; i < n; i++) {
+    const y = gathered[i];
+    if (y === x || (x !== x && y !== y)) return n;
+  }
+  gathered[n] = x;
+  return n + 1;
+}
+
+/** The first n gathered values as a new array. */
+function take(n: number): unknown[] {
+  return n === 1 ? [gathered[0]] : n === 2 ? [gathered[0], gathered[1]] : gathered.slice(0, n);
+}
+
 function maxOf(xs: unknown[]): number | undefined {
   let m: number | undefined;
   for (const x of xs) if (typeof x === 'number' && Number.isFinite(x) && (m === undefined || x > m)) m = x;
@@ -405,13 +460,16 @@ export function compileCleaner(root: JsonSchema): (v: unknown) => unknown {
     if (types.has('array') && !types.has('object')) {
       const items = schemaItems(root, node);
       const itemFn = items && schemaProps(root, items) ? gen(items) : 'H.clean';
-      fns.push(`function ${name}(v) { if (!Array.isArray(v)) return H.clean(v); const out = []; for (let i = 0; i < v.length; i++) { const x = v[i]; if (x === null || x === undefined || x === "") continue; out.push(typeof x === "object" ? ${itemFn}(x) : x); } return out; }`);
+      // sized to the input: an array filled by push from empty keeps room for 17 items
+      fns.push(`function ${name}(v) { if (!Array.isArray(v)) return H.clean(v); const out = new Array(v.length); let j = 0; for (let i = 0; i < v.length; i++) { const x = v[i]; if (x === null || x === undefined || x === "") continue; out[j++] = typeof x === "object" ? ${itemFn}(x) : x; } if (j < out.length) out.length = j; return out; }`);
       return name;
     }
     if (!props || !types.has('object')) return 'H.clean';
     const keys = Object.keys(props).filter((k) => !safeName(k));
     const known = knownSets.push(new Set(keys)) - 1;
-    let body = `function ${name}(o) { if (o === null || typeof o !== "object" || Array.isArray(o)) return H.clean(o); const out = {}; let n = 0; let x; `;
+    const shape = `S${name}`;
+    fns.push(shapeSource(shape, keys.filter((k) => !addedByCollector(k))));
+    let body = `function ${name}(o) { if (o === null || typeof o !== "object" || Array.isArray(o)) return H.clean(o); const out = new ${shape}(); let n = 0; let x; `;
     for (const k of keys) {
       if (addedByCollector(k)) {
         body += `if (o[${J(k)}] !== undefined) n++; `;
