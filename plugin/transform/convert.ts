@@ -29,21 +29,22 @@ function daysFromCivil(y: number, mo: number, d: number): number {
 }
 
 /**
- * fn with its answers for the last few texts remembered. A record repeats its texts across fields
+ * fn with its answers for recent texts remembered. A record repeats its texts across fields
  * (alertCreationTime is timestamp and alert_creation_time; evidence items share creation times; a hash
- * is in the evidence, its list and the file fields), so most conversions are answered here.
+ * is in the evidence, its list and the file fields; a machine's MAC and name are in all its alerts), so
+ * most conversions are answered here. One slot per text, chosen from two of its characters and its
+ * length: a lookup is one comparison (a scan of several slots cost as much as it saved).
  */
 function remembered<T>(fn: (s: string) => T): (s: string) => T {
-  const size = 8;
-  const keys: string[] = new Array<string>(size).fill('');
-  const values: T[] = new Array<T>(size);
-  let next = 0;
+  const keys: (string | undefined)[] = new Array<undefined>(16).fill(undefined);
+  const values: T[] = new Array<T>(16);
   return (s) => {
-    for (let i = 0; i < size; i++) if (keys[i] === s) return values[i] as T;
+    const n = s.length;
+    const slot = (s.charCodeAt(n - 2) * 31 + s.charCodeAt(n >> 1) + n) & 15;
+    if (keys[slot] === s) return values[slot] as T;
     const v = fn(s);
-    keys[next] = s;
-    values[next] = v;
-    next = (next + 1) % size;
+    keys[slot] = s;
+    values[slot] = v;
     return v;
   };
 }
@@ -254,7 +255,10 @@ const ipText = remembered((v: string): string | undefined => {
 const hex = '0123456789abcdef';
 /** aa:bb:cc:dd:ee:ff from any of 00155D0A1B2C, 00-15-5D-0A-1B-2C, 00:15:5d:0a:1b:2c, 0015.5d0a.1b2c; the all-zero MAC (loopback) is dropped. */
 export function mac(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
+  return typeof v === 'string' ? macText(v) : undefined;
+}
+
+const macText = remembered((v: string): string | undefined => {
   let out = '';
   let n = 0;
   let zero = true;
@@ -273,7 +277,7 @@ export function mac(v: unknown): string | undefined {
     if (n > 12) return undefined;
   }
   return n === 12 && !zero ? out : undefined;
-}
+});
 
 function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
   // A "__proto__" key from JSON.parse is an ordinary field: keep it as one instead of changing o's prototype.
@@ -371,19 +375,25 @@ function plainHttpHost(s: string): string | undefined {
 
 /** First label of a host name, lower case (TESTSERVER4.contoso.local → testserver4). */
 export function hostLabel(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
+  return typeof v === 'string' ? labelOfHost(v) : undefined;
+}
+
+const labelOfHost = remembered((v: string): string | undefined => {
   const s = v.trim().toLowerCase();
   const dot = s.indexOf('.');
   return (dot < 0 ? s : s.slice(0, dot)) || undefined;
-}
+});
 
 /** DNS domain of a host name: what follows the first label, lower case; undefined for a bare name. */
 export function dnsDomain(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
+  return typeof v === 'string' ? domainOfHost(v) : undefined;
+}
+
+const domainOfHost = remembered((v: string): string | undefined => {
   const s = v.trim().toLowerCase().replace(/\.$/, '');
   const dot = s.indexOf('.');
   return dot < 0 ? undefined : s.slice(dot + 1) || undefined;
-}
+});
 
 export function integer(v: unknown): number | undefined {
   const n = toNumber(v);
