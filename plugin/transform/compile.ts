@@ -24,7 +24,7 @@ const J = (v: unknown): string => {
   return s;
 };
 /** Conditions that hold for an empty value (missing, null, "", []) exactly as for a missing one, so the value needs no emptiness check first. */
-function emptyIsNoMatch(c: CondsIR[number]): boolean {
+function sameForEmpty(c: CondsIR[number]): boolean {
   if (c.op === 'equals') return c.value !== '' && c.value !== null;
   if (c.op === 'in') return !(c.value as unknown[]).some((v) => v === '' || v === null);
   return c.op === 'ip';
@@ -185,9 +185,9 @@ class Gen {
 
   /** The value at a path without arrays, as is (for conditions an empty value cannot meet); otherwise present(). */
   private read(path: PathRef, base: string): { stmts: string; w: string } {
-    if (path.ctx || path.self || path.segs.some((s) => s.each)) return this.present(path, base);
+    const from = path.item ? this.itemVars.get(path.item) : base;
+    if (from === undefined || path.ctx || path.self || path.segs.some((s) => s.each)) return this.present(path, base);
     const w = this.id('w');
-    const from = path.item ? (this.itemVars.get(path.item) as string) : base;
     return { stmts: `const ${w} = ${this.access(from, path.segs.map((s) => s.name))}; `, w };
   }
 
@@ -196,7 +196,7 @@ class Gen {
     let stmts = '';
     const exprs: string[] = [];
     for (const c of list) {
-      const { stmts: s, w } = emptyIsNoMatch(c) ? this.read(c.path, base) : this.present(c.path, base);
+      const { stmts: s, w } = sameForEmpty(c) ? this.read(c.path, base) : this.present(c.path, base);
       stmts += s;
       let expr: string;
       switch (c.op) {
