@@ -98,6 +98,8 @@ describe('SIGHUP reloads the config (run, child process)', function () {
     assert.deepEqual(ready.connectors.map((c) => c.connector), ['second', 'third'], 'readiness follows the reloaded connectors');
     run!.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);
+    const status = JSON.parse(readFileSync(join(dir, 'state', 'status.json'), 'utf8')) as { connectors: Record<string, unknown> };
+    assert.deepEqual(Object.keys(status.connectors).sort(), ['second', 'third'], 'the removed connector left status.json');
   });
 
   it('a connector removed while its batches await acknowledgement stops once they are acknowledged: its cursor covers them, it sends nothing more', async () => {

@@ -45,6 +45,25 @@ describe('connector status store', () => {
     assert.equal(host.consecutiveFailures, 1);
   });
 
+  it('keepOnly: a connector gone from the config leaves status.json, and later entries for it (a replica, a worker, the file) are ignored', () => {
+    const before = new StatusStore(dir);
+    before.recordSuccess('kept', 'alerts', ok);
+    before.recordFailure('gone', 'alerts', new Error('HTTP 500'));
+    before.save();
+    // a restart on a config without "gone"
+    const store = new StatusStore(dir);
+    store.keepOnly(['kept']);
+    assert.deepEqual(Object.keys(store.read().connectors), ['kept']);
+    const entry = before.read().connectors.gone!.contentTypes.alerts!;
+    assert.equal(store.adopt('gone', 'alerts', { ...entry, lastAttempt: new Date(t0 + minute).toISOString() }), false);
+    store.merge({ gone: { contentTypes: { alerts: entry } }, kept: { contentTypes: {} } });
+    const test = new StatusStore(dir); // a `test` run marks it on disk
+    test.clearRed('gone', ['alerts']);
+    test.save();
+    store.save();
+    assert.deepEqual(Object.keys(readStatusFile(dir)!.connectors), ['kept']);
+  });
+
   it('writes status.json atomically (no temp file left, valid JSON, owner-only mode)', () => {
     const store = new StatusStore(dir);
     store.recordSuccess('acme-mde', 'alerts', ok);

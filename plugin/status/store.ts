@@ -76,6 +76,8 @@ export class StatusStore {
   readonly file: string;
   private lastSave = -Infinity;
   private pending?: NodeJS.Timeout;
+  /** the configured connectors (keepOnly); undefined: any */
+  private known?: Set<string>;
 
   constructor(
     readonly stateDir: string,
@@ -145,6 +147,7 @@ export class StatusStore {
    * last attempt is newer than ours; the later clearedAt of the two is kept. Returns whether it did.
    */
   adopt(connector: string, content: ContentType, entry: ContentStatus): boolean {
+    if (!this.isKnown(connector)) return false;
     const mine = this.data.connectors[connector]?.contentTypes[content];
     if (mine && (mine.lastAttempt ?? '') >= (entry.lastAttempt ?? '')) return false;
     const clearedAt = [mine?.clearedAt, entry.clearedAt].filter((t): t is string => !!t).sort().pop();
@@ -154,7 +157,22 @@ export class StatusStore {
 
   /** Takes these connectors' status as they are (a worker's report: it owns them). */
   merge(connectors: Record<string, ConnectorStatus>): void {
-    Object.assign(this.data.connectors, connectors);
+    for (const [name, c] of Object.entries(connectors)) if (this.isKnown(name)) this.data.connectors[name] = c;
+  }
+
+  /**
+   * Keeps the status of these connectors only (the running config's): one removed from the config,
+   * by a reload or between runs, leaves status.json instead of showing its last state for ever (a
+   * red connector that no longer exists would keep alerting). Entries of other names arriving later
+   * (a replica on an older config, a `test` run's mark on disk) are ignored.
+   */
+  keepOnly(names: Iterable<string>): void {
+    this.known = new Set(names);
+    for (const name of Object.keys(this.data.connectors)) if (!this.known.has(name)) delete this.data.connectors[name];
+  }
+
+  private isKnown(name: string): boolean {
+    return !this.known || this.known.has(name);
   }
 
   /** A deep copy of the current status. */
@@ -184,6 +202,7 @@ export class StatusStore {
     const onDisk = readStatusFile(this.stateDir);
     if (onDisk) {
       for (const [name, c] of Object.entries(onDisk.connectors)) {
+        if (!this.isKnown(name)) continue;
         for (const [t, s] of Object.entries(c.contentTypes) as [ContentType, ContentStatus][]) {
           if (!s?.clearedAt) continue;
           const mine = this.data.connectors[name]?.contentTypes[t];
