@@ -40,6 +40,9 @@ class Gen {
   private convIndex = new Map<string, number>();
   private lookupIndex = new Map<LookupRuntime, number>();
 
+  /** Variables holding the raw copies of the entity, one per raw rule. */
+  readonly rawCopies: string[] = [];
+
   /** Constructors of objects whose fields rules set one by one (see shapeSource). */
   readonly shapes: string[] = [];
   shape(names: string[]): string {
@@ -226,8 +229,12 @@ class Gen {
     switch (r.kind) {
       case 'const':
         return this.guard(r, this.setter(r.target, J(r.value)));
-      case 'raw':
-        return this.guard(r, this.setter(r.target, 'H.raw(e)'));
+      case 'raw': {
+        // the copy is made before every other rule (see compileRules), assigned here in the rule's order
+        const copy = this.id('raw');
+        this.rawCopies.push(copy);
+        return this.guard(r, this.setter(r.target, copy));
+      }
       case 'from':
         if (r.arrayCopy) {
           const label = this.id('L');
@@ -324,10 +331,14 @@ class Gen {
 export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema, items: ItemIR[] = []): Compiled {
   const g = new Gen();
   const record = g.shape([...new Set(rules.map((r) => r.target[0] as string))]);
-  let body = `return function transform(e, c) {\nconst r = new ${record}();\n`;
-  for (const it of items) body += g.item(it);
-  for (const r of rules) body += g.rule(r) + '\n';
-  body += 'return r;\n};';
+  let mapping = '';
+  for (const it of items) mapping += g.item(it);
+  for (const r of rules) mapping += g.rule(r) + '\n';
+  // The raw copy reads every field of the entity, which is in no cache yet (an API page is parsed
+  // before its records are mapped): made first, in a loop that does little else, it brings the entity
+  // in for the rules, instead of each rule waiting for the fields it reads first.
+  const copies = g.rawCopies.map((v) => `const ${v} = H.raw(e);\n`).join('');
+  const body = `return function transform(e, c) {\nconst r = new ${record}();\n${copies}${mapping}return r;\n};`;
   const code = `"use strict";\n${g.shapes.join('\n')}\n${body}`;
   const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, maxOf, cut, distinctKey, same, own, addTo, take, raw: inputSchema ? compileCleaner(inputSchema) : clean });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the point of this module; see the header comment

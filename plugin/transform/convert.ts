@@ -28,10 +28,27 @@ function daysFromCivil(y: number, mo: number, d: number): number {
   return era * 146097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719468;
 }
 
-// An alert repeats its times (alertCreationTime is timestamp and alert_creation_time; evidence items
-// share one creation time): the last string converted is remembered.
-let lastIn = '';
-let lastOut: number | undefined;
+/**
+ * fn with its answers for recent texts remembered. A record repeats its texts across fields
+ * (alertCreationTime is timestamp and alert_creation_time; evidence items share creation times; a hash
+ * is in the evidence, its list and the file fields; a machine's MAC and name are in all its alerts), so
+ * most conversions are answered here. One slot per text, chosen from two of its characters and its
+ * length: a lookup is one comparison (a scan of several slots cost as much as it saved).
+ */
+function remembered<T>(fn: (s: string) => T): (s: string) => T {
+  const keys: (string | undefined)[] = new Array<undefined>(16).fill(undefined);
+  const values: T[] = new Array<T>(16);
+  return (s) => {
+    const n = s.length;
+    const slot = (s.charCodeAt(n - 2) * 31 + s.charCodeAt(n >> 1) + n) & 15;
+    if (keys[slot] === s) return values[slot] as T;
+    const v = fn(s);
+    keys[slot] = s;
+    values[slot] = v;
+    return v;
+  };
+}
+const parseTimeRemembered = remembered(parseTime);
 
 /**
  * ISO-8601 (`2025-06-10T08:14:22.3310452Z`, up to 7+ fractional digits, Z or ±hh:mm, none = UTC)
@@ -41,11 +58,7 @@ let lastOut: number | undefined;
 export function epochMs(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : undefined;
   if (typeof v !== 'string') return undefined;
-  if (v === lastIn) return lastOut;
-  const t = parseTime(v);
-  lastIn = v;
-  lastOut = t;
-  return t;
+  return parseTimeRemembered(v);
 }
 
 /** Two decimal digits at i, or -1. */
@@ -183,7 +196,9 @@ export function toStr(v: unknown): string | undefined {
   return JSON.stringify(v);
 }
 
+const toLower = remembered((s: string) => s.toLowerCase());
 export function lower(v: unknown): string | undefined {
+  if (typeof v === 'string') return toLower(v);
   const s = toStr(v);
   return s === undefined ? undefined : s.toLowerCase();
 }
@@ -216,7 +231,10 @@ function ipv4(s: string): string | undefined {
 
 /** Normalised IP text: IPv4 without leading zeros, IPv6 in RFC 5952 form (lower case, compressed), IPv4-mapped IPv6 as IPv4, zone and brackets removed. */
 export function ip(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
+  return typeof v === 'string' ? ipText(v) : undefined;
+}
+
+const ipText = remembered((v: string): string | undefined => {
   let s = v.trim();
   if (s.length === 0) return undefined;
   const v4 = ipv4(s);
@@ -232,12 +250,15 @@ export function ip(v: unknown): string | undefined {
   if (!isIPv6(s)) return undefined;
   // The WHATWG URL parser serialises IPv6 hosts canonically (RFC 5952); IPv6 is rare enough here.
   return new URL(`http://[${s}]/`).hostname.slice(1, -1);
-}
+});
 
 const hex = '0123456789abcdef';
 /** aa:bb:cc:dd:ee:ff from any of 00155D0A1B2C, 00-15-5D-0A-1B-2C, 00:15:5d:0a:1b:2c, 0015.5d0a.1b2c; the all-zero MAC (loopback) is dropped. */
 export function mac(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
+  return typeof v === 'string' ? macText(v) : undefined;
+}
+
+const macText = remembered((v: string): string | undefined => {
   let out = '';
   let n = 0;
   let zero = true;
@@ -256,7 +277,7 @@ export function mac(v: unknown): string | undefined {
     if (n > 12) return undefined;
   }
   return n === 12 && !zero ? out : undefined;
-}
+});
 
 function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
   // A "__proto__" key from JSON.parse is an ordinary field: keep it as one instead of changing o's prototype.
@@ -304,7 +325,11 @@ export function slug(v: unknown): string | undefined {
 
 /** The host of a URL, lower case (a bare "host/path" is read as http); undefined when it does not parse. */
 export function urlHost(v: unknown): string | undefined {
-  if (typeof v !== 'string' || !v.trim()) return undefined;
+  return typeof v === 'string' ? hostOfUrl(v) : undefined;
+}
+
+const hostOfUrl = remembered((v: string): string | undefined => {
+  if (!v.trim()) return undefined;
   const s = v.trim();
   const plain = plainHttpHost(s);
   if (plain !== undefined) return plain;
@@ -314,7 +339,7 @@ export function urlHost(v: unknown): string | undefined {
   } catch {
     return undefined;
   }
-}
+});
 
 // new URL() was a fifth of the alert transform: the common case, an http(s) URL (or a bare
 // "host/path") whose host is a plain DNS name, is read here with the URL parser's result. Anything
@@ -350,19 +375,25 @@ function plainHttpHost(s: string): string | undefined {
 
 /** First label of a host name, lower case (TESTSERVER4.contoso.local → testserver4). */
 export function hostLabel(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
+  return typeof v === 'string' ? labelOfHost(v) : undefined;
+}
+
+const labelOfHost = remembered((v: string): string | undefined => {
   const s = v.trim().toLowerCase();
   const dot = s.indexOf('.');
   return (dot < 0 ? s : s.slice(0, dot)) || undefined;
-}
+});
 
 /** DNS domain of a host name: what follows the first label, lower case; undefined for a bare name. */
 export function dnsDomain(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
+  return typeof v === 'string' ? domainOfHost(v) : undefined;
+}
+
+const domainOfHost = remembered((v: string): string | undefined => {
   const s = v.trim().toLowerCase().replace(/\.$/, '');
   const dot = s.indexOf('.');
   return dot < 0 ? undefined : s.slice(dot + 1) || undefined;
-}
+});
 
 export function integer(v: unknown): number | undefined {
   const n = toNumber(v);
