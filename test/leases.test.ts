@@ -55,6 +55,20 @@ describe('leases: LeaseManager on a real PostgreSQL', function () {
     await until('A takes back what B released', () => a.holding().length === 4);
   });
 
+  it('replicas that run other tasks (the workers of one deployment, each with its own connectors) do not shrink a replica’s share: every task is claimed', async () => {
+    const other = new LeaseManager(pool, [{ connector: 'elsewhere', content: 'alerts' }], { leaseMs: 1500, logger: captureLogger().logger, owner: 'W1' });
+    managers.push(other);
+    await other.start();
+    const a = manager('W0');
+    await a.start();
+    assert.deepEqual(names(a.holding()), names(tasks), 'no other replica offers these tasks: W0 takes them all');
+    assert.deepEqual(names(other.holding()), ['elsewhere:alerts']);
+    // a replica with the same tasks does count: W0 gives it half
+    const b = manager('B');
+    await b.start();
+    await until('B takes its share of the same tasks', () => b.holding().length === 2 && a.holding().length === 2);
+  });
+
   it('a lease taken over behind a replica’s back is lost: the poll holding it is aborted and the task is not acquired again', async () => {
     const a = manager('A');
     await a.start();

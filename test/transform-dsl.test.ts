@@ -163,6 +163,35 @@ describe('transform language: coherent records', () => {
       assert.equal(other.alert_category, undefined);
     });
 
+    it('an empty value (null, "") meets a condition exactly as a missing one, with and without not', () => {
+      const conds = [
+        { target: 'user_name', from: 'title', when: { path: 'category', equals: 'X', not: true } },
+        { target: 'user_domain', from: 'title', when: { path: 'category', equals: 'X' } },
+        { target: 'alert_category', from: 'title', when: { path: 'status', in: ['New', 'Resolved'], not: true } },
+        { target: 'classification', from: 'title', when: { path: 'status', in: ['New'] } },
+        { target: 'determination', from: 'title', when: { path: 'detectorId', ip: ['public', 'private'], not: true } },
+        { target: 'assigned_to', from: 'title', when: { path: 'detectorId', ip: ['public', 'private'] } },
+        { target: 'threat_name', from: 'title', when: { path: 'category', exists: true } },
+        { target: 'investigation_state', from: 'title', when: { path: 'status', startsWith: 'N', not: true } },
+        { target: 'dstip', from: '@picked.ipAddress' },
+      ];
+      const picked = { picked: { each: 'evidence', prefer: [{ path: 'entityType', equals: 'Ip' }, [{ path: 'detectionStatus', in: ['Detected'], not: true }, { path: 'ipAddress', exists: true }]] } };
+      const tt = transform({ items: picked }, conds);
+      const missing = map(tt, { title: 't', evidence: [{ ipAddress: '10.0.0.1' }, { ipAddress: '10.0.0.2', entityType: 'Ip' }] });
+      assert.equal(missing.user_name, 't');
+      assert.equal(missing.alert_category, 't');
+      assert.equal(missing.determination, 't');
+      assert.equal(missing.threat_name, undefined);
+      assert.equal(missing.investigation_state, 't');
+      assert.equal(missing.dstip, '10.0.0.2');
+      for (const empty of [null, '']) {
+        const rec = map(tt, { title: 't', category: empty, status: empty, detectorId: empty, evidence: [{ ipAddress: '10.0.0.1', entityType: empty, detectionStatus: empty }, { ipAddress: '10.0.0.2', entityType: 'Ip', detectionStatus: empty }] });
+        const { microsoft_defender: _raw, ...fields } = rec;
+        const { microsoft_defender: _raw2, ...expected } = missing;
+        assert.deepEqual(fields, expected, JSON.stringify(empty));
+      }
+    });
+
     it('an IP class on a number, or two operators, is a load error', () => {
       const problems = problemsOf(transform({}, [{ target: 'incident_id', from: 'incidentId', when: { path: 'incidentId', ip: ['public'] } }, { target: 'alert_id', from: 'id', when: { path: 'id', equals: 'x', startsWith: 'y' } }]));
       assert.ok(problems.some((p) => p.pointer === '/fields/7/when/ip' && /needs a string/.test(p.message)), JSON.stringify(problems));

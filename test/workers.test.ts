@@ -7,12 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { stringify } from 'yaml';
 import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
 import { packageRoot } from '../plugin/paths.js';
 import type { StatusFile } from '../plugin/status/store.js';
 import { TestForwardServer, waitFor } from './forward-helpers.js';
 import { freePort } from './helpers/harness.js';
+import { freshDatabase } from './helpers/postgres.js';
 
 const connectors = ['north', 'south', 'east'];
 
@@ -61,6 +63,39 @@ describe('workers: N (collector worker processes)', function () {
     for (const c of connectors) assert.equal(perConnector.get(c)?.size, 300, `${c}: every alert`);
     const status = JSON.parse(readFileSync(join(dir, 'state', 'status.json'), 'utf8')) as StatusFile;
     for (const c of connectors) assert.equal(status.connectors[c]?.contentTypes.alerts?.records.collected, 300, `${c} in the one status.json`);
+  });
+
+  it('with state: postgres the workers keep cursors and leases in the database: a second run finds nothing new', async () => {
+    emu = await startEmulator({ seed: 14, alerts: 200, machines: 0, historyHours: 2 });
+    dir = mkdtempSync(join(tmpdir(), 'df-workers-pg-'));
+    const url = await freshDatabase();
+    const configFile = join(dir, 'defender.yaml');
+    writeFileSync(configFile, stringify({ stateDir: join(dir, 'state'), workers: 2, state: { type: 'postgres', url: '${env:STATE_URL}' }, connectors: connectors.map((name) => ({ ...emu!.connectorConfig(), name, contentTypes: ['alerts'], lookbackHours: 3 })) }));
+    const runOnce = async () => {
+      run = spawn(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', 'run', '--once', '--output', 'stdout', '--config', configFile], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STATE_URL: url } });
+      let stdout = '';
+      run.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      run.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      assert.equal(await new Promise((r) => run!.once('close', (c) => r(c))), 0);
+      const perConnector = new Map<string, number>();
+      for (const line of stdout.split('\n').filter(Boolean)) {
+        const name = (JSON.parse(line) as { engid_name: string }).engid_name.replace(/^microsoft_defender_/, '');
+        perConnector.set(name, (perConnector.get(name) ?? 0) + 1);
+      }
+      return perConnector;
+    };
+    const first = await runOnce();
+    for (const c of connectors) assert.equal(first.get(c), 200, `${c}: every alert`);
+    const pool = new pg.Pool({ connectionString: url });
+    try {
+      const { rows } = await pool.query<{ connector: string; owner: string | null; cursor: unknown }>('SELECT connector, owner, cursor FROM defender_fluent_tasks ORDER BY connector');
+      assert.deepEqual(rows.map((r) => r.connector), [...connectors].sort());
+      for (const r of rows) assert.ok(r.cursor, `${r.connector}: a cursor in the database`);
+    } finally {
+      await pool.end();
+    }
+    const second = await runOnce();
+    assert.deepEqual([...second.entries()], [], 'nothing new the second time: the workers resumed from the database');
   });
 
   it('a worker SIGKILLed mid-batch is restarted and resumes from its cursor: nothing lost, one status file and metrics view', async () => {

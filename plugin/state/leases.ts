@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import type { ContentType } from '../config/load.js';
@@ -36,7 +36,8 @@ const id = (connector: string, content: string) => `${connector}\u0000${content}
  * Row leases in PostgreSQL (table defender_fluent_tasks): a task row has an owner and a
  * lease_until. Every leaseMs / 3 a replica (1) marks itself alive in defender_fluent_replicas,
  * (2) renews the leases it holds in one UPDATE (those not renewed are lost: their polls are
- * aborted), (3) when it holds more than its fair share, ceil(tasks / live replicas), gives the
+ * aborted), (3) when it holds more than its fair share, ceil(tasks / live replicas with the same
+ * tasks), gives the
  * excess back (idle tasks at once, a task being polled when its poll ends: rebalance when a replica
  * joins), and (4) when it holds fewer, claims free or expired tasks with SELECT … FOR UPDATE SKIP
  * LOCKED, so replicas claiming at once take different rows without waiting on each other. A stopped
@@ -47,6 +48,11 @@ export class LeaseManager implements TaskLeases {
   readonly owner = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   readonly retryMs: number;
   private readonly tickMs: number;
+  /**
+   * Names this replica's set of tasks. Only replicas with the same set share it: the workers of one
+   * deployment (workers: N) each run other connectors, and counting them would leave tasks nobody claims.
+   */
+  private readonly taskSet: string;
   private readonly held = new Map<string, { task: Task; controller: AbortController; polling: boolean; renewedAt: number }>();
   private fairShare = Infinity;
   private timer?: NodeJS.Timeout;
@@ -61,6 +67,7 @@ export class LeaseManager implements TaskLeases {
     this.tickMs = Math.max(100, Math.floor(opts.leaseMs / 3));
     // a task claimed in the background starts polling within a second (a lookup in `held`, no query)
     this.retryMs = Math.min(1000, this.tickMs);
+    this.taskSet = createHash('sha256').update(tasks.map((t) => id(t.connector, t.content)).sort().join('\u0001')).digest('base64url');
   }
 
   /** Registers the tasks, takes a first share, then keeps the leases in the background. */
@@ -126,10 +133,10 @@ export class LeaseManager implements TaskLeases {
     const startedAt = Date.now();
     const { rows: live } = await this.pool.query<{ n: string }>(
       `WITH me AS (
-         INSERT INTO defender_fluent_replicas (owner, seen_until) VALUES ($1, clock_timestamp() + $2::interval)
-         ON CONFLICT (owner) DO UPDATE SET seen_until = EXCLUDED.seen_until)
-       SELECT count(*) + 1 AS n FROM defender_fluent_replicas WHERE owner <> $1 AND seen_until > clock_timestamp()`,
-      [this.owner, ttl],
+         INSERT INTO defender_fluent_replicas (owner, seen_until, tasks) VALUES ($1, clock_timestamp() + $2::interval, $3)
+         ON CONFLICT (owner) DO UPDATE SET seen_until = EXCLUDED.seen_until, tasks = EXCLUDED.tasks)
+       SELECT count(*) + 1 AS n FROM defender_fluent_replicas WHERE owner <> $1 AND seen_until > clock_timestamp() AND tasks = $3`,
+      [this.owner, ttl, this.taskSet],
     );
     this.fairShare = Math.ceil(this.tasks.length / Number(live[0]!.n));
     const { rows: renewed } = await this.pool.query<Task>(

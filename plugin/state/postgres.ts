@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS defender_fluent_replicas (
   owner text PRIMARY KEY,
   seen_until timestamptz NOT NULL
 );
+ALTER TABLE defender_fluent_replicas ADD COLUMN IF NOT EXISTS tasks text;
 CREATE TABLE IF NOT EXISTS defender_fluent_inventory (
   connector text PRIMARY KEY,
   fields text NOT NULL

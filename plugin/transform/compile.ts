@@ -24,7 +24,7 @@ const J = (v: unknown): string => {
   return s;
 };
 /** Conditions that hold for an empty value (missing, null, "", []) exactly as for a missing one, so the value needs no emptiness check first. */
-function emptyIsNoMatch(c: CondsIR[number]): boolean {
+function sameForEmpty(c: CondsIR[number]): boolean {
   if (c.op === 'equals') return c.value !== '' && c.value !== null;
   if (c.op === 'in') return !(c.value as unknown[]).some((v) => v === '' || v === null);
   return c.op === 'ip';
@@ -39,6 +39,9 @@ class Gen {
   readonly consts: unknown[] = [];
   private convIndex = new Map<string, number>();
   private lookupIndex = new Map<LookupRuntime, number>();
+
+  /** Variables that keep their values from record to record (see ops). */
+  readonly siteVars: string[] = [];
 
   /** Variables holding the raw copies of the entity, one per raw rule. */
   readonly rawCopies: string[] = [];
@@ -141,7 +144,18 @@ class Gen {
 
   ops(x: string, ops: ValueOps): string {
     let code = '';
-    for (const s of ops.steps) code += `if (${x} !== undefined) ${x} = ${'lookup' in s ? this.lookup(s.lookup) : this.conv(s.convert)}(${x}); `;
+    for (const s of ops.steps) {
+      if (!('lookup' in s)) {
+        code += `if (${x} !== undefined) ${x} = ${this.conv(s.convert)}(${x}); `;
+        continue;
+      }
+      // A lookup site sees the same few keys record after record (severity, status, a tenant's ATT&CK
+      // techniques): it remembers its last key and answer, in variables outside the transform function.
+      const key = this.id('mk');
+      const answer = this.id('ma');
+      this.siteVars.push(key, answer);
+      code += `if (${x} !== undefined) { if (${x} === ${key}) ${x} = ${answer}; else { ${key} = ${x}; ${x} = ${answer} = ${this.lookup(s.lookup)}(${x}); } } `;
+    }
     return code;
   }
 
@@ -171,9 +185,9 @@ class Gen {
 
   /** The value at a path without arrays, as is (for conditions an empty value cannot meet); otherwise present(). */
   private read(path: PathRef, base: string): { stmts: string; w: string } {
-    if (path.ctx || path.self || path.segs.some((s) => s.each)) return this.present(path, base);
+    const from = path.item ? this.itemVars.get(path.item) : base;
+    if (from === undefined || path.ctx || path.self || path.segs.some((s) => s.each)) return this.present(path, base);
     const w = this.id('w');
-    const from = path.item ? (this.itemVars.get(path.item) as string) : base;
     return { stmts: `const ${w} = ${this.access(from, path.segs.map((s) => s.name))}; `, w };
   }
 
@@ -182,7 +196,7 @@ class Gen {
     let stmts = '';
     const exprs: string[] = [];
     for (const c of list) {
-      const { stmts: s, w } = emptyIsNoMatch(c) ? this.read(c.path, base) : this.present(c.path, base);
+      const { stmts: s, w } = sameForEmpty(c) ? this.read(c.path, base) : this.present(c.path, base);
       stmts += s;
       let expr: string;
       switch (c.op) {
@@ -339,7 +353,7 @@ export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema, items: I
   // in for the rules, instead of each rule waiting for the fields it reads first.
   const copies = g.rawCopies.map((v) => `const ${v} = H.raw(e);\n`).join('');
   const body = `return function transform(e, c) {\nconst r = new ${record}();\n${copies}${mapping}return r;\n};`;
-  const code = `"use strict";\n${g.shapes.join('\n')}\n${body}`;
+  const code = `"use strict";\n${g.shapes.join('\n')}\n${g.siteVars.length ? `let ${g.siteVars.join(', ')};\n` : ''}${body}`;
   const helpers = Object.freeze({ clean, cleanArray, inIpClasses, geometricMean, maxOf, cut, distinctKey, same, own, addTo, take, raw: inputSchema ? compileCleaner(inputSchema) : clean });
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the point of this module; see the header comment
   const factory = new Function('H', 'CV', 'LK', 'K', code) as (...a: unknown[]) => CompiledFn;
