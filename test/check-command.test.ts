@@ -16,6 +16,7 @@ import { lockFileFor } from '../plugin/check/lock.js';
 import type { CheckItem, CheckOutput } from '../plugin/generated/check-output.js';
 import { checkConfigText } from '../plugin/config/load.js';
 import { compileSchema, formatProblem } from '../plugin/schema-check.js';
+import { useNock } from './helpers/nock.js';
 
 const tenantId = '7f3c2a10-5b6d-4e8f-9a0b-1c2d3e4f5a6b';
 const clientId = '0d9e8f7a-6b5c-4d3e-8f21-a0b1c2d3e4f5';
@@ -127,6 +128,7 @@ function check(r: Run, id: CheckItem['id'], connector = 0): CheckItem {
 }
 
 describe('defender-fluent test (testCommand)', () => {
+  useNock();
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'df-check-'));
     nock.disableNetConnect();

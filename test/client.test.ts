@@ -8,6 +8,7 @@ import { userAgent } from '../plugin/paths.js';
 import { apiOrigin, testConnector } from './helpers/connector.js';
 import { localHttps } from './helpers/local-https.js';
 import { clientSecret, fakeJwt, nockTokens, tokenReply } from './helpers/entra.js';
+import { useNock } from './helpers/nock.js';
 
 /** Sleeps are recorded, not waited: retry timing is asserted on what the client asked for. */
 function recordingClock() {
@@ -26,6 +27,7 @@ async function rejection(p: Promise<unknown>): Promise<DefenderApiError> {
 }
 
 describe('Defender API client', () => {
+  useNock();
   beforeEach(() => {
     nock.disableNetConnect();
     nock.enableNetConnect('127.0.0.1');

@@ -121,6 +121,26 @@ for (const [kind, open] of Object.entries(subjects)) {
       assert.equal((await s.inv.reader('other').get([id('c')])).size, 0, 'one inventory per connector');
     });
 
+    it('reset forgets one connector\'s inventory and says where it was; another connector\'s stays; none is nothing to forget', async () => {
+      await s.hold('other');
+      for (const connector of ['acme', 'other']) {
+        const w = s.inv.writer(connector);
+        w.add(machine('a'));
+        await w.commit();
+      }
+      const removed = await s.inv.reset('acme');
+      assert.equal(removed.length, 1);
+      assert.match(removed[0]!, /acme/);
+      assert.equal((await s.inv.reader('acme').get([id('a')])).size, 0, 'forgotten');
+      assert.equal((await s.inv.reader('other').get([id('a')])).size, 1, 'another connector\'s inventory stays');
+      assert.deepEqual(await s.inv.reset('acme'), [], 'nothing left to forget');
+      assert.deepEqual(s.reported, [], 'an inventory reset is not an unreadable one');
+      const w = s.inv.writer('acme');
+      w.add(machine('b'));
+      await w.commit();
+      assert.deepEqual([...(await s.inv.reader('acme').get([id('a'), id('b')])).keys()], [id('b')], 'the next host poll writes it afresh');
+    });
+
     it('a reader reads on first use; what it read stays for its poll; a new reader sees the new inventory', async () => {
       const reader = s.inv.reader('acme');
       const w = s.inv.writer('acme');

@@ -11,6 +11,7 @@ import { startEmulator, type Emulator } from '../plugin/emulate/index.js';
 import { loadMapper } from '../plugin/transform/transforms.js';
 import { captureLogger } from './helpers/collect.js';
 import { MemorySink } from './helpers/memory-sink.js';
+import { until } from './helpers/until.js';
 
 /** A config for the emulator, through the real loader. */
 function emulatorConfig(emu: Emulator, connector: Record<string, unknown> = {}): Config {
@@ -64,11 +65,17 @@ describe('against the emulator (real HTTPS, real MSAL)', function () {
     assert.equal(received('microsoft_defender.syslog.vulnerabilities').length, 2500);
     assert.ok(sink.received.every((r) => r.record.transform_error === undefined), 'every record passed its index schema');
 
-    // a second run resumes from the cursors: only what changed since arrives
-    emu.updateAlerts(5);
+    // Later runs resume from the cursors: only what changed since arrives (the current version of each
+    // alert changed). The updates share one stamp, the emulator clock's millisecond; a window ends
+    // (exclusively) where its poll started, so a poll started in that same millisecond leaves them all
+    // to the next one: poll until they are in.
+    const updated = [...new Map(emu.updateAlerts(5).map((v) => [v.id, `${v.id}|${v.lastUpdateTime}`])).values()];
     const before = sink.received.length;
-    assert.equal(await collector.runOnce(), 0);
-    const newAlerts = sink.received.slice(before).filter((r) => r.tag === 'microsoft_defender.syslog.alerts');
-    assert.equal(newAlerts.length, 5);
+    const newAlerts = () => sink.received.slice(before).filter((r) => r.tag === 'microsoft_defender.syslog.alerts').map((r) => r.record.microsoft_defender as Record<string, unknown>);
+    await until('the updated alert versions arrive', async () => {
+      assert.equal(await collector.runOnce(), 0);
+      return newAlerts().length >= updated.length;
+    }, 20_000);
+    assert.deepEqual(newAlerts().map((a) => `${String(a.id)}|${String(a.lastUpdateTime)}`).sort(), [...updated].sort(), 'the updated versions, each once, and nothing else');
   });
 });

@@ -9,7 +9,8 @@ import { loadTransformDir } from '../plugin/transform/load.js';
 import { transformsDir } from '../plugin/paths.js';
 
 const alert = {
-  severity: 'minor',
+  // as the shipped transforms map a Low alert (severity 0–100)
+  severity: 35,
   event_score: 30,
   srcip_host: 'wks-0142.corp.fabrikam.test',
   user_list: ['jdoe', 'svc_backup'],
@@ -29,8 +30,8 @@ describe('log filters', () => {
   });
 
   it('eq / ne, on nested paths and raw API fields', () => {
-    assert.equal(match([{ field: 'severity', op: 'eq', value: 'minor' }]), 'f');
-    assert.equal(match([{ field: 'severity', op: 'eq', value: 'major' }]), undefined);
+    assert.equal(match([{ field: 'severity', op: 'eq', value: 35 }]), 'f');
+    assert.equal(match([{ field: 'severity', op: 'eq', value: 60 }]), undefined);
     assert.equal(match([{ field: 'xdr_event.tactic.id', op: 'eq', value: 'TA0002' }]), 'f');
     assert.equal(match([{ field: 'microsoft_defender.detectionSource', op: 'ne', value: 'WindowsDefenderAtp' }]), 'f');
     assert.equal(match([{ field: 'microsoft_defender.detectionSource', op: 'ne', value: 'WindowsDefenderAv' }]), undefined);
@@ -72,12 +73,12 @@ describe('log filters', () => {
   it('all conditions must hold; the first matching filter wins; contentTypes scope a filter', () => {
     const pred = compileLogFilters([
       { name: 'host-only', contentTypes: ['host'], conditions: [{ field: 'srcip_host', op: 'exists' }] },
-      { name: 'av-noise', conditions: [{ field: 'microsoft_defender.detectionSource', op: 'eq', value: 'WindowsDefenderAv' }, { field: 'severity', op: 'in', value: ['notice', 'minor'] }] },
-      { name: 'second', conditions: [{ field: 'severity', op: 'eq', value: 'minor' }] },
+      { name: 'av-noise', conditions: [{ field: 'microsoft_defender.detectionSource', op: 'eq', value: 'WindowsDefenderAv' }, { field: 'severity', op: 'in', value: [15, 35] }] },
+      { name: 'second', conditions: [{ field: 'severity', op: 'eq', value: 35 }] },
     ]);
     assert.ok(pred);
     assert.equal(pred('alerts', alert), 'av-noise');
-    assert.equal(pred('alerts', { ...alert, severity: 'critical' }), undefined);
+    assert.equal(pred('alerts', { ...alert, severity: 80 }), undefined);
     assert.equal(pred('host', alert), 'host-only');
   });
 

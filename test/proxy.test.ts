@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import nock from 'nock';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -43,14 +42,10 @@ describe('proxy', function () {
   this.timeout(30_000);
   let emu: Emulator;
   before(async () => {
-    // nock (loaded by other test files in the same run) intercepts http.request and does not
-    // implement CONNECT: step aside for real sockets here.
-    nock.restore();
     emu = await startEmulator({ seed: 11, alerts: 5, machines: 2, vulnerabilities: 5 });
   });
   after(async () => {
     await emu.close();
-    if (!nock.isActive()) nock.activate();
   });
 
   it('token and API calls go through the configured proxy (CONNECT tunnel, TLS end to end)', async () => {

@@ -8,6 +8,7 @@ import { RespondServer } from '../plugin/respond/server.js';
 import { MemorySink } from './helpers/memory-sink.js';
 import { acmeOrigin, auditLines, call, FakeDefender, globexOrigin, loadFixture, machineId, nockEntra, respondConfig, tokens, type HttpReply } from './respond-helpers.js';
 import { PassThrough } from 'node:stream';
+import { useNock } from './helpers/nock.js';
 
 interface Harness {
   config: Config;
@@ -47,6 +48,7 @@ function post(h: Harness, records: unknown[] | string, token = tokens.fluent, qu
 const enabled = { enabled: true, dryRun: false, minSeverity: 'High', detectionSources: ['WindowsDefenderAtp'], maxPerHourPerConnector: 10, maxPerHour: 20 };
 
 describe('response sidecar: automated response (POST /v1/fluent/contain)', function () {
+  useNock();
   beforeEach(() => {
     nock.disableNetConnect();
     nock.enableNetConnect('127.0.0.1');

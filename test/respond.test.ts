@@ -7,6 +7,7 @@ import { RespondServer } from '../plugin/respond/server.js';
 import { StatusStore } from '../plugin/status/store.js';
 import { MemorySink } from './helpers/memory-sink.js';
 import { acmeOrigin, auditLines, call, FakeDefender, globexOrigin, loadFixture, nockEntra, respondConfig, tokens, type HttpReply } from './respond-helpers.js';
+import { useNock } from './helpers/nock.js';
 
 const M1 = '4a7e1c9b2d3f40516273849a5b6c7d8e9f0a1b2c';
 
@@ -40,6 +41,7 @@ function contain(h: Harness, body: unknown, token = tokens.soar): Promise<HttpRe
 }
 
 describe('response sidecar', function () {
+  useNock();
   let h: Harness;
 
   beforeEach(() => {

@@ -79,6 +79,26 @@ describe('defender-fluent run (child process)', function () {
     assert.match(bad.stderr, /no connector named "nope"/);
   });
 
+  it('--reset-cursor of the host content forgets the machine inventory too; of the alerts content, not', async () => {
+    const inventory = join(dir, 'state', 'inventory', 'emu.ndjson');
+    /** What each reset of one run says it removed. */
+    const removedBy = async (...specs: string[]) => {
+      const r = await cli(['run', '--once', '--config', configFile, ...specs.flatMap((s) => ['--reset-cursor', s])], env());
+      assert.equal(r.code, 0, r.stderr);
+      return specs.map((spec) => {
+        const line = r.stderr.split('\n').find((l) => l.includes(`cursor reset for ${spec}:`));
+        assert.ok(line, r.stderr);
+        return (JSON.parse(line) as { removed: string[] }).removed;
+      });
+    };
+    await removedBy('emu:alerts');
+    assert.ok(existsSync(inventory), 'a run writes the inventory');
+    const [alerts, host] = await removedBy('emu:alerts', 'emu:host');
+    assert.ok(!alerts!.includes(inventory), JSON.stringify(alerts));
+    assert.ok(host!.includes(inventory), JSON.stringify(host));
+    assert.ok(existsSync(inventory), 'the host poll of that run wrote it afresh');
+  });
+
   it('refuses a second collector on the same stateDir', async () => {
     let stop!: () => void;
     const long = cli(['run', '--config', configFile], env(), { stop: new Promise<void>((r) => (stop = r)) });

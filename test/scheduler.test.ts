@@ -14,6 +14,7 @@ import { captureLogger } from './helpers/collect.js';
 import { apiOrigin, testConfig } from './helpers/connector.js';
 import { MemorySink } from './helpers/memory-sink.js';
 import { RawMapper } from './helpers/raw-mapper.js';
+import { useNock } from './helpers/nock.js';
 
 const minute = 60_000;
 /** of two alerts-only connectors due together, the one started first */
@@ -64,6 +65,7 @@ function maxOverlap(polls: Poll[], at: number): number {
 }
 
 describe('poll scheduler (maxConcurrentPolls)', () => {
+  useNock();
   let clock: ReturnType<typeof FakeTimers.install>;
   let collector: Collector | undefined;
 

@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict';
-import nock from 'nock';
 import { send, shareAgent } from '../plugin/defender/http.js';
 import { localHttps } from './helpers/local-https.js';
 
 /** Hundreds of connectors reach the same API and authority hosts: one agent per origin, CA and proxy. */
 describe('shared HTTPS agents', () => {
-  // nock (loaded by other test files in the same run) intercepts requests without real sockets: step aside
-  before(() => nock.restore());
-  after(() => {
-    if (!nock.isActive()) nock.activate();
-  });
-
   it('connectors on the same origin, CA and proxy share one agent; another origin or proxy gets its own', async () => {
     const server = await localHttps((_req, res) => res.end('{}'));
     const a = shareAgent(server.origin, { caFile: server.caFile }, {});

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import nock from 'nock';
 import { stringify } from 'yaml';
 import { AlertsCollector } from '../plugin/collect/alerts.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
@@ -225,17 +224,6 @@ describe('silent loss: a server trickling its answer', function () {
         tokens.close();
       }
     }));
-
-  // nock (loaded by other test files) passes real requests through a socket of its own that closes
-  // under a slow reader, which node-fetch reports as a premature close: this case needs the real socket
-  let nockWasActive = false;
-  before(() => {
-    nockWasActive = nock.isActive();
-    if (nockWasActive) nock.restore();
-  });
-  after(() => {
-    if (nockWasActive) nock.activate();
-  });
 
   it('the time the pipeline holds the collector back does not count against pageTimeoutSeconds', () =>
     withEmulator({ vulnerabilities: 400 }, async (emu) => {

@@ -5,7 +5,7 @@
 // alert under `_machine` (declared in schemas/defender/alert.schema.json), which the alerts
 // transform maps with ordinary rules. The fields kept are the ones that schema declares for
 // `_machine`: the schema is the only list of them.
-import { readFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { loadSchema } from '../schema-check.js';
@@ -37,6 +37,8 @@ export interface InventoryReader {
 export interface MachineInventory {
   writer(connector: string): InventoryWriter;
   reader(connector: string): InventoryReader;
+  /** Forgets a connector's inventory (an operator's reset of its host content); says where one was removed. */
+  reset(connector: string): Promise<string[]>;
 }
 
 /** How an entry is packed: an object as the array of its declared fields' values (in schema order), a list of objects as a list of those arrays. */
@@ -140,6 +142,17 @@ export class FileMachineInventory implements MachineInventory {
       },
       commit: async () => writeFileAtomic(this.file(connector), [inventoryHeader(), ...lines.values()].join('\n') + '\n'),
     };
+  }
+
+  async reset(connector: string): Promise<string[]> {
+    const file = this.file(connector);
+    try {
+      await unlink(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    return [file];
   }
 
   reader(connector: string): InventoryReader {

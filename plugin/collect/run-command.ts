@@ -101,6 +101,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
         return 2;
       }
       const removed = await cursors.reset(parsed.connector, parsed.content);
+      // the host content's state includes the machine inventory it wrote: started over, it is read afresh
+      if (parsed.content === undefined || parsed.content === 'host') removed.push(...(await state.inventory.reset(parsed.connector)));
       logger.warn({ removed }, `cursor reset for ${spec}: the next poll starts from the lookback`);
     }
     const signals = stopSignals(config, logger);

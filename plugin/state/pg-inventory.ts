@@ -51,6 +51,16 @@ export class PgMachineInventory implements MachineInventory {
     };
   }
 
+  /** Not fenced, as the cursor reset: stop the other replicas first, or the host task's holder writes its inventory back at its next commit. */
+  async reset(connector: string): Promise<string[]> {
+    // one statement: a reader never sees the header gone with the entries still there
+    const { rows } = await this.pool.query<{ found: boolean }>(
+      'WITH m AS (DELETE FROM defender_fluent_machines WHERE connector = $1 RETURNING 1), h AS (DELETE FROM defender_fluent_inventory WHERE connector = $1 RETURNING 1) SELECT EXISTS (SELECT 1 FROM m) OR EXISTS (SELECT 1 FROM h) AS found',
+      [connector],
+    );
+    return rows[0]?.found ? [where(connector)] : [];
+  }
+
   reader(connector: string): InventoryReader {
     let usable: Promise<boolean> | undefined;
     const parsed = new Map<string, InventoryEntry>();

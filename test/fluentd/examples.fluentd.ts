@@ -27,6 +27,7 @@ import { fluentdPattern, parseFluentd, type Section } from '../helpers/fluentd-c
 import { MemorySink } from '../helpers/memory-sink.js';
 import { auditLines, loadFixture } from '../respond-helpers.js';
 import { freePort } from '../helpers/free-port.js';
+import { until } from '../helpers/until.js';
 
 const tool = process.env.REAL_FLUENTD_TOOL ?? join(packageRoot, '..', 'shared', 'tools', 'real-fluentd', 'run.sh');
 const sharedKey = 'fluentd-test-shared-key';
@@ -34,16 +35,6 @@ const unreadable = { id: 'c'.repeat(40), failing: true };
 const respondToken = 'fluentd-test-respond-token-0123456789';
 
 type Line = Record<string, unknown> & { fluent_tag: string; fluent_time: string };
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /**
  * Every event written by the file output `prefix` in `dir`: its files, or (`buffered`, once Fluentd
@@ -223,9 +214,10 @@ describe('fluent.conf.example in a real Fluentd', function () {
   });
 
   it('in_exec: the collector’s lines parsed by @type json reach the indices with their tag, millisecond time and non-ASCII text intact', async () => {
-    const alerts = await until('the first in_exec run', () => {
-      const lines = readLines(out, 'out_syslog_index').filter((l) => l.fluent_tag === 'microsoft_defender.syslog.alerts');
-      return lines.length >= emu!.served.alertVersionCount && emu!.served.alertVersionCount > 0 && lines;
+    let alerts: Line[] = [];
+    await until('the first in_exec run', () => {
+      alerts = readLines(out, 'out_syslog_index').filter((l) => l.fluent_tag === 'microsoft_defender.syslog.alerts');
+      return alerts.length >= emu!.served.alertVersionCount && emu!.served.alertVersionCount > 0;
     });
     const ids = new Set(alerts.map((l) => (l.microsoft_defender as { id: string }).id));
     assert.deepEqual([...emu!.served.alertVersions.keys()].filter((id) => !ids.has(id)), [], 'every alert the emulator served arrived');
@@ -283,15 +275,17 @@ describe('fluent.conf.example in a real Fluentd', function () {
       },
     }));
     await send(forwardPort, burst, { sharedKey });
-    const judged = await until('the sidecar to judge the burst', () => {
-      const audit = auditLines(stateDir).filter((a) => String(a.microsoft_defender.alertId ?? '').startsWith('fluentd-burst-'));
-      return audit.length >= burst.length && audit;
+    let judged: ReturnType<typeof auditLines> = [];
+    await until('the sidecar to judge the burst', () => {
+      judged = auditLines(stateDir).filter((a) => String(a.microsoft_defender.alertId ?? '').startsWith('fluentd-burst-'));
+      return judged.length >= burst.length;
     });
     assert.equal(new Set(judged.map((a) => a.microsoft_defender.alertId)).size, burst.length, 'every record judged once');
     assert.ok(judged.some((a) => a.microsoft_defender.outcome === 'refused'), 'the cap refused some');
-    const lake = await until('the burst in the Syslog index', () => {
-      const lines = readLines(out, 'out_syslog_index').filter((l) => String((l.microsoft_defender as { id: string }).id).startsWith('fluentd-burst-'));
-      return lines.length >= burst.length && lines;
+    let lake: Line[] = [];
+    await until('the burst in the Syslog index', () => {
+      lake = readLines(out, 'out_syslog_index').filter((l) => String((l.microsoft_defender as { id: string }).id).startsWith('fluentd-burst-'));
+      return lake.length >= burst.length;
     });
     assert.equal(lake.length, burst.length);
   });
@@ -303,8 +297,8 @@ describe('fluent.conf.example in a real Fluentd', function () {
     const wrong = new ForwardSink({ type: 'forward', host: '127.0.0.1', port: userPort, sharedKey, username: 'defender', password: 'pw-wrong', clientHostname: 'fluentd-test' });
     try {
       void wrong.deliver([status(2)]).catch(() => undefined);
-      const reason = await until('the refusal', () => /refused the handshake/.test(wrong.state().reason ?? '') && wrong.state().reason);
-      assert.match(reason, /Authentication failed: username\/password mismatch/);
+      await until('the refusal', () => /refused the handshake/.test(wrong.state().reason ?? ''));
+      assert.match(wrong.state().reason ?? '', /Authentication failed: username\/password mismatch/);
     } finally {
       await wrong.close(0);
     }

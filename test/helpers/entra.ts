@@ -1,4 +1,5 @@
 import nock from 'nock';
+import { useNock } from './nock.js';
 
 export const tenantId = '7f3c2a10-5b6d-4e8f-9a0b-1c2d3e4f5a6b';
 export const clientId = '0d9e8f7a-6b5c-4d3e-8f21-a0b1c2d3e4f5';
@@ -36,6 +37,7 @@ export const tokenReply = (token: string, expiresIn = 3599) => ({ body: { token_
 
 /** For a describe block: no real network, and a token endpoint answering once per test. */
 export function useNockedEntra(claims: Record<string, unknown> = {}): void {
+  useNock();
   beforeEach(() => {
     nock.disableNetConnect();
     nockTokens([tokenReply(fakeJwt(claims))]);
