@@ -196,7 +196,7 @@ class Gen {
     return { stmts, w };
   }
 
-  /** The value at a path without arrays, as is (for conditions an empty value cannot meet); otherwise present(). */
+  /** The value at a path without arrays, as is (for conditions an empty value cannot meet, or that test emptiness themselves); otherwise present(). */
   private read(path: PathRef, base: string): { stmts: string; w: string } {
     if (path.ctx || path.self || path.segs.some((s) => s.each)) return this.present(path, base);
     const w = this.id('w');
@@ -209,7 +209,8 @@ class Gen {
     let stmts = '';
     const exprs: string[] = [];
     for (const c of list) {
-      const { stmts: s, w } = emptyIsNoMatch(c) ? this.read(c.path, base) : this.present(c.path, base);
+      // exists tests the value itself (present() would copy it into a variable to compare that with undefined)
+      const { stmts: s, w } = emptyIsNoMatch(c) || c.op === 'exists' ? this.read(c.path, base) : this.present(c.path, base);
       stmts += s;
       let expr: string;
       switch (c.op) {
@@ -220,10 +221,11 @@ class Gen {
           expr = `${this.konst(new Set(c.value as unknown[]))}.has(${w})`;
           break;
         case 'exists':
-          expr = `(${w} !== undefined) === ${c.value === false ? 'false' : 'true'}`;
+          expr = `${c.value === false ? '!' : ''}(${w} !== undefined && ${w} !== null && ${w} !== "" && !(Array.isArray(${w}) && ${w}.length === 0))`;
           break;
         case 'equalsPath': {
-          const other = this.present(c.value as PathRef, 'e');
+          // equal to a non-empty w: the other value needs no emptiness test of its own
+          const other = this.read(c.value as PathRef, 'e');
           stmts += other.stmts;
           expr = `(${w} !== undefined && ${w} === ${other.w})`;
           break;
