@@ -242,13 +242,19 @@ class Gen {
     return { stmts, expr: exprs.length === 1 ? (exprs[0] as string) : `(${exprs.join(' && ')})` };
   }
 
+  /** Targets that rules set as a whole (segments joined by NUL). */
+  readonly assigned = new Set<string>();
+
   setter(target: string[], v: string): string {
     for (const t of target) if (forbiddenTargets.has(t)) throw new Error(`forbidden target segment ${J(t)}`);
     if (target.length === 1) return `r[${J(target[0])}] = ${v};`;
     const o = this.id('o');
     let code = `{ let ${o} = r; `;
-    // H.own: an object a lookup set here is shared by every record (and frozen): copy before writing into it
-    for (const t of target.slice(0, -1)) code += `${o} = (${o}[${J(t)}] = H.own(${o}[${J(t)}])); `;
+    target.slice(0, -1).forEach((t, i) => {
+      // H.own: an object a lookup set here is shared by every record (and frozen): copy before writing into it.
+      // Where no rule sets the object itself, only these writes make it: a plain object of this record.
+      code += this.assigned.has(target.slice(0, i + 1).join('\u0000')) ? `${o} = (${o}[${J(t)}] = H.own(${o}[${J(t)}])); ` : `${o} = ${o}[${J(t)}] ?? (${o}[${J(t)}] = {}); `;
+    });
     return code + `${o}[${J(target[target.length - 1])}] = ${v}; }`;
   }
 
@@ -373,6 +379,7 @@ function direct(alts: AltIR[], maxLength: number | undefined): AltIR | undefined
 /** One function per transform: (entity, ctx) → record. */
 export function compileRules(rules: RuleIR[], inputSchema?: JsonSchema, items: ItemIR[] = []): Compiled {
   const g = new Gen();
+  for (const r of rules) g.assigned.add(r.target.join('\u0000'));
   const record = g.shape([...new Set(rules.map((r) => r.target[0] as string))]);
   let mapping = '';
   for (const it of items) mapping += g.item(it);
