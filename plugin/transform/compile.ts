@@ -124,7 +124,7 @@ class Gen {
     const rank = this.id('b');
     let code = `let ${iv}; ${label}: { let ${rank} = ${it.prefer.length}; `;
     code += this.walk(it.each, 'e', (el) => {
-      let body = `if (${el} !== null && typeof ${el} === "object") { `;
+      let body = `if (typeof ${el} === "object") { `; // null elements are skipped by walk()
       it.prefer.forEach((pref, j) => {
         const c = this.conds(pref, el);
         body += j === 0 ? `{ ${c.stmts}if (${c.expr}) { ${iv} = ${el}; break ${label}; } } ` : `if (${rank} > ${j}) { ${c.stmts}if (${c.expr}) { ${iv} = ${el}; ${rank} = ${j}; } } `;
