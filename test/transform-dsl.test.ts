@@ -99,6 +99,8 @@ describe('transform language: coherent records', () => {
       const rec = map(t, { mitreTechniques: ['t1', 'T9', 'T404'], evidence: [File({ fileName: 'a', sha1: 'AB' }), { entityType: 'User', accountName: 'u' }, Process({ sha1: 'CD' }), {}, File({ fileName: 'a', sha1: 'ab' })] });
       assert.deepEqual(rec.evidence, [{ type: 'File', file_name: 'a', sha1: 'ab' }, { type: 'Process', sha1: 'cd' }, { type: 'File', file_name: 'a', sha1: 'ab' }], 'without distinct, one object per element: aligned with the raw evidence');
       assert.deepEqual(rec.xdr_event.ttps, [{ technique: { id: 'T1', name: 'One' } }]);
+      // null and scalar elements yield nothing (the compiled code skips null elements before reading their fields)
+      assert.deepEqual(map(t, { mitreTechniques: [null, 'T1'], evidence: [null, File({ sha1: 'AB' }), 'junk'] }).evidence, [{ type: 'File', sha1: 'ab' }]);
     });
 
     it('distinct drops repeats in long lists too (first occurrence kept, order kept)', () => {

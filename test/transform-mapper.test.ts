@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { packageRoot, transformsDir } from '../plugin/paths.js';
-import { clean, epochMs, ip, mac, urlHost } from '../plugin/transform/convert.js';
+import { clean, dnsDomain, epochMs, inIpClasses, ip, lower, mac, urlHost } from '../plugin/transform/convert.js';
 import { addedByCollector, compileCleaner } from '../plugin/transform/compile.js';
 import { readEntities } from '../plugin/transform/input.js';
 import { loadSchema } from '../plugin/schema-check.js';
@@ -142,6 +142,16 @@ describe('transform mapper', () => {
     assert.equal(ip('FE80:0000:0000:0000:1C2D:3E4F:5A6B:7C8D%12'), 'fe80::1c2d:3e4f:5a6b:7c8d');
     assert.equal(ip('::ffff:192.0.2.1'), '192.0.2.1');
     assert.equal(ip('999.1.1.1'), undefined);
+    assert.equal(ip('10.1.0.7'), '10.1.0.7');
+    assert.equal(ip('0.0.0.0'), '0.0.0.0');
+    assert.equal(ip('10.1.2'), undefined);
+    assert.equal(inIpClasses('10.1.2.3', new Set(['private'])), true);
+    assert.equal(inIpClasses('10.1.2.3', new Set(['public'])), false, 'remembered: the same address, another question');
+    assert.equal(dnsDomain('WKS-1.Corp.Test.'), 'corp.test');
+    assert.equal(dnsDomain('wks-1.'), undefined);
+    // texts that shared a slot before the slot mix: each answered as itself, however they alternate
+    const hashes = ['0F1E2D3C4B5A69788796A5B4C3D2E1F00A1B2C3D', 'C3D2E1F00A1B2C3D4E5F60718293A4B5C6D7E8F9', '9A8B7C6D5E4F30211203F4E5D6C7B8A99A8B7C6D5E4F30211203F4E5D6C7B8A9'];
+    for (let i = 0; i < 9; i++) assert.equal(lower(hashes[i % 3]), hashes[i % 3]?.toLowerCase());
     assert.equal(mac('00155D0A1B2C'), '00:15:5d:0a:1b:2c');
     assert.equal(mac('00-15-5D-0A-1B-2C'), '00:15:5d:0a:1b:2c');
     assert.equal(mac('000000000000'), undefined);

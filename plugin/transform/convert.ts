@@ -33,14 +33,17 @@ function daysFromCivil(y: number, mo: number, d: number): number {
  * (alertCreationTime is timestamp and alert_creation_time; evidence items share creation times; a hash
  * is in the evidence, its list and the file fields; a machine's MAC and name are in all its alerts), so
  * most conversions are answered here. One slot per text, chosen from two of its characters and its
- * length: a lookup is one comparison (a scan of several slots cost as much as it saved).
+ * length: a lookup is one comparison (a scan of several slots cost as much as it saved). The mix folds
+ * high bits down: with `a * 31 + b` alone, 31 ≡ -1 modulo the slot count made the slot a difference of
+ * two characters, and an alert's four hashes took turns evicting each other.
  */
 function remembered<T>(fn: (s: string) => T): (s: string) => T {
-  const keys: (string | undefined)[] = new Array<undefined>(16).fill(undefined);
-  const values: T[] = new Array<T>(16);
+  const keys: (string | undefined)[] = new Array<undefined>(32).fill(undefined);
+  const values: T[] = new Array<T>(32);
   return (s) => {
     const n = s.length;
-    const slot = (s.charCodeAt(n - 2) * 31 + s.charCodeAt(n >> 1) + n) & 15;
+    const h = (s.charCodeAt(n - 2) * 31 + s.charCodeAt(n >> 1)) * 31 + n;
+    const slot = (h ^ (h >> 5)) & 31;
     if (keys[slot] === s) return values[slot] as T;
     const v = fn(s);
     keys[slot] = s;
@@ -208,25 +211,28 @@ export function upper(v: unknown): string | undefined {
   return s === undefined ? undefined : s.toUpperCase();
 }
 
+// An address from the API is already in canonical form: it is returned as it is (building the text
+// part by part made a rope of seven pieces, for each address of each alert).
 function ipv4(s: string): string | undefined {
-  let out = '';
   let part = 0;
   let len = 0;
   let parts = 0;
+  let canonical = true;
   for (let i = 0; i <= s.length; i++) {
     const c = i < s.length ? s.charCodeAt(i) : 46;
     if (c === 46) {
       if (len === 0 || len > 3 || part > 255) return undefined;
-      out += (parts ? '.' : '') + part;
       parts++;
       part = 0;
       len = 0;
     } else if (c >= 48 && c <= 57) {
+      if (len === 1 && part === 0) canonical = false; // a leading zero
       part = part * 10 + (c - 48);
       len++;
     } else return undefined;
   }
-  return parts === 4 ? out : undefined;
+  if (parts !== 4) return undefined;
+  return canonical ? s : s.split('.').map(Number).join('.');
 }
 
 /** Normalised IP text: IPv4 without leading zeros, IPv6 in RFC 5952 form (lower case, compressed), IPv4-mapped IPv6 as IPv4, zone and brackets removed. */
@@ -390,7 +396,8 @@ export function dnsDomain(v: unknown): string | undefined {
 }
 
 const domainOfHost = remembered((v: string): string | undefined => {
-  const s = v.trim().toLowerCase().replace(/\.$/, '');
+  const t = v.trim().toLowerCase();
+  const s = t.endsWith('.') ? t.slice(0, -1) : t; // one trailing dot (a fully qualified name)
   const dot = s.indexOf('.');
   return dot < 0 ? undefined : s.slice(dot + 1) || undefined;
 });
@@ -407,14 +414,18 @@ const ipClassCacheMax = 10_000;
 
 /** The ipaddr.js range of an address, "public" for global unicast; undefined when v is not an IP address. */
 export function ipClass(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
+  return typeof v === 'string' ? ipClassRemembered(v) : undefined;
+}
+
+// An address is classed several times per record (item preferences, conditions, flags): a slot compare is cheaper than hashing a new text for the map.
+const ipClassRemembered = remembered((v: string): string | undefined => {
   const known = ipClassCache.get(v);
   if (known !== undefined) return known ?? undefined;
   const r = classify(v);
   if (ipClassCache.size >= ipClassCacheMax) ipClassCache.clear();
   ipClassCache.set(v, r ?? null);
   return r;
-}
+});
 
 function classify(v: string): string | undefined {
   let s = v.trim();
