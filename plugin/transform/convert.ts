@@ -53,6 +53,12 @@ function remembered<T>(fn: (s: string) => T): (s: string) => T {
 }
 const parseTimeRemembered = remembered(parseTime);
 
+/** A conversion of text (remembered); anything that is not a string converts to undefined. */
+function textConversion(fn: (s: string) => string | undefined): (v: unknown) => string | undefined {
+  const convert = remembered(fn);
+  return (v) => (typeof v === 'string' ? convert(v) : undefined);
+}
+
 /**
  * ISO-8601 (`2025-06-10T08:14:22.3310452Z`, up to 7+ fractional digits, Z or ±hh:mm, none = UTC)
  * and the export API's `2025-06-10 03:02:19[.fffffff]` (UTC assumed) to epoch milliseconds.
@@ -236,11 +242,7 @@ function ipv4(s: string): string | undefined {
 }
 
 /** Normalised IP text: IPv4 without leading zeros, IPv6 in RFC 5952 form (lower case, compressed), IPv4-mapped IPv6 as IPv4, zone and brackets removed. */
-export function ip(v: unknown): string | undefined {
-  return typeof v === 'string' ? ipText(v) : undefined;
-}
-
-const ipText = remembered((v: string): string | undefined => {
+export const ip = textConversion((v: string): string | undefined => {
   let s = v.trim();
   if (s.length === 0) return undefined;
   const v4 = ipv4(s);
@@ -260,11 +262,7 @@ const ipText = remembered((v: string): string | undefined => {
 
 const hex = '0123456789abcdef';
 /** aa:bb:cc:dd:ee:ff from any of 00155D0A1B2C, 00-15-5D-0A-1B-2C, 00:15:5d:0a:1b:2c, 0015.5d0a.1b2c; the all-zero MAC (loopback) is dropped. */
-export function mac(v: unknown): string | undefined {
-  return typeof v === 'string' ? macText(v) : undefined;
-}
-
-const macText = remembered((v: string): string | undefined => {
+export const mac = textConversion((v: string): string | undefined => {
   let out = '';
   let n = 0;
   let zero = true;
@@ -330,11 +328,7 @@ export function slug(v: unknown): string | undefined {
 }
 
 /** The host of a URL, lower case (a bare "host/path" is read as http); undefined when it does not parse. */
-export function urlHost(v: unknown): string | undefined {
-  return typeof v === 'string' ? hostOfUrl(v) : undefined;
-}
-
-const hostOfUrl = remembered((v: string): string | undefined => {
+export const urlHost = textConversion((v: string): string | undefined => {
   if (!v.trim()) return undefined;
   const s = v.trim();
   const plain = plainHttpHost(s);
@@ -380,22 +374,14 @@ function plainHttpHost(s: string): string | undefined {
 }
 
 /** First label of a host name, lower case (TESTSERVER4.contoso.local → testserver4). */
-export function hostLabel(v: unknown): string | undefined {
-  return typeof v === 'string' ? labelOfHost(v) : undefined;
-}
-
-const labelOfHost = remembered((v: string): string | undefined => {
+export const hostLabel = textConversion((v: string): string | undefined => {
   const s = v.trim().toLowerCase();
   const dot = s.indexOf('.');
   return (dot < 0 ? s : s.slice(0, dot)) || undefined;
 });
 
 /** DNS domain of a host name: what follows the first label, lower case; undefined for a bare name. */
-export function dnsDomain(v: unknown): string | undefined {
-  return typeof v === 'string' ? domainOfHost(v) : undefined;
-}
-
-const domainOfHost = remembered((v: string): string | undefined => {
+export const dnsDomain = textConversion((v: string): string | undefined => {
   const t = v.trim().toLowerCase();
   const s = t.endsWith('.') ? t.slice(0, -1) : t; // one trailing dot (a fully qualified name)
   const dot = s.indexOf('.');
@@ -412,13 +398,9 @@ export function integer(v: unknown): number | undefined {
 const ipClassCache = new Map<string, string | null>();
 const ipClassCacheMax = 10_000;
 
-/** The ipaddr.js range of an address, "public" for global unicast; undefined when v is not an IP address. */
-export function ipClass(v: unknown): string | undefined {
-  return typeof v === 'string' ? ipClassRemembered(v) : undefined;
-}
-
 // An address is classed several times per record (item preferences, conditions, flags): a slot compare is cheaper than hashing a new text for the map.
-const ipClassRemembered = remembered((v: string): string | undefined => {
+/** The ipaddr.js range of an address, "public" for global unicast; undefined when v is not an IP address. */
+export const ipClass = textConversion((v: string): string | undefined => {
   const known = ipClassCache.get(v);
   if (known !== undefined) return known ?? undefined;
   const r = classify(v);
