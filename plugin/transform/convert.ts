@@ -37,12 +37,14 @@ function daysFromCivil(y: number, mo: number, d: number): number {
  * high bits down: with `a * 31 + b` alone, 31 ≡ -1 modulo the slot count made the slot a difference of
  * two characters, and an alert's four hashes took turns evicting each other.
  */
-function remembered<T>(fn: (s: string) => T): (s: string) => T {
+function remembered<T>(fn: (s: string) => T, other: (v: unknown) => T): (v: unknown) => T {
   // Every slot starts as the empty text with its answer: the keys are always strings, so comparing
   // one with s is a string comparison, not the generic one for mixed types (~2 % of the alert transform).
   const keys: string[] = new Array<string>(32).fill('');
   const values: T[] = new Array<T>(32).fill(fn(''));
+  // the type test and the lookup in one closure: a remembered answer costs one call, not two
   return (s) => {
+    if (typeof s !== 'string') return other(s);
     const n = s.length;
     const h = (s.charCodeAt(n - 2) * 31 + s.charCodeAt(n >> 1)) * 31 + n;
     const slot = (h ^ (h >> 5)) & 31;
@@ -53,24 +55,20 @@ function remembered<T>(fn: (s: string) => T): (s: string) => T {
     return v;
   };
 }
-const parseTimeRemembered = remembered(parseTime);
+
+const notText = (): undefined => undefined;
 
 /** A conversion of text (remembered); anything that is not a string converts to undefined. */
 function textConversion(fn: (s: string) => string | undefined): (v: unknown) => string | undefined {
-  const convert = remembered(fn);
-  return (v) => (typeof v === 'string' ? convert(v) : undefined);
+  return remembered(fn, notText);
 }
 
 /**
  * ISO-8601 (`2025-06-10T08:14:22.3310452Z`, up to 7+ fractional digits, Z or ±hh:mm, none = UTC)
- * and the export API's `2025-06-10 03:02:19[.fffffff]` (UTC assumed) to epoch milliseconds.
- * Date.parse is not used: it reads the space form as local time.
+ * and the export API's `2025-06-10 03:02:19[.fffffff]` (UTC assumed) to epoch milliseconds; a number
+ * is taken as epoch milliseconds already. Date.parse is not used: it reads the space form as local time.
  */
-export function epochMs(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : undefined;
-  if (typeof v !== 'string') return undefined;
-  return parseTimeRemembered(v);
-}
+export const epochMs = remembered(parseTime, (v) => (typeof v === 'number' && Number.isFinite(v) ? Math.trunc(v) : undefined));
 
 /** Two decimal digits at i, or -1. */
 function two(s: string, i: number): number {
@@ -207,12 +205,10 @@ export function toStr(v: unknown): string | undefined {
   return JSON.stringify(v);
 }
 
-const toLower = remembered((s: string) => s.toLowerCase());
-export function lower(v: unknown): string | undefined {
-  if (typeof v === 'string') return toLower(v);
-  const s = toStr(v);
-  return s === undefined ? undefined : s.toLowerCase();
-}
+export const lower = remembered(
+  (s: string): string | undefined => s.toLowerCase(),
+  (v) => toStr(v)?.toLowerCase(),
+);
 
 export function upper(v: unknown): string | undefined {
   const s = toStr(v);
