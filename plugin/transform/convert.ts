@@ -29,7 +29,7 @@ function daysFromCivil(y: number, mo: number, d: number): number {
 }
 
 /**
- * fn with its answers for recent texts remembered. A record repeats its texts across fields
+ * A conversion: fn for text, with its answers for recent texts remembered, other for any other value. A record repeats its texts across fields
  * (alertCreationTime is timestamp and alert_creation_time; evidence items share creation times; a hash
  * is in the evidence, its list and the file fields; a machine's MAC and name are in all its alerts), so
  * most conversions are answered here. One slot per text, chosen from two of its characters and its
