@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { schemaDir } from './paths.js';
 
 // ajv-formats ships CJS with a default export; under NodeNext the callable sits on .default.
@@ -38,9 +38,30 @@ export function loadSchema(relPath: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(schemaDir, relPath), 'utf8')) as Record<string, unknown>;
 }
 
-/** Compiles a schema from schemas/ (relative path), e.g. compileSchema('config.schema.json'). */
+/**
+ * Compiles a schema from schemas/ (relative path), e.g. compileSchema('config.schema.json'). A schema
+ * may use another file's (`"$ref": "lake-record.schema.json"`, relative to its own): those are added
+ * first, so one definition serves every schema that needs it.
+ */
 export function compileSchema<T>(relPath: string, opts: { useDefaults?: boolean } = {}): ValidateFunction<T> {
-  return newAjv(opts).compile<T>(loadSchema(relPath));
+  const ajv = newAjv(opts);
+  const schema = loadSchema(relPath);
+  addReferencedFiles(ajv, relPath, schema, new Set([relPath]));
+  return ajv.compile<T>(schema);
+}
+
+function addReferencedFiles(ajv: Ajv, relPath: string, node: unknown, added: Set<string>): void {
+  if (typeof node !== 'object' || node === null) return;
+  for (const [k, v] of Object.entries(node)) {
+    if (k === '$ref' && typeof v === 'string' && !v.startsWith('#')) {
+      const file = posix.join(posix.dirname(relPath), v.split('#')[0] as string);
+      if (added.has(file)) continue;
+      added.add(file);
+      const schema = loadSchema(file);
+      addReferencedFiles(ajv, file, schema, added);
+      ajv.addSchema(schema);
+    } else addReferencedFiles(ajv, relPath, v, added);
+  }
 }
 
 /** Turns ajv errors into readable problems, dropping the noise ajv adds around oneOf/anyOf. */

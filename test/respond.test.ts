@@ -173,6 +173,13 @@ describe('response sidecar', function () {
       assert.match(both.json.error.message, /not both/);
       const neither = await contain(h, { connector: 'acme-mde', comment: 'x' });
       assert.equal(neither.status, 400);
+      // the record's schema is its own file (schemas/respond/lake-record.schema.json), shared by every request that takes one
+      const notLake = { ...loadFixture('alert-record.json'), msg_class: 'other' };
+      for (const [path, body] of [['/v1/actions/contain', { connector: 'acme-mde', record: notLake, comment: 'x' }], ['/v1/actions/release', { connector: 'acme-mde', record: notLake, comment: 'x' }]] as const) {
+        const r = await call(h.base, 'POST', path, { token: tokens.soar, body });
+        assert.equal(r.status, 400, path);
+        assert.deepEqual(r.json.error.details, [{ pointer: '/record/msg_class', message: 'must be one of "microsoft_defender_host", "microsoft_defender_alerts"' }], path);
+      }
       const caseWrong = await contain(h, { connector: 'acme-mde', machineId: M1, comment: 'x', isolationType: 'full' });
       assert.equal(caseWrong.status, 400);
       assert.match(caseWrong.json.error.message, /\/isolationType: must be one of "Full", "Selective"/);

@@ -6,10 +6,13 @@
 export interface ReleaseRequest {
 connector: string
 machineId?: string
-record?: ReleaseLakeRecordRef
+record?: LakeRecordRef
 comment: string
 }
-export interface ReleaseLakeRecordRef {
+/**
+ * A host record (msg_class microsoft_defender_host: machine id at microsoft_defender.id) or an alert record (microsoft_defender_alerts: microsoft_defender.machineId), exactly as the data lake holds it. Other fields are kept as they are.
+ */
+export interface LakeRecordRef {
 msg_class: ("microsoft_defender_host" | "microsoft_defender_alerts")
 tenant_name: string
 engid_name?: string

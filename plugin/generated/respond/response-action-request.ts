@@ -6,7 +6,7 @@
 export interface ResponseActionRequest {
 connector: string
 machineId?: string
-record?: ResponseActionLakeRecordRef
+record?: LakeRecordRef
 comment: string
 /**
  * scan: Quick (default) or Full
@@ -17,7 +17,10 @@ scanType?: ("Quick" | "Full")
  */
 sha1?: string
 }
-export interface ResponseActionLakeRecordRef {
+/**
+ * A host record (msg_class microsoft_defender_host: machine id at microsoft_defender.id) or an alert record (microsoft_defender_alerts: microsoft_defender.machineId), exactly as the data lake holds it. Other fields are kept as they are.
+ */
+export interface LakeRecordRef {
 msg_class: ("microsoft_defender_host" | "microsoft_defender_alerts")
 tenant_name: string
 engid_name?: string

@@ -6,14 +6,17 @@
 export interface TagRequest {
 connector: string
 machineId?: string
-record?: TagLakeRecordRef
+record?: LakeRecordRef
 /**
  * the machine tag
  */
 tag: string
 action: ("add" | "remove")
 }
-export interface TagLakeRecordRef {
+/**
+ * A host record (msg_class microsoft_defender_host: machine id at microsoft_defender.id) or an alert record (microsoft_defender_alerts: microsoft_defender.machineId), exactly as the data lake holds it. Other fields are kept as they are.
+ */
+export interface LakeRecordRef {
 msg_class: ("microsoft_defender_host" | "microsoft_defender_alerts")
 tenant_name: string
 engid_name?: string
