@@ -46,22 +46,27 @@ export function loadSchema(relPath: string): Record<string, unknown> {
 export function compileSchema<T>(relPath: string, opts: { useDefaults?: boolean } = {}): ValidateFunction<T> {
   const ajv = newAjv(opts);
   const schema = loadSchema(relPath);
-  addReferencedFiles(ajv, relPath, schema, new Set([relPath]));
+  for (const file of referencedFiles(relPath, schema)) ajv.addSchema(loadSchema(file));
   return ajv.compile<T>(schema);
 }
 
-function addReferencedFiles(ajv: Ajv, relPath: string, node: unknown, added: Set<string>): void {
-  if (typeof node !== 'object' || node === null) return;
-  for (const [k, v] of Object.entries(node)) {
-    if (k === '$ref' && typeof v === 'string' && !v.startsWith('#')) {
-      const file = posix.join(posix.dirname(relPath), v.split('#')[0] as string);
-      if (added.has(file)) continue;
-      added.add(file);
-      const schema = loadSchema(file);
-      addReferencedFiles(ajv, file, schema, added);
-      ajv.addSchema(schema);
-    } else addReferencedFiles(ajv, relPath, v, added);
-  }
+/** The schema files (relative to schemas/) a schema references by file name, theirs before their own. */
+export function referencedFiles(relPath: string, schema: unknown, seen = new Set([relPath])): string[] {
+  const out: string[] = [];
+  const walk = (node: unknown): void => {
+    if (typeof node !== 'object' || node === null) return;
+    for (const [k, v] of Object.entries(node)) {
+      if (k !== '$ref' || typeof v !== 'string') walk(v);
+      else if (!v.startsWith('#')) {
+        const file = posix.join(posix.dirname(relPath), v.split('#')[0] as string);
+        if (seen.has(file)) continue;
+        seen.add(file);
+        out.push(...referencedFiles(file, loadSchema(file), seen), file);
+      }
+    }
+  };
+  walk(schema);
+  return out;
 }
 
 /** Turns ajv errors into readable problems, dropping the noise ajv adds around oneOf/anyOf. */

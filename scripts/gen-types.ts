@@ -2,8 +2,9 @@
 // `npm run gen` writes them; `--check` exits 1 when a generated file is stale (used by a test too).
 import { compileFromFile } from 'json-schema-to-typescript';
 import { readdir, readFile, writeFile, mkdir, rm } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, posix, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadSchema, referencedFiles } from '../plugin/schema-check.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const schemaDir = join(root, 'schemas');
@@ -25,7 +26,16 @@ async function schemaFiles(dir: string): Promise<string[]> {
 export async function generateAll(): Promise<Map<string, string>> {
   const result = new Map<string, string>();
   for (const file of await schemaFiles(schemaDir)) {
-    const rel = relative(schemaDir, file).replace(/\.schema\.json$/, '.ts');
+    const schemaRel = relative(schemaDir, file).split(sep).join(posix.sep);
+    const rel = schemaRel.replace(/\.schema\.json$/, '.ts');
+    // A schema another file defines (`"$ref": "lake-record.schema.json"`) is imported from that file's
+    // generated module, not declared again in every module that uses it.
+    const refs = referencedFiles(schemaRel, loadSchema(schemaRel));
+    const imports = refs.map((ref) => {
+      const title = loadSchema(ref).title;
+      if (typeof title !== 'string') throw new Error(`schemas/${ref}: a schema referenced by another file needs a title (its type name)`);
+      return `import type { ${title} } from './${posix.relative(posix.dirname(schemaRel), ref).replace(/\.schema\.json$/, '.js')}';\n`;
+    });
     const ts = await compileFromFile(file, {
       bannerComment: banner,
       cwd: dirname(file),
@@ -33,8 +43,9 @@ export async function generateAll(): Promise<Map<string, string>> {
       strictIndexSignatures: true,
       style: { singleQuote: true },
       format: false,
+      declareExternallyReferenced: refs.length === 0,
     });
-    result.set(relative(root, join(outDir, rel)), ts);
+    result.set(relative(root, join(outDir, rel)), imports.length ? ts.replace(`${banner}\n`, `${banner}\n${imports.join('')}`) : ts);
   }
   return result;
 }

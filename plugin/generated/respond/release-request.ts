@@ -1,4 +1,5 @@
 /* Generated from schemas/ by `npm run gen` (json-schema-to-typescript). Do not edit. */
+import type { LakeRecordRef } from './lake-record.js';
 
 /**
  * Body of POST /v1/actions/release on the response sidecar. Exactly one of machineId or record names the machine (checked in code, so the error can say which).
@@ -8,16 +9,4 @@ connector: string
 machineId?: string
 record?: LakeRecordRef
 comment: string
-}
-/**
- * A host record (msg_class microsoft_defender_host: machine id at microsoft_defender.id) or an alert record (microsoft_defender_alerts: microsoft_defender.machineId), exactly as the data lake holds it. Other fields are kept as they are.
- */
-export interface LakeRecordRef {
-msg_class: ("microsoft_defender_host" | "microsoft_defender_alerts")
-tenant_name: string
-engid_name?: string
-microsoft_defender: {
-[k: string]: unknown | undefined
-}
-[k: string]: unknown | undefined
 }

@@ -1,4 +1,5 @@
 /* Generated from schemas/ by `npm run gen` (json-schema-to-typescript). Do not edit. */
+import type { LakeRecordRef } from './lake-record.js';
 
 /**
  * Body of POST /v1/actions/scan, /quarantine, /restrict, /unrestrict and /collect-package on the response sidecar. Exactly one of machineId or record names the machine; sha1 is required by quarantine and allowed only there, scanType only by scan (checked in code, so the error can say which).
@@ -16,16 +17,4 @@ scanType?: ("Quick" | "Full")
  * quarantine: the file's SHA-1 (40 hex characters)
  */
 sha1?: string
-}
-/**
- * A host record (msg_class microsoft_defender_host: machine id at microsoft_defender.id) or an alert record (microsoft_defender_alerts: microsoft_defender.machineId), exactly as the data lake holds it. Other fields are kept as they are.
- */
-export interface LakeRecordRef {
-msg_class: ("microsoft_defender_host" | "microsoft_defender_alerts")
-tenant_name: string
-engid_name?: string
-microsoft_defender: {
-[k: string]: unknown | undefined
-}
-[k: string]: unknown | undefined
 }
