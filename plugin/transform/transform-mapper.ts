@@ -58,7 +58,23 @@ export function describeErrors(v: ValidateFunction): string {
 
 export function compileTransform(t: LoadedTransform): CompiledTransform {
   const c = compileRules(t.rules, t.inputSchema, t.items);
-  return { name: t.name, content: t.content, tagSuffix: tagSuffix[t.tag], fn: c.fn, output: t.output, validate: indexValidator(t.outputSchema), source: c.source };
+  return { name: t.name, content: t.content, tagSuffix: tagSuffix[t.tag], fn: c.fn, output: t.output, validate: indexValidator(recordSchema(t)), source: c.source };
+}
+
+// The shared Syslog schema lists the fields of every content type (~130); a record of one transform
+// can only have the top-level fields its rules set. Checked against those alone, any record it makes
+// gets the same verdict (the rest of the schema stays: required, additionalProperties, definitions),
+// in ~60 % of the time on varied alerts (emulator's), where the check cost more than the transform.
+// The properties sit in a null-prototype object: V8 keeps it as a hash table, and the check looks
+// every key of every record up in it (as a plain object of 80 fields it was ~10 % slower).
+/** The transform's index schema with only the top-level properties its rules target. */
+function recordSchema(t: LoadedTransform): JsonSchema {
+  const props = t.outputSchema.properties;
+  if (!props || typeof props !== 'object') return t.outputSchema;
+  const set = new Set(t.rules.map((r) => r.target[0]));
+  const kept = Object.create(null) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(props)) if (set.has(k)) kept[k] = v;
+  return { ...t.outputSchema, properties: kept };
 }
 
 export interface TransformMapperOptions {
