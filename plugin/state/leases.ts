@@ -37,9 +37,8 @@ const id = (connector: string, content: string) => `${connector}\u0000${content}
  * lease_until. Every leaseMs / 3 a replica (1) marks itself alive in defender_fluent_replicas,
  * (2) renews the leases it holds in one UPDATE (those not renewed are lost: their polls are
  * aborted), (3) when it holds more than its fair share, ceil(tasks / live replicas with the same
- * tasks), gives the
- * excess back (idle tasks at once, a task being polled when its poll ends: rebalance when a replica
- * joins), and (4) when it holds fewer, claims free or expired tasks with SELECT … FOR UPDATE SKIP
+ * tasks), gives the excess back (idle tasks at once, a task being polled when its poll ends:
+ * rebalance when a replica joins), and (4) when it holds fewer, claims free or expired tasks with SELECT … FOR UPDATE SKIP
  * LOCKED, so replicas claiming at once take different rows without waiting on each other. A stopped
  * replica releases all at once; a killed one's leases expire after leaseMs and are claimed at the
  * next claim of another.

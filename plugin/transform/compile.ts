@@ -23,6 +23,8 @@ const J = (v: unknown): string => {
   if (s === undefined) throw new Error('value cannot be compiled');
   return s;
 };
+/** An expression true when the value in variable x is present for conditions: not undefined, null, "" or []. */
+const filled = (x: string): string => `(${x} !== undefined && ${x} !== null && ${x} !== "" && !(Array.isArray(${x}) && ${x}.length === 0))`;
 /** Conditions that hold for an empty value (missing, null, "", []) exactly as for a missing one, so the value needs no emptiness check first. */
 function sameForEmpty(c: CondsIR[number]): boolean {
   if (c.op === 'equals') return c.value !== '' && c.value !== null;
@@ -191,7 +193,7 @@ class Gen {
     const label = this.id('L');
     const stmts =
       `let ${w}; ${label}: { ` +
-      this.walk(path, base, (t) => `if (${t} !== undefined && ${t} !== null && ${t} !== "" && !(Array.isArray(${t}) && ${t}.length === 0)) { ${w} = ${t}; break ${label}; }`) +
+      this.walk(path, base, (t) => `if ${filled(t)} { ${w} = ${t}; break ${label}; }`) +
       '} ';
     return { stmts, w };
   }
@@ -221,7 +223,7 @@ class Gen {
           expr = `${this.konst(new Set(c.value as unknown[]))}.has(${w})`;
           break;
         case 'exists':
-          expr = `${c.value === false ? '!' : ''}(${w} !== undefined && ${w} !== null && ${w} !== "" && !(Array.isArray(${w}) && ${w}.length === 0))`;
+          expr = `${c.value === false ? '!' : ''}${filled(w)}`;
           break;
         case 'equalsPath': {
           // equal to a non-empty w: the other value needs no emptiness test of its own

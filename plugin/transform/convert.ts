@@ -29,10 +29,10 @@ function daysFromCivil(y: number, mo: number, d: number): number {
 }
 
 /**
- * A conversion: fn for text, with its answers for recent texts remembered, other for any other value. A record repeats its texts across fields
- * (alertCreationTime is timestamp and alert_creation_time; evidence items share creation times; a hash
- * is in the evidence, its list and the file fields; a machine's MAC and name are in all its alerts), so
- * most conversions are answered here. One slot per text, chosen from two of its characters and its
+ * A conversion: fn for text, with its answers for recent texts remembered, other for any other value.
+ * A record repeats its texts across fields (alertCreationTime is timestamp and alert_creation_time;
+ * evidence items share creation times; a hash is in the evidence, its list and the file fields; a
+ * machine's MAC and name are in all its alerts), so most conversions are answered here. One slot per text, chosen from two of its characters and its
  * length: a lookup is one comparison (a scan of several slots cost as much as it saved). The mix folds
  * high bits down: with `a * 31 + b` alone, 31 ≡ -1 modulo the slot count made the slot a difference of
  * two characters, and an alert's four hashes took turns evicting each other.
