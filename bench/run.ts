@@ -30,7 +30,7 @@ async function transforms(): Promise<BenchOutput> {
   const { transformBench } = await import('./transform.js');
   const r = await transformBench({ seconds: num('seconds') ?? 2 });
   const rows: Row[] = [
-    { bench: 'transforms', metric: 'alerts.syslog records/s (compiled)', value: fmt(r.rates['alerts.syslog']!), target: '≥ 200 000', met: r.rates['alerts.syslog']! >= 200_000 },
+    { bench: 'transforms', metric: `alerts.syslog records/s (compiled, median of ${r.alertProcesses.length} processes)`, value: fmt(r.rates['alerts.syslog']!), target: '≥ 200 000', met: r.rates['alerts.syslog']! >= 200_000 },
     { bench: 'transforms', metric: 'alerts.syslog vs JSONata', value: `${fmt(r.speedup, 1)}×`, target: '≥ 20×', met: r.speedup >= 20 },
     { bench: 'transforms', metric: 'alerts.syslog (JSONata) records/s', value: fmt(r.jsonataAlerts), target: '' },
   ];
@@ -38,7 +38,7 @@ async function transforms(): Promise<BenchOutput> {
     if (name === 'alerts.syslog') continue;
     rows.push({ bench: 'transforms', metric: `${name.replace('+check', ' + index schema check')} records/s`, value: fmt(rate), target: '' });
   }
-  return { rows, notes: [`transforms: ${r.lines[0]}; ${r.lines[1]}.`] };
+  return { rows, notes: [`transforms: ${r.lines[0]}; ${r.lines[1]}; alerts.syslog (compiled) in each process: ${r.alertProcesses.map((x) => fmt(x)).join(', ')}.`] };
 }
 
 const benches: Record<string, () => Promise<BenchOutput>> = {
