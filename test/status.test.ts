@@ -52,7 +52,7 @@ describe('connector status store', () => {
     before.save();
     // a restart on a config without "gone"
     const store = new StatusStore(dir);
-    store.keepOnly(['kept']);
+    store.keepOnly([{ name: 'kept' }]);
     assert.deepEqual(Object.keys(store.read().connectors), ['kept']);
     const entry = before.read().connectors.gone!.contentTypes.alerts!;
     assert.equal(store.adopt('gone', 'alerts', { ...entry, lastAttempt: new Date(t0 + minute).toISOString() }), false);

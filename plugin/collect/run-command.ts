@@ -111,7 +111,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     if (!share && config.workers > 1) {
       const args = [...(opts.once ? ['--once'] : []), ...(opts.output ? ['--output', opts.output] : []), ...(opts.progress ? ['--progress'] : []), ...(opts.transforms ? ['--transforms', opts.transforms] : [])];
       const status = new StatusStore(config.stateDir, { metricsSnapshot: true });
-      status.keepOnly(config.connectors.map((c) => c.name));
+      status.keepOnly(config.connectors);
       // the health listener is the parent's: readiness from the workers' reports, /metrics summed over them
       const probes = await startCollectorProbes({ health: config.health, get connectors() { return config.connectors; } }, status, logger).catch((e: Error) => e);
       if (probes instanceof Error) {
@@ -120,7 +120,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       }
       const onReload = (next: typeof config) => {
         config = next;
-        status.keepOnly(next.connectors.map((c) => c.name));
+        status.keepOnly(next.connectors);
       };
       try {
         return await superviseWorkers({ configFile: opts.config, config, args, once: !!opts.once, status, logger, stopRequested, onReload });
@@ -132,7 +132,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const output = opts.output === 'stdout' ? { type: 'stdout' as const, tagPrefix: config.output.tagPrefix } : config.output;
     const sink = timedSink(createSink(output, logger, dirname(resolve(opts.config))), output.type);
     const status = new StatusStore(config.stateDir, share ? { publish: (data) => void reportToParent(config, data) } : { metricsSnapshot: true });
-    status.keepOnly(config.connectors.map((c) => c.name));
+    status.keepOnly(config.connectors);
     const mirror = state.statusMirror?.(status);
     const stopMirror = mirror?.start(15_000);
     const hooks = combineHooks(statusHooks(status), ...(mirror ? [mirror.hooks()] : []), ...(opts.progress ? [progressHooks()] : []));
@@ -188,7 +188,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
           if (!next) return;
           config = next;
           const { removed, added, changed } = await collector.reconfigure(next.connectors);
-          status.keepOnly(next.connectors.map((c) => c.name));
+          status.keepOnly(next.connectors);
           status.saveSoon();
           logger.info({ removed, added, changed }, 'config reloaded');
         })

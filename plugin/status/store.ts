@@ -166,8 +166,8 @@ export class StatusStore {
    * red connector that no longer exists would keep alerting). Entries of other names arriving later
    * (a replica on an older config, a `test` run's mark on disk) are ignored.
    */
-  keepOnly(names: Iterable<string>): void {
-    this.known = new Set(names);
+  keepOnly(connectors: readonly { name: string }[]): void {
+    this.known = new Set(connectors.map((c) => c.name));
     for (const name of Object.keys(this.data.connectors)) if (!this.known.has(name)) delete this.data.connectors[name];
   }
 
