@@ -79,6 +79,29 @@ describe('transform mapper', () => {
     assert.equal(mp.stats.snapshot().mapped['vulnerabilities.syslog'], 1);
   });
 
+  it("the run-time check (the index schema less what a transform cannot get wrong) gives the full schema's verdict", () => {
+    // every golden input, and copies with one top-level field of the wrong type (what an API can send)
+    const odd = (v: unknown): unknown => (typeof v === 'string' ? 12345 : typeof v === 'number' ? 'not a number' : v === null ? 'text' : Array.isArray(v) ? 'text' : typeof v === 'object' ? [1] : null);
+    let checked = 0;
+    let refused = 0;
+    for (const t of mapper().transforms) {
+      const full = indexValidator(t.output);
+      const folder = join(packageRoot, 'test', 'golden', t.name);
+      for (const f of readdirSync(folder).filter((n) => n.endsWith('.input.json'))) {
+        for (const e of readEntities(readFileSync(join(folder, f), 'utf8'), f) as Record<string, unknown>[]) {
+          for (const [key, entity] of [['', e], ...Object.keys(e).map((k) => [k, { ...e, [k]: odd(e[k]) }])] as [string, Record<string, unknown>][]) {
+            const record = t.fn(entity, ctx);
+            const verdict = full(record);
+            assert.equal(t.validate(record), verdict, `${t.name} ${f}${key ? ` with ${key} = ${JSON.stringify(entity[key])}` : ''}: ${JSON.stringify(full.errors)}`);
+            checked++;
+            if (!verdict) refused++;
+          }
+        }
+      }
+    }
+    assert.ok(checked > 500 && refused > 20, `${checked} records, ${refused} refused`);
+  });
+
   it('a transform that throws still delivers the raw entity, marked', () => {
     const base = mapper().transformsFor('alerts')[0];
     assert.ok(base);

@@ -59,7 +59,7 @@ export interface ItemIR {
   each: PathRef;
   prefer: CondsIR[];
 }
-export type RuleIR = { target: string[]; when?: CondsIR; default?: unknown; maxLength?: number } & (
+export type RuleIR = { target: string[]; when?: CondsIR; default?: unknown; maxLength?: number; proven?: true } & (
   | { kind: 'const'; value: unknown }
   | { kind: 'from'; alts: AltIR[]; arrayCopy: boolean }
   | { kind: 'template'; parts: TemplatePart[] }
@@ -415,6 +415,19 @@ function checkTypes(c: Ctx, node: JsonSchema, got: { types: Set<string>; itemTyp
   }
 }
 
+// A rule is `proven` when the checks here show that every value it can yield is valid for its target,
+// whatever the API sends: the run-time index check leaves such fields out (recordSchema). That holds
+// for a constant or a lookup value (checked against the target's schema above) and for a value whose
+// type a conversion, a template or a score fixes, when the target's schema asks nothing but a type. A
+// value copied from the entity has only the type the API documents, which nothing makes it keep.
+const annotations = new Set(['type', 'description', 'title', '$comment', 'examples']);
+function typeOnly(root: JsonSchema, node: JsonSchema | undefined, types: Set<string>, also?: string): boolean {
+  if (!node) return false;
+  const n = resolveRef(root, node);
+  return Object.keys(n).every((k) => annotations.has(k) || k === also) && compatible(typesOf(root, n), types).length === 0;
+}
+const proven = (yes: boolean): { proven?: true } => (yes ? { proven: true } : {});
+
 // One Ajv for the sub-schema checks of constants and lookup values, each sub-schema compiled once.
 let subAjv: ReturnType<typeof newAjv> | undefined;
 const subCache = new WeakMap<JsonSchema, ValidateFunction>();
@@ -553,7 +566,7 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
   switch (kind) {
     case 'const': {
       if (node) checkTypes(c, node, { types: new Set([jsonType(rule.const)]), values: [rule.const] }, `${ptr}/const`, rule.target);
-      return node ? { ...base, kind, value: rule.const } : undefined;
+      return node ? { ...base, kind, value: rule.const, proven: true } : undefined;
     }
     case 'raw': {
       if (node) checkTypes(c, node, { types: new Set(['object']) }, `${ptr}/raw`, rule.target);
@@ -567,7 +580,10 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
         else checkTypes(c, node, { types: f.types, values: f.values }, `${ptr}/${f.values ? 'lookup' : 'from'}`, rule.target);
       }
       checkDefault();
-      return node ? { ...base, kind, alts: f.alts, arrayCopy: f.arrayCopy } : undefined;
+      // every alternative converted or looked up; a cut (maxLength) keeps a string a string, not a checked value
+      const typed = !f.arrayCopy && f.alts.every((a) => a.steps.length > 0);
+      const sure = typed && ((!!f.values && rule.maxLength === undefined) || typeOnly(c.output, node, f.types));
+      return node ? { ...base, kind, alts: f.alts, arrayCopy: f.arrayCopy, ...proven(sure) } : undefined;
     }
     case 'objects': {
       const o = rule.objects as ObjectsSource;
@@ -617,13 +633,13 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
       const ops = checkOps(c, rule, new Set(['integer']), ptr, `${ptr}/convert`, `${ptr}/lookup`);
       if (!ops) return undefined;
       if (node) checkTypes(c, node, { types: ops.types, values: ops.values }, `${ptr}/${ops.values ? 'lookup' : 'score'}`, rule.target);
-      return ok && node ? { ...base, kind, method: (rule.score as ScoreSource).method, inputs, ...ops.ops } : undefined;
+      return ok && node ? { ...base, kind, method: (rule.score as ScoreSource).method, inputs, ...ops.ops, ...proven(!!ops.values || typeOnly(c.output, node, ops.types)) } : undefined;
     }
     case 'template': {
       const parts = parseTemplate(c, rule.template as string, `${ptr}/template`);
       if (node) checkTypes(c, node, { types: new Set(['string']) }, `${ptr}/template`, rule.target);
       checkDefault();
-      return parts && node ? { ...base, kind, parts } : undefined;
+      return parts && node ? { ...base, kind, parts, ...proven(typeOnly(c.output, node, new Set(['string']))) } : undefined;
     }
     case 'collect': {
       const sources: CollectIR[] = [];
@@ -660,7 +676,9 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
       if (!ops) return undefined;
       if (node) checkTypes(c, node, { types: new Set(['array']), itemTypes: ops.types }, `${ptr}/collect`, rule.target);
       checkDefault();
-      return node ? { ...base, kind, sources, ...ops.ops } : undefined;
+      const items = node && itemsOf(c.output, node);
+      const sure = ops.ops.steps.length > 0 && typeOnly(c.output, node, new Set(['array']), 'items') && typeOnly(c.output, items, ops.types);
+      return node ? { ...base, kind, sources, ...ops.ops, ...proven(sure) } : undefined;
     }
   }
 }
