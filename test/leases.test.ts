@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type pg from 'pg';
 import { Collector } from '../plugin/collect/collector.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
 import { type CollectorTask, throwIfStopped } from '../plugin/collect/task.js';
 import type { ContentType } from '../plugin/config/load.js';
 import { LeaseManager, type Task, type TaskLease, type TaskLeases } from '../plugin/state/leases.js';
-import { openPool } from '../plugin/state/postgres.js';
+import { openPool, PgStateStore } from '../plugin/state/postgres.js';
+import { LeaseLostError } from '../plugin/state/store.js';
 import { captureLogger } from './helpers/collect.js';
 import { testConfig } from './helpers/connector.js';
 import { MemorySink } from './helpers/memory-sink.js';
@@ -78,6 +82,27 @@ describe('leases: LeaseManager on a real PostgreSQL', function () {
     await until('A notices at its next renewal', () => lease.signal.aborted);
     assert.equal(a.acquire('t1', 'alerts'), undefined);
     assert.ok(a.acquire('t1', 'host'), 'the other leases are kept');
+  });
+
+  it('an operator’s reset (--reset-cursor) takes the lease with the cursor: the holder’s poll is stopped and it cannot write its old cursor back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reset-'));
+    try {
+      const a = manager('A');
+      await a.start();
+      const holder = new PgStateStore(pool, 'A', dir);
+      const lease = a.acquire('t1', 'alerts')!;
+      await holder.save('t1', 'alerts', { lastUpdateTime: '2025-06-10T00:00:00Z' });
+      // another replica's `run --reset-cursor t1:alerts`, while A goes on
+      const removed = await new PgStateStore(pool, 'B', dir).reset('t1', 'alerts');
+      assert.equal(removed.length, 1);
+      assert.match(removed[0] as string, /^t1:alerts /);
+      await assert.rejects(holder.save('t1', 'alerts', { lastUpdateTime: '2025-06-11T00:00:00Z' }), LeaseLostError);
+      assert.equal(await holder.load('t1', 'alerts', (v): v is unknown => true), undefined, 'the cursor stays reset');
+      await until('A notices at its next renewal and stops the poll', () => lease.signal.aborted);
+      assert.ok(a.holds('t1', 'host'), 'the other leases are kept');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -51,7 +51,7 @@ export class PgMachineInventory implements MachineInventory {
     };
   }
 
-  /** Not fenced, as the cursor reset: stop the other replicas first, or the host task's holder writes its inventory back at its next commit. */
+  /** Called after the host task's cursor reset, which took that task's lease: its holder's fenced writes of the inventory are refused from then on. */
   async reset(connector: string): Promise<string[]> {
     // one statement: a reader never sees the header gone with the entries still there
     const { rows } = await this.pool.query<{ found: boolean }>(

@@ -156,15 +156,22 @@ export class PgStateStore implements StateStore {
     await this.fencedUpdate(connector, 'host', 'digests = $4', [table]);
   }
 
-  /** An operator's reset (run --reset-cursor): not fenced; stop the other replicas first, or the holder's next commit writes its cursor back. */
+  /**
+   * An operator's reset (run --reset-cursor). The task's lease goes with its cursor: the replica
+   * holding it loses it at its next renewal (its poll is stopped) and every fenced write it still
+   * makes is refused, so it cannot write the old cursor (or the host task's inventory) back; whoever
+   * claims the task next starts from the lookback. Waits for a commit under way (the row's lock).
+   */
   async reset(connector: string, content?: ContentType): Promise<string[]> {
     const types = content ? [content] : [...contentTypes];
-    const { rows } = await this.pool.query<{ content: ContentType }>(
-      'UPDATE defender_fluent_tasks SET cursor = NULL, digests = NULL WHERE connector = $1 AND content = ANY($2) AND (cursor IS NOT NULL OR digests IS NOT NULL) RETURNING content',
-      [connector, types],
-    );
-    await this.pool.query('DELETE FROM defender_fluent_journal WHERE connector = $1 AND content = ANY($2)', [connector, types]);
-    return rows.map((r) => where(connector, r.content));
+    const removed: string[] = [];
+    await inTransaction(this.pool, async (c) => {
+      const { rows } = await c.query<{ content: ContentType; had: boolean }>('SELECT content, (cursor IS NOT NULL OR digests IS NOT NULL) AS had FROM defender_fluent_tasks WHERE connector = $1 AND content = ANY($2) FOR UPDATE', [connector, types]);
+      await c.query('UPDATE defender_fluent_tasks SET cursor = NULL, digests = NULL, owner = NULL, lease_until = NULL WHERE connector = $1 AND content = ANY($2)', [connector, types]);
+      await c.query('DELETE FROM defender_fluent_journal WHERE connector = $1 AND content = ANY($2)', [connector, types]);
+      for (const r of rows) if (r.had) removed.push(where(connector, r.content));
+    });
+    return removed;
   }
 
   /** One UPDATE of the task's row, only while this replica holds its lease. */
