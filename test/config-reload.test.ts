@@ -133,7 +133,7 @@ describe('SIGHUP reloads the config (run, child process)', function () {
     }
   });
 
-  it('workers: 2: a valid edit restarts the workers on the new partition; an invalid one changes nothing', async () => {
+  it('workers: 2: a valid edit restarts only the worker whose connectors changed; an invalid one changes nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'df-reload-w-'));
     const configFile = join(dir, 'defender.yaml');
     write(configFile, { workers: 2 }, ['north', 'south']);
@@ -146,12 +146,24 @@ describe('SIGHUP reloads the config (run, child process)', function () {
     await until('the invalid config is reported', () => /keeping the running configuration/.test(stderr));
     assert.match(stderr, /defender\.yaml:2: \/connectors: must be array/);
 
+    /** the index of each worker started so far, in order */
+    const started = () => stderr.split('\n').filter((l) => l.includes('"worker started"')).map((l) => (JSON.parse(l) as { worker: number }).worker);
+    assert.deepEqual(started(), [0, 1], 'nothing restarted on the invalid edit');
     write(configFile, { workers: 2 }, ['north', 'south', 'east']);
     run!.kill('SIGHUP');
     await until("east's records arrive", () => pollsOf('east') === 1 && recordsOf('east') === all);
-    // the restarted workers resume the others from their cursors (and are up before the SIGTERM below)
-    await until('north and south poll again', () => pollsOf('north') === 2 && pollsOf('south') === 2);
-    assert.equal((stderr.match(/"worker started"/g) ?? []).length, 4, 'the two workers started once more, not on the invalid edit');
+    // east joins worker 0 (north's: both have one connector, the first wins), which restarts and resumes
+    // north from its cursor; worker 1 keeps running south, which does not poll again before its interval
+    await until('north polls again', () => pollsOf('north') === 2);
+    assert.deepEqual(started(), [0, 1, 0]);
+    assert.equal(pollsOf('south'), 1);
+    write(configFile, { workers: 2 }, ['south', 'east']);
+    run!.kill('SIGHUP');
+    await until('worker 0 restarts without north', () => started().length === 4);
+    await until('east polls again (worker 0 resumed it)', () => pollsOf('east') === 2);
+    assert.deepEqual(started(), [0, 1, 0, 0]);
+    assert.equal(pollsOf('north'), 2, 'north stopped');
+    assert.equal(pollsOf('south'), 1, 'worker 1 kept running south');
     run!.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);
   });

@@ -15,6 +15,9 @@ import type { StatusFile } from '../plugin/status/store.js';
 import { TestForwardServer, waitFor } from './forward-helpers.js';
 import { freePort } from './helpers/harness.js';
 import { freshDatabase } from './helpers/postgres.js';
+import { testConfig } from './helpers/connector.js';
+import { clientId, tenantId } from './helpers/entra.js';
+import { partition, repartition, workerConfig, workerEnv, workerShare } from '../plugin/collect/workers.js';
 
 const connectors = ['north', 'south', 'east'];
 
@@ -192,5 +195,31 @@ describe('workers: N (collector worker processes)', function () {
     run.kill('SIGTERM');
     const code = await new Promise((r) => run!.once('exit', (c) => r(c)));
     assert.equal(code, 0);
+  });
+});
+
+describe('workers: the partition of the connectors, and after a reload', () => {
+  const connector = (name: string) => ({ name, tenant: name, apiEndpoint: 'api-us.securitycenter.microsoft.com', clientId, directoryId: tenantId, clientSecret: 'not used' });
+  const config = (workers: number, names: string[]) => testConfig({}, { workers, connectors: names.map(connector) });
+
+  it('each worker gets every count-th connector; workerShare reads what the parent passes and refuses anything else', () => {
+    const c = config(2, ['a', 'b', 'c']);
+    assert.deepEqual(partition(c, 2), [['a', 'c'], ['b']]);
+    const share = workerShare({ [workerEnv]: JSON.stringify({ index: 1, count: 2, connectors: ['b'] }) });
+    assert.deepEqual(workerConfig(c, share!).connectors.map((x) => x.name), ['b']);
+    for (const bad of ['1/2', '{"index":1,"count":2}', '{"index":"1","count":2,"connectors":[]}', '{"index":1,"count":2,"connectors":[3]}']) assert.equal(workerShare({ [workerEnv]: bad }), undefined, bad);
+    assert.equal(workerShare({}), undefined);
+  });
+
+  it('a reload moves no connector: new ones go to the worker with the fewest, and only workers whose connectors changed restart', () => {
+    const before = config(2, ['a', 'b', 'c', 'd']);
+    const shares = partition(before, 2); // [a, c] [b, d]
+    assert.deepEqual(repartition(shares, before, config(2, ['a', 'b', 'c', 'd', 'e']), 2), { shares: [['a', 'c', 'e'], ['b', 'd']], restart: [0] });
+    assert.deepEqual(repartition(shares, before, config(2, ['a', 'b', 'd', 'e', 'f']), 2), { shares: [['a', 'e', 'f'], ['b', 'd']], restart: [0] }, 'c leaves 0, which then has the fewest and takes e, then f (a tie goes to the first)');
+    assert.deepEqual(repartition(shares, before, config(2, ['d', 'c', 'b', 'a']), 2), { shares, restart: [] }, 'order alone changes nothing');
+    const rotated = config(2, ['a', 'b', 'c', 'd']);
+    rotated.connectors[3] = { ...rotated.connectors[3]!, clientSecret: 'new' };
+    assert.deepEqual(repartition(shares, before, rotated, 2).restart, [1], "d's settings changed: its worker restarts");
+    assert.deepEqual(repartition(partition(config(4, ['a', 'b']), 2), config(4, ['a', 'b']), config(4, ['a', 'b', 'c']), 3), { shares: [['a'], ['b'], ['c']], restart: 'all' }, 'another number of workers: a new partition');
   });
 });

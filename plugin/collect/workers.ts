@@ -9,30 +9,64 @@ import * as metrics from '../status/metrics.js';
 import { reloadConfig } from './config-reload.js';
 import type { ConnectorStatus, StatusFile, StatusStore } from '../status/store.js';
 
-/** In a worker's environment: "k/n", its share of the connectors (worker k of n). */
+/** In a worker's environment: its share, as JSON ({"index": k, "count": n, "connectors": [names]}: worker k of n). */
 export const workerEnv = 'DEFENDER_FLUENT_WORKER';
 
 export interface WorkerShare {
   index: number;
   count: number;
+  /** the names of the connectors this worker runs */
+  connectors: string[];
 }
 
 /** This process's share when it is a worker, else undefined. */
 export function workerShare(env: NodeJS.ProcessEnv = process.env): WorkerShare | undefined {
-  const m = /^(\d+)\/(\d+)$/.exec(env[workerEnv] ?? '');
-  return m ? { index: Number(m[1]), count: Number(m[2]) } : undefined;
+  let v: Partial<WorkerShare> | undefined;
+  try {
+    v = JSON.parse(env[workerEnv] ?? 'null') as Partial<WorkerShare> | undefined;
+  } catch {
+    return undefined;
+  }
+  return v && Number.isInteger(v.index) && Number.isInteger(v.count) && Array.isArray(v.connectors) && v.connectors.every((n) => typeof n === 'string') ? (v as WorkerShare) : undefined;
+}
+
+/** A worker's config: its connectors, and its part of maxConcurrentPolls, so that the whole process keeps the configured bound. */
+export function workerConfig(config: Config, share: WorkerShare): Config {
+  const mine = new Set(share.connectors);
+  return {
+    ...config,
+    connectors: config.connectors.filter((c) => mine.has(c.name)),
+    maxConcurrentPolls: Math.max(1, Math.ceil(config.maxConcurrentPolls / share.count)),
+  };
+}
+
+/** The connectors of each of `count` workers: every count-th one of the config, so that each worker has as many. */
+export function partition(config: Config, count: number): string[][] {
+  return Array.from({ length: count }, (_, w) => config.connectors.filter((_c, i) => i % count === w).map((c) => c.name));
 }
 
 /**
- * A worker's config: every count-th connector (a disjoint share, stable for a given config), and
- * its part of maxConcurrentPolls, so that the whole process keeps the configured bound.
+ * The partition after a reload, moving no connector from one worker to another: a connector that stays
+ * stays on its worker, a removed one leaves it, a new one goes to the worker with the fewest. Only the
+ * workers whose connectors changed (in name or in settings) restart. With another number of workers
+ * (fewer connectors than `workers`, or no longer), all of them start again on a new partition.
  */
-export function workerConfig(config: Config, share: WorkerShare): Config {
-  return {
-    ...config,
-    connectors: config.connectors.filter((_, i) => i % share.count === share.index),
-    maxConcurrentPolls: Math.max(1, Math.ceil(config.maxConcurrentPolls / share.count)),
-  };
+export function repartition(before: string[][], old: Config, next: Config, count: number): { shares: string[][]; restart: number[] | 'all' } {
+  if (count !== before.length) return { shares: partition(next, count), restart: 'all' };
+  const was = new Map(old.connectors.map((c) => [c.name, c]));
+  const now = new Map(next.connectors.map((c) => [c.name, c]));
+  const shares = before.map((share) => share.filter((n) => now.has(n)));
+  const placed = new Set(shares.flat());
+  for (const c of next.connectors) {
+    if (placed.has(c.name)) continue;
+    const fewest = shares.reduce((best, share, w) => (share.length < (shares[best] as string[]).length ? w : best), 0);
+    (shares[fewest] as string[]).push(c.name);
+  }
+  const restart = shares.flatMap((share, w) => {
+    const prior = before[w] as string[];
+    return share.length === prior.length && share.every((n, i) => n === prior[i] && isDeepStrictEqual(was.get(n), now.get(n))) ? [] : [w];
+  });
+  return { shares, restart };
 }
 
 /** What a worker sends its parent: its connectors' status and its metrics; `done` with the exit code once it has finished on its own (--once). */
@@ -98,11 +132,12 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
   const { logger, status } = o;
   let config = o.config;
   let count = Math.min(config.workers, config.connectors.length);
+  let shares = partition(config, count);
   const workers: (ChildProcess | undefined)[] = [];
   const codes: (number | undefined)[] = [];
   let stopping = false;
-  /** the config a reload changed the connectors to: the workers stop, then start again on it */
-  let restartWith: Config | undefined;
+  /** a reload that changed the connectors: the workers in `stop` stop, then those in `start` start on the new partition */
+  let pending: { config: Config; count: number; shares: string[][]; stop: Set<number>; start: number[] } | undefined;
   let allDone!: () => void;
   const finished = new Promise<void>((resolve) => (allDone = resolve));
   // a worker started from the TypeScript sources needs the loader its parent runs under
@@ -111,7 +146,7 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
   const start = (index: number, failures: number) => {
     const startedAt = Date.now();
     const child = fork(cliFile, ['run', '--config', o.configFile, ...o.args], {
-      env: { ...process.env, [workerEnv]: `${index}/${count}` },
+      env: { ...process.env, [workerEnv]: JSON.stringify({ index, count, connectors: shares[index] ?? [] } satisfies WorkerShare) },
       execArgv,
       // its own process group: a Ctrl-C reaches this process only, which passes one SIGINT on (a
       // second one would make the worker exit at once without its acknowledgements)
@@ -120,8 +155,7 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
     });
     workers[index] = child;
     child.stdout!.pipe(new WholeLines()).pipe(process.stdout, { end: false });
-    const names = workerConfig(config, { index, count }).connectors.map((c) => c.name);
-    logger.info({ worker: index, pid: child.pid, connectors: names.length }, 'worker started');
+    logger.info({ worker: index, pid: child.pid, connectors: shares[index]?.length ?? 0 }, 'worker started');
     let done: number | undefined;
     child.on('message', (m: WorkerReport) => {
       status.merge(m.status);
@@ -133,8 +167,9 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
       metrics.retireWorkerMetrics(index);
       workers[index] = undefined;
       // --once: a worker that finished says so first; anything else is a death, even an exit 0
-      if (restartWith && !stopping) {
-        if (workers.every((w) => !w)) startAll();
+      if (pending?.stop.has(index) && !stopping) {
+        pending.stop.delete(index);
+        if (!pending.stop.size) applyReload();
         return;
       }
       if (stopping || (o.once && done !== undefined)) {
@@ -147,40 +182,43 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
       const delay = again ? Math.min(30_000, 1000 * 2 ** (again - 1)) : 0;
       logger.error({ worker: index, code, signal, restartInMs: delay }, 'worker died; restarting it: it resumes from its cursors');
       setTimeout(() => {
-        // a reload may have started every worker afresh meanwhile
-        if (restartWith || workers[index]) return;
+        // a reload may have started it afresh meanwhile, is about to, or left fewer workers
+        if (workers[index] || index >= count || pending?.start.includes(index)) return;
         if (!stopping) start(index, again);
         else if (workers.every((w) => !w)) allDone();
       }, delay).unref();
     });
   };
 
-  const startAll = () => {
-    if (restartWith) {
-      config = restartWith;
-      restartWith = undefined;
-      count = Math.min(config.workers, config.connectors.length);
-      o.onReload?.(config);
-    }
-    for (let i = 0; i < count; i++) start(i, 0);
+  const applyReload = () => {
+    const p = pending as NonNullable<typeof pending>;
+    pending = undefined;
+    ({ config, count, shares } = p);
+    o.onReload?.(config);
+    for (const i of p.start) start(i, 0);
   };
-  // SIGHUP: the workers reload their transforms. When the connectors changed in a valid config, every
-  // worker stops as on SIGTERM (acknowledgements awaited, cursors committed) and all start again on the
-  // new partition; all of them at once, so that no connector that moves to another worker is ever
-  // polled by two processes. An invalid config changes nothing (reloadConfig logs why); nor does one
-  // that also changes a setting that waits for a restart, since a worker reads the whole file.
+  // SIGHUP: the workers reload their transforms. When the connectors changed in a valid config, the
+  // workers whose connectors changed stop as on SIGTERM (acknowledgements awaited, cursors committed)
+  // and start again on the new partition; the others keep running. No connector moves from one worker
+  // to another (repartition), so none is ever polled by two processes. An invalid config changes
+  // nothing (reloadConfig logs why); nor does one that also changes a setting that waits for a
+  // restart, since a worker reads the whole file.
   const onHup = () => {
-    const reloaded = o.once || stopping || restartWith ? undefined : reloadConfig(o.configFile, config, logger);
+    const reloaded = o.once || stopping || pending ? undefined : reloadConfig(o.configFile, config, logger);
     const next = reloaded?.config;
     if (!next || isDeepStrictEqual(next.connectors, config.connectors)) return workers.forEach((w) => w?.kill('SIGHUP'));
     if (reloaded.kept.length) {
       logger.error(`config reload: with workers the connectors change waits for a restart too, as ${reloaded.kept.join(', ')} changed (each worker reads the whole file when it starts)`);
       return workers.forEach((w) => w?.kill('SIGHUP'));
     }
-    logger.info('config reloaded: the connectors changed; restarting the workers on the new partition');
-    restartWith = next;
-    if (workers.every((w) => !w)) return startAll();
-    workers.forEach((w) => w?.kill('SIGTERM'));
+    const nextCount = Math.min(next.workers, next.connectors.length);
+    const { shares: nextShares, restart } = repartition(shares, config, next, nextCount);
+    const startIdx = restart === 'all' ? [...Array(nextCount).keys()] : restart;
+    const stop = new Set((restart === 'all' ? [...workers.keys()] : restart).filter((i) => workers[i]));
+    pending = { config: next, count: nextCount, shares: nextShares, stop, start: startIdx };
+    logger.info({ restart: startIdx }, restart === 'all' ? 'config reloaded: the number of workers changed; restarting all of them on a new partition' : 'config reloaded: restarting the workers whose connectors changed; the others keep running');
+    workers.forEach((w, i) => w?.kill(stop.has(i) ? 'SIGTERM' : 'SIGHUP'));
+    if (!stop.size) applyReload();
   };
   // a second stop signal exits this process at once (process.exit): the workers get theirs too
   const onExit = () => workers.forEach((w) => w?.kill('SIGTERM'));
@@ -190,7 +228,7 @@ export async function superviseWorkers(o: SuperviseOptions): Promise<number> {
   process.on('exit', onExit);
   process.stdout.on('error', onStdoutError);
   try {
-    startAll();
+    for (let i = 0; i < count; i++) start(i, 0);
     void o.stopRequested.then(() => {
       stopping = true;
       workers.forEach((w) => w?.kill('SIGTERM'));
