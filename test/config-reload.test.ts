@@ -133,6 +133,30 @@ describe('SIGHUP reloads the config (run, child process)', function () {
     }
   });
 
+  it('a connector changed while the pipeline never acknowledges: after shutdownTimeoutSeconds its deliveries are given up and the reload completes; no cursor moves past what was never acknowledged', async () => {
+    const server = await new RawForwardServer({ ackDelay: () => null }).start();
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'df-reload-n-'));
+      const configFile = join(dir, 'defender.yaml');
+      const output = { type: 'forward', host: '127.0.0.1', port: server.port, maxBatchRecords: 5, ackTimeoutSeconds: 60 };
+      write(configFile, { output, shutdownTimeoutSeconds: 2 }, ['stuck']);
+      const exited = start(configFile);
+      const ids = () => server.packets.filter((p) => p.tag.endsWith('.alerts')).flatMap((p) => p.ids);
+      await until('the first batch is on the wire', () => ids().length > 0);
+      writeFileSync(configFile, stringify({ stateDir: './state', logLevel: 'info', output, shutdownTimeoutSeconds: 2, connectors: [{ ...connector('stuck'), intervalMinutes: 2 }] }));
+      run!.kill('SIGHUP');
+      await until('the reload completes', () => /"config reloaded"/.test(stderr));
+      assert.match(stderr, /not acknowledged within shutdownTimeoutSeconds \(2 s\) are given up/);
+      assert.match(stderr, /"changed":\["stuck"\]/);
+      assert.ok(!existsSync(join(dir, 'state', 'cursors', 'stuck.alerts.json')), 'no cursor moved past an unacknowledged batch');
+      run!.kill('SIGTERM');
+      await exited;
+      assert.ok(!existsSync(join(dir, 'state', 'cursors', 'stuck.alerts.json')), 'nor at the stop: the restarted connector reads them again next time');
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('workers: 2: a valid edit restarts only the worker whose connectors changed; an invalid one changes nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'df-reload-w-'));
     const configFile = join(dir, 'defender.yaml');

@@ -83,6 +83,8 @@ interface Runner {
   emit: (entities: Record<string, unknown>[]) => Promise<void>;
   /** stops this task only (a reconfigure that removes its connector) or with the whole collector */
   stopper: AbortController;
+  /** a retiring task (reconfigure) that waited shutdownTimeoutSeconds: it stops waiting for acknowledgements */
+  abandon: AbortController;
   loop?: Promise<void>;
 }
 
@@ -119,16 +121,18 @@ export class Collector {
     const added = connector.contentTypes.map((content): Runner => {
       const counters = newCounters();
       const stopper = new AbortController();
-      // a task's poll may listen for its stop in many places at once: not a listener leak
-      setMaxListeners(0, stopper.signal);
+      const abandon = new AbortController();
+      // a task's poll may listen for its stop in many places at once, and each delivery in flight for abandon: not a listener leak
+      setMaxListeners(0, stopper.signal, abandon.signal);
       return {
         state: { connector: connector.name, content, running: false, waiting: false, counters },
         jitter: jitter(connector.name, content),
         task: (opts.taskFor ?? defaultTask)(content),
         connector,
         client,
-        emit: makeEmitter({ connector, content, sink: opts.sink, mapper: opts.mapper, filter, tagPrefix: opts.config.output.tagPrefix, clock: this.clock, counters }),
+        emit: makeEmitter({ connector, content, sink: opts.sink, mapper: opts.mapper, filter, tagPrefix: opts.config.output.tagPrefix, clock: this.clock, counters, abandon: abandon.signal }),
         stopper,
+        abandon,
       };
     });
     this.runners.push(...added);
@@ -156,7 +160,16 @@ export class Collector {
     for (const client of new Set(retiring.map((r) => r.client))) client.interruptWaits();
     // new connectors need not wait for the retiring ones' acknowledgements
     launch(added);
+    // Those are awaited as on a stop, and for as long: then the retiring tasks give up what is still
+    // unacknowledged (their cursors stay before it), so a pipeline that never acknowledges cannot hold
+    // a reload, and with it a changed connector's restart and every later reload, for ever.
+    const seconds = this.opts.config.shutdownTimeoutSeconds;
+    const giveUp = setTimeout(() => {
+      this.opts.logger.warn({ connectors: [...new Set(retiring.map((r) => r.connector.name))] }, `config reload: deliveries of removed or changed connectors not acknowledged within shutdownTimeoutSeconds (${seconds} s) are given up; their cursors stay before them, so they are read again if the connector comes back`);
+      for (const r of retiring) r.abandon.abort(`connector ${r.connector.name} was removed or changed by a config reload before its delivery was acknowledged`);
+    }, seconds * 1000);
     await Promise.all(retiring.map((r) => r.loop));
+    clearTimeout(giveUp);
     for (const client of new Set(retiring.map((r) => r.client))) client.close();
     for (const r of retiring) this.runners.splice(this.runners.indexOf(r), 1);
     // the old tasks of a changed connector have ended before its new ones start: one poll per cursor at a time

@@ -1,6 +1,6 @@
 import type { Connector, ContentType } from '../config/load.js';
 import type { Clock } from '../defender/budget.js';
-import type { OutRecord, Sink } from '../output/sink.js';
+import { SinkClosedError, type OutRecord, type Sink } from '../output/sink.js';
 import type { RecordMapper } from '../transform/mapper.js';
 
 /** Returns the name of the log filter that drops this record, or undefined to keep it. */
@@ -29,6 +29,8 @@ export function makeEmitter(opts: {
   tagPrefix: string;
   clock: Clock;
   counters: TaskCounters;
+  /** fired: the task stops waiting for the acknowledgement of what it delivered (see unlessAbandoned) */
+  abandon?: AbortSignal;
 }): (entities: Record<string, unknown>[]) => Promise<void> {
   const { connector, content, sink, filter, counters } = opts;
   return async (entities) => {
@@ -50,6 +52,24 @@ export function makeEmitter(opts: {
     counters.collected += entities.length;
     // Returned, not awaited: a suspended frame would keep the entities and records alive (and
     // promoted by the garbage collector) until the pipeline acknowledges them.
-    return out.length ? sink.deliver(out) : undefined;
+    return out.length ? unlessAbandoned(sink.deliver(out), opts.abandon) : undefined;
   };
+}
+
+/**
+ * The delivery, or a SinkClosedError once `abandon` fires before it is acknowledged: the batch stays
+ * with the sink (it may still arrive), but the poll stops waiting for it and moves no cursor past it.
+ */
+function unlessAbandoned(delivery: Promise<void>, abandon: AbortSignal | undefined): Promise<void> {
+  if (!abandon) return delivery;
+  return new Promise((resolve, reject) => {
+    const giveUp = () => reject(new SinkClosedError(String(abandon.reason)));
+    if (abandon.aborted) return giveUp();
+    abandon.addEventListener('abort', giveUp, { once: true });
+    const settled = () => abandon.removeEventListener('abort', giveUp);
+    delivery.then(
+      () => (settled(), resolve()),
+      (e: unknown) => (settled(), reject(e)),
+    );
+  });
 }
