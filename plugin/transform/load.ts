@@ -53,6 +53,8 @@ export interface ObjectFieldIR {
   name: string;
   alts: AltIR[];
   maxLength?: number;
+  /** as a rule's (RuleIR.proven): every value it can yield is valid for the field */
+  proven?: true;
 }
 export interface ItemIR {
   name: string;
@@ -427,6 +429,11 @@ function typeOnly(root: JsonSchema, node: JsonSchema | undefined, types: Set<str
   return Object.keys(n).every((k) => annotations.has(k) || k === also) && compatible(typesOf(root, n), types).length === 0;
 }
 const proven = (yes: boolean): { proven?: true } => (yes ? { proven: true } : {});
+/** A `from` (a rule's or an object field's): every alternative converted or looked up; a cut (maxLength) keeps a string a string, not a checked value. */
+function fromProven(c: Ctx, node: JsonSchema | undefined, f: { alts: AltIR[]; arrayCopy: boolean; types: Set<string>; values?: unknown[] }, maxLength: number | undefined): boolean {
+  const typed = !f.arrayCopy && f.alts.every((a) => a.steps.length > 0);
+  return typed && ((!!f.values && maxLength === undefined) || typeOnly(c.output, node, f.types));
+}
 
 // One Ajv for the sub-schema checks of constants and lookup values, each sub-schema compiled once.
 let subAjv: ReturnType<typeof newAjv> | undefined;
@@ -580,10 +587,7 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
         else checkTypes(c, node, { types: f.types, values: f.values }, `${ptr}/${f.values ? 'lookup' : 'from'}`, rule.target);
       }
       checkDefault();
-      // every alternative converted or looked up; a cut (maxLength) keeps a string a string, not a checked value
-      const typed = !f.arrayCopy && f.alts.every((a) => a.steps.length > 0);
-      const sure = typed && ((!!f.values && rule.maxLength === undefined) || typeOnly(c.output, node, f.types));
-      return node ? { ...base, kind, alts: f.alts, arrayCopy: f.arrayCopy, ...proven(sure) } : undefined;
+      return node ? { ...base, kind, alts: f.alts, arrayCopy: f.arrayCopy, ...proven(fromProven(c, node, f, rule.maxLength)) } : undefined;
     }
     case 'objects': {
       const o = rule.objects as ObjectsSource;
@@ -615,7 +619,7 @@ function checkRule(c: Ctx, rule: FieldRule, i: number): RuleIR | undefined {
           continue;
         }
         if (fnode) checkTypes(c, fnode, { types: f.types, values: f.values }, fptr, `${rule.target}[].${name}`);
-        fields.push({ name, alts: f.alts, ...(sub.maxLength !== undefined ? { maxLength: sub.maxLength } : {}) });
+        fields.push({ name, alts: f.alts, ...(sub.maxLength !== undefined ? { maxLength: sub.maxLength } : {}), ...proven(fromProven(c, fnode, f, sub.maxLength)) });
       }
       return ok && node ? { ...base, kind, each: each.ref, ...(where ? { where } : {}), distinct: o.distinct === true, fields } : undefined;
     }

@@ -7,10 +7,10 @@ import type { ContentType } from '../config/load.js';
 import { itemDefect } from '../defender/page-stream.js';
 import { tagFor, tagSuffix, type OutRecord } from '../output/sink.js';
 import { ajvProblems, loadSchema, newAjv } from '../schema-check.js';
-import type { JsonSchema } from './schema-nav.js';
+import { itemsOf, propertiesOf, resolveRef, type JsonSchema } from './schema-nav.js';
 import { clean } from './convert.js';
 import { addedByCollector, compileRules, type CompiledFn } from './compile.js';
-import type { LoadedTransform } from './load.js';
+import type { LoadedTransform, ObjectFieldIR, RuleIR } from './load.js';
 import type { MapContext, RecordMapper } from './mapper.js';
 
 export interface CompiledTransform {
@@ -66,20 +66,38 @@ export function compileTransform(t: LoadedTransform): CompiledTransform {
 // record has only the top-level fields its rules target, so only those stay, and
 // additionalProperties goes (load checked that every target is a field). Fields whose every rule is
 // `proven` (load.ts: a constant, a lookup value, a converted value where only the type is asked) go
-// too. Required fields and everything under a kept field stay, so any record the transform makes gets
-// the same verdict, in less time: the check looks each field up in records of many shapes, which V8
-// does slowly (megamorphic loads), and on the emulator's varied alerts it cost twice the transform.
-// The properties sit in a null-prototype object: V8 keeps it as a hash table, and the check looks
-// every key of every record up in it (as a plain object of 80 fields it was ~10 % slower).
-/** The transform's index schema with only the top-level properties a record of it could get wrong. */
+// too, and so do the proven fields of the objects an `objects` rule makes (which have no other
+// fields). Required fields and everything else stay, so any record the transform makes gets the
+// same verdict, in less time: the check looks each field up in records and evidence items of many
+// shapes, which V8 does slowly (megamorphic loads), and on the emulator's varied alerts it cost
+// twice the transform. The top-level properties sit in a null-prototype object: V8 keeps it as a
+// hash table, and the check looks every key of every record up in it (as a plain object of 80
+// fields it was ~10 % slower).
+/** The transform's index schema with only what a record of it could get wrong. */
 function recordSchema(t: LoadedTransform): JsonSchema {
   const props = t.outputSchema.properties;
   if (!props || typeof props !== 'object') return t.outputSchema;
-  const unproven = new Set(t.rules.filter((r) => r.target.length > 1 || !r.proven).map((r) => r.target[0]));
+  const rulesOf = new Map<string, RuleIR[]>();
+  for (const r of t.rules) rulesOf.set(r.target[0] as string, [...(rulesOf.get(r.target[0] as string) ?? []), r]);
   const kept = Object.create(null) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(props)) if (unproven.has(k)) kept[k] = v;
+  for (const [k, v] of Object.entries(props as Record<string, JsonSchema>)) {
+    const rules = rulesOf.get(k);
+    if (!rules || rules.every((r) => r.target.length === 1 && r.proven)) continue;
+    const only = rules.length === 1 ? rules[0] : undefined;
+    kept[k] = only?.kind === 'objects' && only.target.length === 1 ? objectsSchema(t.outputSchema, v, only.fields) : v;
+  }
   const { additionalProperties: _all, ...rest } = t.outputSchema;
   return { ...rest, properties: kept };
+}
+
+/** The list an `objects` rule makes, its items with only the fields that rule does not prove (an item has no other field). */
+function objectsSchema(root: JsonSchema, node: JsonSchema, fields: ObjectFieldIR[]): JsonSchema {
+  const items = itemsOf(root, node);
+  const props = items && propertiesOf(root, items);
+  if (!items || !props) return node;
+  const unproven = new Set(fields.filter((f) => !f.proven).map((f) => f.name));
+  const { additionalProperties: _all, ...rest } = items;
+  return { ...resolveRef(root, node), items: { ...rest, properties: Object.fromEntries(Object.entries(props).filter(([k]) => unproven.has(k))) } };
 }
 
 export interface TransformMapperOptions {
