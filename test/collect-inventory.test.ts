@@ -307,7 +307,7 @@ const enrichmentSetups: Record<string, (emu: Emulator) => Promise<{ run(n: 0 | 1
     const stateDirs = [mkdtempSync(join(tmpdir(), 'df-inv-emu-a-')), mkdtempSync(join(tmpdir(), 'df-inv-emu-b-'))];
     return {
       run: (n, contentTypes) =>
-        collectOnce(emuConfig(emu, stateDirs[n]!, contentTypes).config, { cursors: new PgStateStore(pool, owners[n]!, stateDirs[n]!), inventory: new PgMachineInventory(pool, owners[n]!) }),
+        collectOnce(emuConfig(emu, stateDirs[n]!, contentTypes).config, { cursors: new PgStateStore(pool, owners[n]!), inventory: new PgMachineInventory(pool, owners[n]!) }),
       close: async () => {
         await pool.end();
         for (const d of stateDirs) rmSync(d, { recursive: true, force: true });

@@ -56,7 +56,7 @@ const subjects: Record<string, () => Promise<Subject>> = {
   },
   PostgreSQL: async () => {
     const pool = await openPool(await freshDatabase());
-    return { store: new PgStateStore(pool, 'suite-owner', tmpdir()), hold: (connector, content) => holdLease(pool, 'suite-owner', connector, content), close: () => pool.end() };
+    return { store: new PgStateStore(pool, 'suite-owner'), hold: (connector, content) => holdLease(pool, 'suite-owner', connector, content), close: () => pool.end() };
   },
 };
 
@@ -68,7 +68,7 @@ for (const [kind, open] of Object.entries(subjects)) {
     beforeEach(async () => {
       s = await open();
       store = s.store;
-      for (const connector of ['acme-mde', 'acme-mde-2', 'acme', 'acme.eu', 'acme.alerts']) for (const content of ['alerts', 'host', 'vulnerabilities'] as const) await s.hold(connector, content);
+      for (const connector of ['acme-mde', 'acme-mde-2', 'acme', 'acme.eu', 'acme.alerts']) for (const content of ['alerts', 'host', 'vulnerabilities', 'hunting'] as const) await s.hold(connector, content);
     });
     afterEach(() => s.close());
 
@@ -137,6 +137,17 @@ for (const [kind, open] of Object.entries(subjects)) {
       assert.equal(await store.loadDigests('acme-mde'), undefined);
     });
 
+    it('hunting budget: saved text comes back as it was, per connector; none is no text; a reset leaves it (a reset gives no quota back)', async () => {
+      assert.equal((await store.loadBudget('acme')).text, undefined);
+      await store.saveBudget('acme', '{"v":1,"runs":[[1,2]]}');
+      await store.saveBudget('acme-mde', '{"v":1,"runs":[]}');
+      const { text, where } = await store.loadBudget('acme');
+      assert.equal(text, '{"v":1,"runs":[[1,2]]}');
+      assert.match(where, /acme/);
+      await store.reset('acme');
+      assert.equal((await store.loadBudget('acme')).text, '{"v":1,"runs":[[1,2]]}');
+    });
+
     // Connector names may contain "." (printable ASCII): "acme" must not match "acme.eu"'s state.
     it('reset of a whole connector removes all its cursors and no other connector’s ("acme" leaves "acme.eu" and "acme.alerts" alone)', async () => {
       for (const c of ['alerts', 'host', 'vulnerabilities'] as const) await store.save('acme', c, { c });
@@ -160,8 +171,8 @@ describe('state store: PostgreSQL writes are fenced by the lease', function () {
   afterEach(() => pool.end());
 
   it('a stale writer (its lease taken over, or expired) cannot move the cursor, journal or digests; the holder can', async () => {
-    const stale = new PgStateStore(pool, 'replica-a', tmpdir());
-    const holder = new PgStateStore(pool, 'replica-b', tmpdir());
+    const stale = new PgStateStore(pool, 'replica-a');
+    const holder = new PgStateStore(pool, 'replica-b');
     await holdLease(pool, 'replica-a', 'acme', 'alerts');
     await stale.save('acme', 'alerts', { watermark: 'w1', seen: [] });
     await stale.journal('acme', 'alerts').start(['a|1']);
@@ -179,6 +190,18 @@ describe('state store: PostgreSQL writes are fenced by the lease', function () {
     await assert.rejects(() => holder.saveDigests('acme', new DigestTable().entries()), LeaseLostError);
     await assert.rejects(() => holder.save('acme', 'host', { v: 2 }), LeaseLostError);
     assert.equal(await holder.loadDigests('acme'), undefined);
+  });
+
+  it('the hunting budget is shared: a replica taking the task over reads what the last holder used; a stale one cannot overwrite it', async () => {
+    const a = new PgStateStore(pool, 'replica-a');
+    const b = new PgStateStore(pool, 'replica-b');
+    await holdLease(pool, 'replica-a', 'acme', 'hunting');
+    await a.saveBudget('acme', '{"v":1,"runs":[[1000,60000]]}');
+    await holdLease(pool, 'replica-b', 'acme', 'hunting');
+    assert.equal((await b.loadBudget('acme')).text, '{"v":1,"runs":[[1000,60000]]}');
+    await assert.rejects(() => a.saveBudget('acme', '{"v":1,"runs":[]}'), LeaseLostError);
+    await b.saveBudget('acme', '{"v":1,"runs":[[1000,60000],[2000,1000]]}');
+    assert.equal((await a.loadBudget('acme')).text, '{"v":1,"runs":[[1000,60000],[2000,1000]]}');
   });
 });
 

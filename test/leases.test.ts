@@ -89,11 +89,11 @@ describe('leases: LeaseManager on a real PostgreSQL', function () {
     try {
       const a = manager('A');
       await a.start();
-      const holder = new PgStateStore(pool, 'A', dir);
+      const holder = new PgStateStore(pool, 'A');
       const lease = a.acquire('t1', 'alerts')!;
       await holder.save('t1', 'alerts', { lastUpdateTime: '2025-06-10T00:00:00Z' });
       // another replica's `run --reset-cursor t1:alerts`, while A goes on
-      const removed = await new PgStateStore(pool, 'B', dir).reset('t1', 'alerts');
+      const removed = await new PgStateStore(pool, 'B').reset('t1', 'alerts');
       assert.equal(removed.length, 1);
       assert.match(removed[0] as string, /^t1:alerts /);
       await assert.rejects(holder.save('t1', 'alerts', { lastUpdateTime: '2025-06-11T00:00:00Z' }), LeaseLostError);

@@ -44,6 +44,20 @@ export class CursorStore implements StateStore {
     return join(this.dir, `${encodeURIComponent(connector)}.${content}.${kind}`);
   }
 
+  async loadBudget(connector: string): Promise<{ text?: string; where: string }> {
+    const file = this.sideFile(connector, 'hunting', 'budget');
+    try {
+      return { text: await readFile(file, 'utf8'), where: file };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { where: file };
+      throw e;
+    }
+  }
+
+  async saveBudget(connector: string, text: string): Promise<void> {
+    writeFileAtomic(this.sideFile(connector, 'hunting', 'budget'), text);
+  }
+
   async load<T>(connector: string, content: ContentType, check: (v: unknown) => v is T): Promise<T | undefined> {
     const file = this.file(connector, content);
     let text: string;

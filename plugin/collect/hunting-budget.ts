@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../atomic-file.js';
 import type { Logger } from '../log.js';
+import type { StateStore } from '../state/store.js';
 
 interface BudgetFile {
   v: 1;
@@ -24,33 +23,33 @@ function isBudgetFile(v: unknown): v is BudgetFile {
 }
 
 /**
- * A connector's share of the tenant's advanced hunting allocation, kept in a file so a restart
- * neither forgets the running time of the last hour nor runs into a CPU quota Graph still blocks:
- * the quotas are Graph's, a new process does not reset them.
+ * A connector's share of the tenant's advanced hunting allocation, kept with its state (a file under
+ * stateDir, or its hunting row in PostgreSQL, shared by replicas), so that neither a restart nor a
+ * replica taking the task over forgets the running time of the last hour or runs into a CPU quota
+ * Graph still blocks: the quotas are Graph's, a new process does not reset them. Read afresh at the
+ * start of each poll (another replica may have polled since); saved after each change, in order.
  */
 export class HuntingBudget {
-  private state: BudgetFile = { v: 1, runs: [] };
+  private saving: Promise<void> = Promise.resolve();
 
-  constructor(
-    readonly file: string,
-    logger: Logger,
-  ) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
+  private constructor(
+    private readonly store: StateStore,
+    private readonly connector: string,
+    private readonly logger: Logger,
+    private state: BudgetFile,
+  ) {}
+
+  static async load(store: StateStore, connector: string, logger: Logger): Promise<HuntingBudget> {
+    const { text, where } = await store.loadBudget(connector);
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = text === undefined ? undefined : JSON.parse(text);
     } catch {
-      value = undefined;
+      value = null;
     }
-    // only a budget is lost (no record, no cursor): start afresh, say so, and the next run rewrites the file
-    if (isBudgetFile(value)) this.state = value;
-    else logger.warn({ file }, `${file}: not a hunting budget (expected {"v":1,"runs":[[end ms, running ms], …]}); starting with an empty one`);
+    // only a budget is lost (no record, no cursor): start afresh, say so, and the next run rewrites it
+    if (value !== undefined && !isBudgetFile(value)) logger.warn({ where }, `${where}: not a hunting budget (expected {"v":1,"runs":[[end ms, running ms], …]}); starting with an empty one`);
+    return new HuntingBudget(store, connector, logger, isBudgetFile(value) ? value : { v: 1, runs: [] });
   }
 
   /** Running time of the runs that ended in the hour before now. */
@@ -75,7 +74,16 @@ export class HuntingBudget {
     this.save();
   }
 
+  /** Resolves once every change so far is saved (or failed to be, which is logged). */
+  saved(): Promise<void> {
+    return this.saving;
+  }
+
+  // A save that fails (a lost lease, the database away) loses a little accounting, never records: logged, not thrown.
   private save(): void {
-    writeFileAtomic(this.file, JSON.stringify(this.state));
+    const text = JSON.stringify(this.state);
+    this.saving = this.saving
+      .then(() => this.store.saveBudget(this.connector, text))
+      .catch((e: unknown) => this.logger.warn({ connector: this.connector, err: e }, 'hunting budget not saved; the next poll reads the last saved one'));
   }
 }

@@ -74,7 +74,7 @@ export class HuntingCollector implements CollectorTask {
   readonly content = 'hunting' as const;
   private readonly opts: HuntingOptions;
   private readonly clients = new Map<string, DefenderClient>();
-  /** per connector: running time of the last hour and a CPU-quota block, kept in stateDir */
+  /** per connector, read at the start of its poll: running time of the last hour and a CPU-quota block */
   private readonly budgets = new Map<string, HuntingBudget>();
 
   constructor(opts: Partial<HuntingOptions> = {}) {
@@ -96,15 +96,6 @@ export class HuntingCollector implements CollectorTask {
     return client;
   }
 
-  private budget(ctx: TaskContext): HuntingBudget {
-    let budget = this.budgets.get(ctx.connector.name);
-    if (!budget) {
-      budget = new HuntingBudget(ctx.cursors.sideFile(ctx.connector.name, 'hunting', 'budget'), ctx.logger);
-      this.budgets.set(ctx.connector.name, budget);
-    }
-    return budget;
-  }
-
   async poll(ctx: TaskContext): Promise<PollResult> {
     const { connector, cursors } = ctx;
     const { queries, problems } = loadHuntingQueries(connector.huntingDir);
@@ -113,9 +104,19 @@ export class HuntingCollector implements CollectorTask {
     const cursor: HuntingCursor = (await cursors.load(connector.name, 'hunting', isHuntingCursor)) ?? { v: 1, queries: {} };
     const now = ctx.clock.now();
     cursors.assertNotAhead(connector.name, 'hunting', Object.fromEntries(Object.entries(cursor.queries).map(([name, q]) => [`query ${name} watermark`, q.watermark])), now);
+    const budget = await HuntingBudget.load(cursors, connector.name, ctx.logger);
+    this.budgets.set(connector.name, budget);
+    try {
+      return await this.runQueries(ctx, queries, failures, cursor, now, budget);
+    } finally {
+      await budget.saved();
+    }
+  }
+
+  /** The queries that are due, within the budget, in file order. */
+  private async runQueries(ctx: TaskContext, queries: HuntingQuery[], failures: QueryFailure[], cursor: HuntingCursor, now: number, budget: HuntingBudget): Promise<PollResult> {
     const result: PollResult = { pages: 0, records: 0, cursor: '' };
     const ran: string[] = [];
-    const budget = this.budget(ctx);
     const block = budget.blocked(now);
     if (block) failures.push(new QueryFailure(`advanced hunting is blocked until ${new Date(block.until).toISOString()}, the tenant's next CPU cycle (${block.reason}): no query runs before then; ${queries.map((q) => q.name).join(', ')} wait`, 'throttled'));
     for (const q of block ? [] : queries) {
@@ -219,7 +220,7 @@ export class HuntingCollector implements CollectorTask {
       if (!(err instanceof DefenderApiError && isResultTooLarge(err))) throw err;
       tooLarge = true;
     } finally {
-      this.budget(ctx).record(ctx.clock.now(), performance.now() - began);
+      this.budgets.get(ctx.connector.name)?.record(ctx.clock.now(), performance.now() - began);
     }
     const full = tooLarge || res!.rows.length >= this.opts.maxRows;
     if (full && end - start > this.opts.minWindowMs) {

@@ -29,7 +29,7 @@ export async function openState(config: Config, logger: Logger): Promise<OpenedS
   const tasks = config.connectors.filter((c) => c.functions.includes('collect')).flatMap((c) => c.contentTypes.map((content) => ({ connector: c.name, content })));
   const leases = new LeaseManager(pool, tasks, { leaseMs: state.leaseSeconds * 1000, logger });
   return {
-    store: new PgStateStore(pool, leases.owner, config.stateDir),
+    store: new PgStateStore(pool, leases.owner),
     leases,
     inventory: new PgMachineInventory(pool, leases.owner, unreadable),
     statusMirror: (status) => new PgStatusMirror(pool, status, logger),

@@ -1,13 +1,13 @@
 import pg from 'pg';
 import type { ContentType } from '../config/load.js';
 import { contentTypes } from '../config/load.js';
-import { assertCursorNotAhead, CursorStore, parseCursor } from '../collect/cursor-store.js';
+import { assertCursorNotAhead, parseCursor } from '../collect/cursor-store.js';
 import { LeaseLostError, type StateStore, type WindowJournalStore } from './store.js';
 
 /**
  * Tables, created on first use (under an advisory lock, so replicas starting together do not race):
- * one row per connector × content type holding its lease (owner, lease_until), cursor and host
- * digests; the alerts' window journal, one row per checkpointed page; the live replicas (for the
+ * one row per connector × content type holding its lease (owner, lease_until), cursor, host
+ * digests and hunting quota budget; the alerts' window journal, one row per checkpointed page; the live replicas (for the
  * fair share of tasks); the machine inventory (PgMachineInventory: the packed fields per connector,
  * a row per machine); and connector status.
  */
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS defender_fluent_replicas (
   seen_until timestamptz NOT NULL
 );
 ALTER TABLE defender_fluent_replicas ADD COLUMN IF NOT EXISTS tasks text;
+ALTER TABLE defender_fluent_tasks ADD COLUMN IF NOT EXISTS budget text;
 CREATE TABLE IF NOT EXISTS defender_fluent_inventory (
   connector text PRIMARY KEY,
   fields text NOT NULL
@@ -96,21 +97,11 @@ const where = (connector: string, content: ContentType) => `${connector}:${conte
  * task over committed. A refused write is a LeaseLostError.
  */
 export class PgStateStore implements StateStore {
-  /** what is not shared stays in files (sideFile) */
-  private readonly files: CursorStore;
-
   constructor(
     private readonly pool: pg.Pool,
     /** this replica's lease owner id (LeaseManager.owner) */
     readonly owner: string,
-    stateDir: string,
-  ) {
-    this.files = new CursorStore(stateDir);
-  }
-
-  sideFile(connector: string, content: ContentType, kind: 'budget'): string {
-    return this.files.sideFile(connector, content, kind);
-  }
+  ) {}
 
   async load<T>(connector: string, content: ContentType, check: (v: unknown) => v is T): Promise<T | undefined> {
     // the JSON text as stored: parsing it here gives the same errors as the file store
@@ -145,6 +136,15 @@ export class PgStateStore implements StateStore {
       },
       remove: () => this.fenced(connector, content, (c) => c.query('DELETE FROM defender_fluent_journal WHERE connector = $1 AND content = $2', key)),
     };
+  }
+
+  async loadBudget(connector: string): Promise<{ text?: string; where: string }> {
+    const { rows } = await this.pool.query<{ budget: string | null }>("SELECT budget FROM defender_fluent_tasks WHERE connector = $1 AND content = 'hunting'", [connector]);
+    return { ...(rows[0]?.budget != null ? { text: rows[0].budget } : {}), where: `${where(connector, 'hunting')}, column budget` };
+  }
+
+  async saveBudget(connector: string, text: string): Promise<void> {
+    await this.fencedUpdate(connector, 'hunting', 'budget = $4', [text]);
   }
 
   async loadDigests(connector: string): Promise<Buffer | undefined> {

@@ -18,8 +18,9 @@ export interface StateStore {
   /** The host digests (a DigestTable's bytes) as last saved; undefined when none. */
   loadDigests(connector: string): Promise<Buffer | undefined>;
   saveDigests(connector: string, table: Buffer): Promise<void>;
-  /** A file of this process beside the state, for what replicas do not share (hunting's quota budget). */
-  sideFile(connector: string, content: ContentType, kind: 'budget'): string;
+  /** Hunting's quota budget of a connector as last saved (its text, checked by HuntingBudget), and where it is, for messages. A reset leaves it: a reset gives no quota back. */
+  loadBudget(connector: string): Promise<{ text?: string; where: string }>;
+  saveBudget(connector: string, text: string): Promise<void>;
   /** Deletes the cursor(s) with their journal and digests; returns what was removed, for the log. */
 
   reset(connector: string, content?: ContentType): Promise<string[]>;
