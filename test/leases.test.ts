@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type pg from 'pg';
 import { Collector } from '../plugin/collect/collector.js';
 import { CursorStore } from '../plugin/collect/cursor-store.js';
@@ -85,24 +82,19 @@ describe('leases: LeaseManager on a real PostgreSQL', function () {
   });
 
   it('an operator’s reset (--reset-cursor) takes the lease with the cursor: the holder’s poll is stopped and it cannot write its old cursor back', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'reset-'));
-    try {
-      const a = manager('A');
-      await a.start();
-      const holder = new PgStateStore(pool, 'A');
-      const lease = a.acquire('t1', 'alerts')!;
-      await holder.save('t1', 'alerts', { lastUpdateTime: '2025-06-10T00:00:00Z' });
-      // another replica's `run --reset-cursor t1:alerts`, while A goes on
-      const removed = await new PgStateStore(pool, 'B').reset('t1', 'alerts');
-      assert.equal(removed.length, 1);
-      assert.match(removed[0] as string, /^t1:alerts /);
-      await assert.rejects(holder.save('t1', 'alerts', { lastUpdateTime: '2025-06-11T00:00:00Z' }), LeaseLostError);
-      assert.equal(await holder.load('t1', 'alerts', (v): v is unknown => true), undefined, 'the cursor stays reset');
-      await until('A notices at its next renewal and stops the poll', () => lease.signal.aborted);
-      assert.ok(a.holds('t1', 'host'), 'the other leases are kept');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const a = manager('A');
+    await a.start();
+    const holder = new PgStateStore(pool, 'A');
+    const lease = a.acquire('t1', 'alerts')!;
+    await holder.save('t1', 'alerts', { lastUpdateTime: '2025-06-10T00:00:00Z' });
+    // another replica's `run --reset-cursor t1:alerts`, while A goes on
+    const removed = await new PgStateStore(pool, 'B').reset('t1', 'alerts');
+    assert.equal(removed.length, 1);
+    assert.match(removed[0] as string, /^t1:alerts /);
+    await assert.rejects(holder.save('t1', 'alerts', { lastUpdateTime: '2025-06-11T00:00:00Z' }), LeaseLostError);
+    assert.equal(await holder.load('t1', 'alerts', (v): v is unknown => true), undefined, 'the cursor stays reset');
+    await until('A notices at its next renewal and stops the poll', () => lease.signal.aborted);
+    assert.ok(a.holds('t1', 'host'), 'the other leases are kept');
   });
 });
 
