@@ -103,9 +103,14 @@ function findTransportCause(e: unknown): unknown {
   return undefined;
 }
 
+/** MSAL's default tokenRenewalOffsetSeconds: a cached token closer than this to its expiry is renewed. */
+const renewalOffsetMs = 300_000;
+
 /**
  * Client-credentials tokens for one connector. MSAL caches the token and renews it ahead of expiry
- * (5 minutes by default); concurrent callers share one in-flight acquisition.
+ * (5 minutes by default); concurrent callers share one in-flight acquisition. The token MSAL gave
+ * is also kept here until that same renewal point: asking MSAL's cache costs more than the request
+ * it is for (~6 % of an idle collector's CPU with 1 000 tenants, every poll asking once per call).
  */
 export class TokenProvider {
   private readonly app: ConfidentialClientApplication;
@@ -115,6 +120,8 @@ export class TokenProvider {
   private readonly authority: string;
   private readonly scope: string;
   private inflight?: Promise<string>;
+  /** MSAL's last token, and when MSAL itself would stop serving it from its cache (epoch ms) */
+  private held?: { token: string; until: number };
   private lastToken?: string;
   private renewalCount = 0;
   private readonly logger?: Logger;
@@ -179,6 +186,7 @@ export class TokenProvider {
   }
 
   getToken(opts: { forceRefresh?: boolean } = {}): Promise<string> {
+    if (!opts.forceRefresh && this.held && Date.now() < this.held.until) return Promise.resolve(this.held.token);
     if (this.inflight && !opts.forceRefresh) return this.inflight;
     const p = this.acquire(opts.forceRefresh ?? false).finally(() => {
       if (this.inflight === p) this.inflight = undefined;
@@ -212,6 +220,9 @@ export class TokenProvider {
     if (!result?.accessToken) throw new TokenError(`token request to ${this.authority} returned no access token`, { errorClass: 'auth' });
     if (result.accessToken !== this.lastToken) this.renewalCount++;
     this.lastToken = result.accessToken;
+    // MSAL renews 5 minutes before expiry, or at refreshOn (refresh_in) when the authority sent one
+    const until = Math.min(result.expiresOn ? result.expiresOn.getTime() - renewalOffsetMs : 0, result.refreshOn ? result.refreshOn.getTime() : Infinity);
+    this.held = { token: result.accessToken, until };
     registerSecret(result.accessToken);
     return result.accessToken;
   }
