@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { CursorError, CursorStore } from '../plugin/collect/cursor-store.js';
+import { FileMachineInventory } from '../plugin/collect/inventory.js';
 import type { ContentType } from '../plugin/config/load.js';
 import { DigestTable } from '../plugin/state/digest-table.js';
 import { openPool, PgStateStore } from '../plugin/state/postgres.js';
@@ -218,6 +219,38 @@ describe('CursorStore (files under stateDir)', function () {
     const store = new CursorStore(stateDir);
     await store.save('acme-mde', 'alerts', { watermark: '2026-11-28T05:00:00.000Z', seen: [] });
     assert.deepEqual(readdirSync(join(stateDir, 'cursors')), ['acme-mde.alerts.json']);
+  });
+
+  it('an unchanged cursor, digests or machine inventory is not written again (each write is an fsync); a changed one is, and so is one after a reset', async () => {
+    const store = new CursorStore(stateDir);
+    const inode = (file: string) => statSync(file).ino; // an atomic write replaces the file
+    const cursor = store.file('acme', 'host');
+    await store.save('acme', 'host', { v: 2, machines: 1 });
+    const first = inode(cursor);
+    await store.save('acme', 'host', { v: 2, machines: 1 });
+    assert.equal(inode(cursor), first, 'same cursor: not written');
+    await store.save('acme', 'host', { v: 2, machines: 2 });
+    assert.notEqual(inode(cursor), first, 'a changed cursor is written');
+    await store.saveDigests('acme', Buffer.from('digests'));
+    const digests = inode(store.sideFile('acme', 'host', 'digests'));
+    await store.saveDigests('acme', Buffer.from('digests'));
+    assert.equal(inode(store.sideFile('acme', 'host', 'digests')), digests);
+    await store.reset('acme', 'host');
+    await store.save('acme', 'host', { v: 2, machines: 2 });
+    assert.ok(existsSync(cursor), 'after a reset the same cursor is written again');
+    const inventory = new FileMachineInventory(stateDir);
+    const commit = async () => {
+      const w = inventory.writer('acme');
+      w.add({ id: 'm1', computerDnsName: 'a.example' });
+      await w.commit();
+    };
+    await commit();
+    const inv = inode(inventory.file('acme'));
+    await commit();
+    assert.equal(inode(inventory.file('acme')), inv, 'same machines: the inventory is not written');
+    await inventory.reset('acme');
+    await commit();
+    assert.ok(existsSync(inventory.file('acme')), 'after a reset the same inventory is written again');
   });
 
   it('a corrupt cursor file is a CursorError naming the file and the reset command', async () => {

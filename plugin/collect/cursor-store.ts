@@ -1,7 +1,7 @@
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { contentTypes, type ContentType } from '../config/load.js';
-import { writeFileAtomic } from '../atomic-file.js';
+import { AtomicWriter, writeFileAtomic } from '../atomic-file.js';
 import type { StateStore, WindowJournalStore } from '../state/store.js';
 import { WindowJournal } from './window-journal.js';
 
@@ -26,6 +26,8 @@ export class CursorError extends Error {
  */
 export class CursorStore implements StateStore {
   readonly dir: string;
+  /** an unchanged cursor or digests file is not written again */
+  private readonly files = new AtomicWriter();
 
   constructor(stateDir: string) {
     this.dir = join(stateDir, 'cursors');
@@ -75,7 +77,7 @@ export class CursorStore implements StateStore {
   }
 
   async save(connector: string, content: ContentType, cursor: unknown): Promise<void> {
-    writeFileAtomic(this.file(connector, content), JSON.stringify(cursor));
+    this.files.write(this.file(connector, content), JSON.stringify(cursor));
   }
 
   journal(connector: string, content: ContentType): WindowJournalStore {
@@ -92,7 +94,7 @@ export class CursorStore implements StateStore {
   }
 
   async saveDigests(connector: string, table: Buffer): Promise<void> {
-    writeFileAtomic(this.sideFile(connector, 'host', 'digests'), table);
+    this.files.write(this.sideFile(connector, 'host', 'digests'), table);
   }
 
   /** Deletes the cursor(s); returns the files removed. */
@@ -105,6 +107,7 @@ export class CursorStore implements StateStore {
       // (the alerts' window journal, the host digests) go with their cursor
       if (!(content ? [content] : contentTypes).some((c) => ['json', ...sideKinds].some((kind) => name === `${prefix}${c}.${kind}`))) continue;
       await unlink(join(this.dir, name));
+      this.files.forget(join(this.dir, name));
       removed.push(join(this.dir, name));
     }
     return removed;

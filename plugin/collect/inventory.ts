@@ -7,7 +7,7 @@
 // `_machine`: the schema is the only list of them.
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../atomic-file.js';
+import { AtomicWriter } from '../atomic-file.js';
 import { loadSchema } from '../schema-check.js';
 import { itemsOf, propertiesOf, resolveRef, type JsonSchema } from '../transform/schema-nav.js';
 
@@ -121,6 +121,8 @@ export const unpackEntry = (text: string): InventoryEntry => unpack(machineShape
  */
 export class FileMachineInventory implements MachineInventory {
   readonly dir: string;
+  /** an unchanged inventory is not written again */
+  private readonly files = new AtomicWriter();
 
   constructor(
     stateDir: string,
@@ -140,12 +142,13 @@ export class FileMachineInventory implements MachineInventory {
         const packed = packMachine(m);
         if (packed) lines.set(packed[0], `${packed[0]}\t${packed[1]}`);
       },
-      commit: async () => writeFileAtomic(this.file(connector), [inventoryHeader(), ...lines.values()].join('\n') + '\n'),
+      commit: async () => this.files.write(this.file(connector), [inventoryHeader(), ...lines.values()].join('\n') + '\n'),
     };
   }
 
   async reset(connector: string): Promise<string[]> {
     const file = this.file(connector);
+    this.files.forget(file);
     try {
       await unlink(file);
     } catch (e) {
