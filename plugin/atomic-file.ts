@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /**
@@ -46,21 +46,28 @@ export function writeFileAtomic(file: string, content: string | Uint8Array): voi
 /**
  * writeFileAtomic that skips a file whose bytes this writer wrote last: most polls of an idle tenant
  * end with the same host cursor, digests and machine inventory, and each write is two fsyncs on the
- * event loop (writes were ~13 % of an idle collector's CPU with many tenants). Whoever removes one
- * of these files through another path calls forget(file), or the next identical write is skipped.
+ * event loop (writes were ~13 % of an idle collector's CPU with many tenants). The file must still
+ * be the one written (same inode, size and mtime: a stat, no fsync), so one removed or replaced by
+ * anyone else is written again.
  */
 export class AtomicWriter {
-  /** per file, a hash of the bytes last written by this writer */
-  private readonly written = new Map<string, string>();
+  /** per file, a hash of the bytes this writer wrote last and what the file looked like then */
+  private readonly written = new Map<string, { hash: string; stamp: string }>();
 
   write(file: string, content: string | Uint8Array): void {
     const hash = createHash('sha1').update(content).digest('base64');
-    if (this.written.get(file) === hash) return;
+    const last = this.written.get(file);
+    if (last?.hash === hash && last.stamp === stamp(file)) return;
     writeFileAtomic(file, content);
-    this.written.set(file, hash);
+    this.written.set(file, { hash, stamp: stamp(file) });
   }
+}
 
-  forget(file: string): void {
-    this.written.delete(file);
+function stamp(file: string): string {
+  try {
+    const s = statSync(file);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return 'none';
   }
 }

@@ -221,7 +221,7 @@ describe('CursorStore (files under stateDir)', function () {
     assert.deepEqual(readdirSync(join(stateDir, 'cursors')), ['acme-mde.alerts.json']);
   });
 
-  it('an unchanged cursor, digests or machine inventory is not written again (each write is an fsync); a changed one is, and so is one after a reset', async () => {
+  it('an unchanged cursor, digests or machine inventory is not written again (each write is an fsync); a changed one is, and so is one removed (a reset, or anyone else)', async () => {
     const store = new CursorStore(stateDir);
     const inode = (file: string) => statSync(file).ino; // an atomic write replaces the file
     const cursor = store.file('acme', 'host');
@@ -235,6 +235,9 @@ describe('CursorStore (files under stateDir)', function () {
     const digests = inode(store.sideFile('acme', 'host', 'digests'));
     await store.saveDigests('acme', Buffer.from('digests'));
     assert.equal(inode(store.sideFile('acme', 'host', 'digests')), digests);
+    rmSync(store.sideFile('acme', 'host', 'digests')); // removed by someone else: written again
+    await store.saveDigests('acme', Buffer.from('digests'));
+    assert.ok(existsSync(store.sideFile('acme', 'host', 'digests')), 'a file removed behind its back is written again');
     await store.reset('acme', 'host');
     await store.save('acme', 'host', { v: 2, machines: 2 });
     assert.ok(existsSync(cursor), 'after a reset the same cursor is written again');

@@ -107,7 +107,6 @@ export class CursorStore implements StateStore {
       // (the alerts' window journal, the host digests) go with their cursor
       if (!(content ? [content] : contentTypes).some((c) => ['json', ...sideKinds].some((kind) => name === `${prefix}${c}.${kind}`))) continue;
       await unlink(join(this.dir, name));
-      this.files.forget(join(this.dir, name));
       removed.push(join(this.dir, name));
     }
     return removed;

@@ -148,7 +148,6 @@ export class FileMachineInventory implements MachineInventory {
 
   async reset(connector: string): Promise<string[]> {
     const file = this.file(connector);
-    this.files.forget(file);
     try {
       await unlink(file);
     } catch (e) {
