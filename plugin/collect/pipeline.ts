@@ -64,12 +64,13 @@ function unlessAbandoned(delivery: Promise<void>, abandon: AbortSignal | undefin
   if (!abandon) return delivery;
   return new Promise((resolve, reject) => {
     const giveUp = () => reject(new SinkClosedError(String(abandon.reason)));
-    if (abandon.aborted) return giveUp();
-    abandon.addEventListener('abort', giveUp, { once: true });
     const settled = () => abandon.removeEventListener('abort', giveUp);
+    // handled either way: the sink may still fail the batch after it was given up (at its close)
     delivery.then(
       () => (settled(), resolve()),
       (e: unknown) => (settled(), reject(e)),
     );
+    if (abandon.aborted) giveUp();
+    else abandon.addEventListener('abort', giveUp, { once: true });
   });
 }
