@@ -74,8 +74,6 @@ export class HuntingCollector implements CollectorTask {
   readonly content = 'hunting' as const;
   private readonly opts: HuntingOptions;
   private readonly clients = new Map<string, DefenderClient>();
-  /** per connector, read at the start of its poll: running time of the last hour and a CPU-quota block */
-  private readonly budgets = new Map<string, HuntingBudget>();
 
   constructor(opts: Partial<HuntingOptions> = {}) {
     this.opts = { ...defaults, ...opts };
@@ -104,8 +102,8 @@ export class HuntingCollector implements CollectorTask {
     const cursor: HuntingCursor = (await cursors.load(connector.name, 'hunting', isHuntingCursor)) ?? { v: 1, queries: {} };
     const now = ctx.clock.now();
     cursors.assertNotAhead(connector.name, 'hunting', Object.fromEntries(Object.entries(cursor.queries).map(([name, q]) => [`query ${name} watermark`, q.watermark])), now);
+    // read afresh each poll: another replica may have used the tenant's quota since
     const budget = await HuntingBudget.load(cursors, connector.name, ctx.logger);
-    this.budgets.set(connector.name, budget);
     try {
       return await this.runQueries(ctx, queries, failures, cursor, now, budget);
     } finally {
@@ -130,7 +128,7 @@ export class HuntingCollector implements CollectorTask {
         break;
       }
       try {
-        await this.runQuery(ctx, q, cursor, now, result);
+        await this.runQuery(ctx, q, cursor, now, result, budget);
         ran.push(q.name);
       } catch (e) {
         if (!(e instanceof DefenderApiError || e instanceof QueryFailure)) throw e; // a stop, the sink, a bug: the task's own failure
@@ -162,7 +160,7 @@ export class HuntingCollector implements CollectorTask {
   }
 
   /** Windows from the query's cursor (or its lookback) to now, each committed once delivered. */
-  private async runQuery(ctx: TaskContext, q: HuntingQuery, cursor: HuntingCursor, now: number, result: PollResult): Promise<void> {
+  private async runQuery(ctx: TaskContext, q: HuntingQuery, cursor: HuntingCursor, now: number, result: PollResult, budget: HuntingBudget): Promise<void> {
     const { connector, cursors } = ctx;
     const state = cursor.queries[q.name];
     // Advanced hunting holds 30 days: a cursor older than that resumes where data still exists (a little inside, so the window is not refused).
@@ -174,7 +172,7 @@ export class HuntingCollector implements CollectorTask {
     while (start < now) {
       throwIfStopped(ctx.signal);
       const end = Math.min(now, start + this.opts.maxWindowMs);
-      const rows = await this.fetchWindow(ctx, q, start, end);
+      const rows = await this.fetchWindow(ctx, q, start, end, budget);
       const nextCarry = new Set<string>();
       const keys = new Set<string>();
       const fresh: Record<string, unknown>[] = [];
@@ -206,7 +204,7 @@ export class HuntingCollector implements CollectorTask {
    * Timespan. A result of maxRows rows (Graph cut it off) or one over the result-size limit is
    * asked for again in two halves, down to minWindowMs.
    */
-  private async fetchWindow(ctx: TaskContext, q: HuntingQuery, start: number, end: number): Promise<Array<{ row: Record<string, unknown>; time: string }>> {
+  private async fetchWindow(ctx: TaskContext, q: HuntingQuery, start: number, end: number, budget: HuntingBudget): Promise<Array<{ row: Record<string, unknown>; time: string }>> {
     const s = new Date(start).toISOString();
     const e = new Date(end).toISOString();
     const kql = `${q.kql}\n| where ${q.timeColumn} >= datetime(${s}) and ${q.timeColumn} < datetime(${e})`;
@@ -220,13 +218,13 @@ export class HuntingCollector implements CollectorTask {
       if (!(err instanceof DefenderApiError && isResultTooLarge(err))) throw err;
       tooLarge = true;
     } finally {
-      this.budgets.get(ctx.connector.name)?.record(ctx.clock.now(), performance.now() - began);
+      budget.record(ctx.clock.now(), performance.now() - began);
     }
     const full = tooLarge || res!.rows.length >= this.opts.maxRows;
     if (full && end - start > this.opts.minWindowMs) {
       const mid = start + Math.floor((end - start) / 2);
       ctx.logger.info({ connector: ctx.connector.name, query: q.name, from: s, to: e }, 'hunting result at the row or size limit: asking for the window in two halves');
-      return [...(await this.fetchWindow(ctx, q, start, mid)), ...(await this.fetchWindow(ctx, q, mid, end))];
+      return [...(await this.fetchWindow(ctx, q, start, mid, budget)), ...(await this.fetchWindow(ctx, q, mid, end, budget))];
     }
     if (tooLarge) throw new QueryFailure(`${q.file}: ${q.name}: the result of ${s}/${e} is over Graph's size limit even for a window of ${Math.round((end - start) / 1000)} s: project fewer columns`, 'bad_request');
     if (full) ctx.logger.warn({ connector: ctx.connector.name, query: q.name, from: s, to: e }, `hunting result has ${this.opts.maxRows} rows (the limit) in a window of ${Math.round((end - start) / 1000)} s: rows past the limit are not returned by Graph`);
