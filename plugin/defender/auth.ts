@@ -122,7 +122,6 @@ export class TokenProvider {
   private inflight?: Promise<string>;
   /** MSAL's last token, and when MSAL itself would stop serving it from its cache (epoch ms) */
   private held?: { token: string; until: number };
-  private lastToken?: string;
   private renewalCount = 0;
   private readonly logger?: Logger;
   private readonly retry?: { clock: Clock; signal: AbortSignal; random?: () => number };
@@ -218,8 +217,7 @@ export class TokenProvider {
       }
     }
     if (!result?.accessToken) throw new TokenError(`token request to ${this.authority} returned no access token`, { errorClass: 'auth' });
-    if (result.accessToken !== this.lastToken) this.renewalCount++;
-    this.lastToken = result.accessToken;
+    if (result.accessToken !== this.held?.token) this.renewalCount++;
     // MSAL renews 5 minutes before expiry, or at refreshOn (refresh_in) when the authority sent one
     const until = Math.min(result.expiresOn ? result.expiresOn.getTime() - renewalOffsetMs : 0, result.refreshOn ? result.refreshOn.getTime() : Infinity);
     this.held = { token: result.accessToken, until };
