@@ -48,12 +48,8 @@ export class CursorStore implements StateStore {
 
   async loadBudget(connector: string): Promise<{ text?: string; where: string }> {
     const file = this.sideFile(connector, 'hunting', 'budget');
-    try {
-      return { text: await readFile(file, 'utf8'), where: file };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { where: file };
-      throw e;
-    }
+    const bytes = await readIfPresent(file);
+    return bytes ? { text: bytes.toString('utf8'), where: file } : { where: file };
   }
 
   async saveBudget(connector: string, text: string): Promise<void> {
@@ -85,12 +81,7 @@ export class CursorStore implements StateStore {
   }
 
   async loadDigests(connector: string): Promise<Buffer | undefined> {
-    try {
-      return await readFile(this.sideFile(connector, 'host', 'digests'));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
+    return readIfPresent(this.sideFile(connector, 'host', 'digests'));
   }
 
   async saveDigests(connector: string, table: Buffer): Promise<void> {
@@ -110,6 +101,16 @@ export class CursorStore implements StateStore {
       removed.push(join(this.dir, name));
     }
     return removed;
+  }
+}
+
+/** The file's bytes; undefined when there is no such file. */
+async function readIfPresent(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
   }
 }
 
